@@ -1,0 +1,5 @@
+import sys
+
+from counting.cli import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""Inference speed at 1024x768 for each architecture and precision, against a plain fp32 eager forward of the
+same weights, measured side by side in one run. Medians of repeated runs; the machines are noisy."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from counting.engine import predict_density
+from counting.models import ARCHITECTURES, DEFAULT_WEIGHTS, build, load_model
+
+BENCH_SIZE = (768, 1024)  # height, width: a ShanghaiTech Part B frame
+
+
+def _median_seconds(run, repeats: int) -> float:
+    run()  # warm-up: first calls pick kernels and allocate
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _plain_forward(model: nn.Module, rgb: np.ndarray) -> None:
+    from counting.images import to_input_tensor
+
+    with torch.no_grad():
+        model(to_input_tensor(rgb)[None])
+
+
+def bench_architecture(arch: str, rgb: np.ndarray, repeats: int) -> list[dict]:
+    """Rows for one architecture: plain fp32, then the engine's path (channels-last, inference mode) in fp32/bf16."""
+    trained = arch in DEFAULT_WEIGHTS and DEFAULT_WEIGHTS[arch].exists()
+    model = load_model(arch)[0] if trained else build(arch).eval()
+    plain = _median_seconds(lambda: _plain_forward(model, rgb), repeats)
+    fast_model = build(arch).eval()
+    fast_model.load_state_dict(model.state_dict())
+    fast_model = fast_model.to(memory_format=torch.channels_last)
+    rows = [{"arch": arch, "path": "plain eager", "precision": "fp32", "images_per_s": 1 / plain, "speedup": 1.0}]
+    counts = {}
+    for precision in ("fp32", "bf16"):
+        seconds = _median_seconds(lambda p=precision: predict_density(fast_model, rgb, p), repeats)
+        counts[precision] = float(predict_density(fast_model, rgb, precision).sum())
+        rows.append(
+            {
+                "arch": arch,
+                "path": "engine",
+                "precision": precision,
+                "images_per_s": 1 / seconds,
+                "speedup": plain / seconds,
+            }
+        )
+    for row in rows:
+        row["weights"] = "trained" if trained else "untrained (speed only)"
+        row["params"] = sum(p.numel() for p in model.parameters())
+    if trained:
+        rows[-1]["count_change_pct"] = 100 * abs(counts["bf16"] - counts["fp32"]) / max(counts["fp32"], 1e-6)
+    return rows
+
+
+def run_bench(image: np.ndarray | None = None, archs: list[str] | None = None, repeats: int = 5) -> list[dict]:
+    if image is None:
+        image = np.random.default_rng(0).integers(0, 256, (*BENCH_SIZE, 3), dtype=np.uint8)
+    rows = []
+    for arch in archs or list(ARCHITECTURES):
+        rows += bench_architecture(arch, image, repeats)
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [
+        f"{'arch':<13}{'path':<13}{'precision':<10}{'images/s':>9}{'x plain':>9}  {'bf16 count change':<18}weights"
+    ]
+    for row in rows:
+        change = f"{row['count_change_pct']:.2f}%" if "count_change_pct" in row else ""
+        lines.append(
+            f"{row['arch']:<13}{row['path']:<13}{row['precision']:<10}{row['images_per_s']:>9.2f}"
+            f"{row['speedup']:>9.2f}  {change:<18}{row['weights']}"
+        )
+    return "\n".join(lines)

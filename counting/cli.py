@@ -1,0 +1,197 @@
+"""`python -m counting {count,evaluate,train,export,bench}`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from counting.engine import PRECISIONS, CountingEngine, configure_threads
+from counting.images import ImageError, load_rgb
+from counting.models import ARCHITECTURES, WeightsError
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--arch",
+        choices=sorted(ARCHITECTURES),
+        help="architecture (default: the one recorded in the weights, else csrnet-lite)",
+    )
+    parser.add_argument(
+        "--weights",
+        help="checkpoint: ours, or a public CSRNet state dict / .pth.tar (default: our trained weights for --arch)",
+    )
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+
+
+def _engine(args: argparse.Namespace) -> CountingEngine:
+    configure_threads(args.threads)
+    return CountingEngine(args.arch, args.weights, args.precision, args.device)
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    from counting.overlay import write_overlay
+
+    engine = _engine(args)
+    failures = 0
+    for path in args.images:
+        try:
+            rgb = load_rgb(path)
+        except (ImageError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        result = engine.count(rgb)
+        record = {
+            "path": path,
+            "count": round(result.count, 3),
+            "arch": engine.arch,
+            "weights": str(engine.weights),
+            "ms": round(result.ms, 1),
+        }
+        if args.overlay:
+            record["overlay"] = str(
+                write_overlay(rgb, result.density, result.count, Path(args.overlay) / f"{Path(path).stem}.png")
+            )
+        if args.json:
+            print(json.dumps(record), flush=True)
+        else:
+            print(f"{path}: {result.count:.1f} people ({engine.arch}, {result.ms:.0f} ms)", flush=True)
+    return 1 if failures else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from counting.datasets import load_annotated
+    from counting.evaluate import evaluate_images, summarise, write_csv
+
+    engine = _engine(args)
+    samples = load_annotated(args.data, args.split)[: args.limit]
+    results = evaluate_images(engine, samples, progress=not args.json)
+    summary = {
+        "data": args.data,
+        "split": args.split,
+        "arch": engine.arch,
+        "weights": str(engine.weights),
+        "precision": engine.precision,
+        **summarise(results),
+    }
+    if args.csv:
+        write_csv(results, args.csv)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['images']} images of {args.data} ({args.split}) with {engine.arch} ({engine.weights})")
+        print(
+            f"MAE {summary['mae']:.2f}  MSE {summary['mse']:.2f}  "
+            + "  ".join(f"GAME({level}) {summary[f'game{level}']:.2f}" for level in range(4))
+        )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from counting.train import TrainConfig, train
+
+    out = args.out or f"runs/{args.arch}-{Path(args.data).name}"
+    config = TrainConfig(
+        arch=args.arch,
+        data=args.data,
+        out=out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        crop=(args.crop[0], args.crop[1]),
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        bf16=not args.no_bf16,
+        threads=args.threads,
+        max_steps_per_epoch=args.max_steps_per_epoch,
+    )
+    best = train(config, resume=args.resume)
+    print(json.dumps({"run": out, "best": best}))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from counting.models import load_model, read_checkpoint, save_weights
+
+    model, arch, _ = load_model(args.arch, args.checkpoint)
+    meta = read_checkpoint(args.checkpoint).get("meta", {})
+    save_weights(model, arch, args.out, half=args.half, **meta)
+    size_mb = Path(args.out).stat().st_size / 1e6
+    print(f"wrote {args.out} ({size_mb:.2f} MB, {arch}, {'float16' if args.half else 'float32'})")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from counting.bench import format_table, run_bench
+
+    configure_threads(args.threads)
+    image = load_rgb(args.image) if args.image else None
+    rows = run_bench(image, args.arch or None, args.repeats)
+    print(json.dumps(rows) if args.json else format_table(rows))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m counting", description="CrowdScope crowd counting")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    count = commands.add_parser("count", help="count people in images")
+    count.add_argument("images", nargs="+", metavar="IMAGE")
+    _add_model_options(count)
+    count.add_argument("--overlay", metavar="OUT_DIR", help="write each frame with its density heatmap here")
+    count.add_argument("--json", action="store_true", help="one JSON object a line")
+    count.set_defaults(run=cmd_count)
+
+    evaluate = commands.add_parser("evaluate", help="MAE, MSE and GAME on an annotated split")
+    evaluate.add_argument("--data", required=True, help="ShanghaiTech part folder or a labelled point folder")
+    evaluate.add_argument("--split", default="test")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--limit", type=int, help="only the first N images")
+    evaluate.add_argument("--csv", help="write per-image results here")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    train = commands.add_parser("train", help="train on the train split (a validation slice is held out)")
+    train.add_argument("--arch", choices=sorted(ARCHITECTURES), required=True)
+    train.add_argument("--data", required=True)
+    train.add_argument("--out", help="run folder (default runs/ARCH-DATA)")
+    train.add_argument("--epochs", type=int, default=60)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--crop", type=int, nargs=2, default=(384, 512), metavar=("H", "W"))
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--threads", type=int)
+    train.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
+    train.set_defaults(run=cmd_train)
+
+    export = commands.add_parser("export", help="write shipping weights from a checkpoint")
+    export.add_argument("checkpoint")
+    export.add_argument("out")
+    export.add_argument("--arch", choices=sorted(ARCHITECTURES))
+    export.add_argument("--half", action="store_true", help="store float16")
+    export.set_defaults(run=cmd_export)
+
+    bench = commands.add_parser("bench", help="images/s at 1024x768 per architecture and precision")
+    bench.add_argument("--arch", action="append", choices=sorted(ARCHITECTURES))
+    bench.add_argument("--image", help="a frame to time (default: random 1024x768 pixels)")
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--threads", type=int)
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(run=cmd_bench)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (WeightsError, ImageError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

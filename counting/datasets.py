@@ -1,0 +1,221 @@
+"""Annotated crowd images: ShanghaiTech, an operator's own labelled folder, the ground-truth cache, augmentation."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from counting.csrnet import OUTPUT_STRIDE
+from counting.density import density_map, fixed_sigmas, geometry_adaptive_sigmas
+from counting.images import IMAGENET_MEAN, load_rgb, to_input_tensor
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+SIGMA_MODES = ("adaptive", "fixed")
+
+
+@dataclass(frozen=True)
+class AnnotatedImage:
+    """One image and its head points, (x, y) in continuous pixel coordinates (pixel centres at .5)."""
+
+    image_path: Path
+    points: np.ndarray
+    sigma_mode: str = "adaptive"
+
+    @property
+    def count(self) -> int:
+        return len(self.points)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("CROWDSCOPE_CACHE", Path(__file__).resolve().parent.parent / ".cache"))
+
+
+def shanghaitech_split(part_root: str | Path, split: str) -> list[AnnotatedImage]:
+    """Read `part_X/{split}/images/IMG_n.jpg` with `ground-truth/GT_IMG_n.mat` (points are 1-based there).
+
+    Part B uses the fixed sigma of 15 and Part A geometry-adaptive kernels, as in the CSRNet paper.
+    """
+    root = Path(part_root)
+    image_dir = root / split / "images"
+    truth_dir = root / split / "ground-truth"
+    if not image_dir.is_dir() or not truth_dir.is_dir():
+        raise FileNotFoundError(f"{root / split} has no images/ and ground-truth/ folders (ShanghaiTech layout)")
+    sigma_mode = "fixed" if root.name.lower().endswith("b") else "adaptive"
+    samples = []
+    for image_path in sorted(image_dir.glob("IMG_*.jpg"), key=lambda p: int(p.stem.split("_")[1])):
+        mat = scipy.io.loadmat(truth_dir / f"GT_{image_path.stem}.mat")
+        points = np.asarray(mat["image_info"][0, 0][0, 0][0], dtype=np.float64).reshape(-1, 2) - 0.5
+        samples.append(AnnotatedImage(image_path, points, sigma_mode))
+    if not samples:
+        raise FileNotFoundError(f"no IMG_*.jpg images in {image_dir}")
+    return samples
+
+
+def _read_points_file(path: Path) -> np.ndarray:
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            data = data.get("points", [])
+        points = [(p["x"], p["y"]) if isinstance(p, dict) else (p[0], p[1]) for p in data]
+    else:
+        points = []
+        with path.open(newline="") as handle:
+            for row in csv.reader(handle):
+                if not row or row[0].strip().lower() in ("x", "#"):
+                    continue
+                points.append((float(row[0]), float(row[1])))
+    return np.asarray(points, dtype=np.float64).reshape(-1, 2)
+
+
+def point_folder(folder: str | Path, sigma_mode: str = "adaptive") -> list[AnnotatedImage]:
+    """An operator's labelled frames: each image beside `NAME.json` or `NAME.csv` with its head points.
+
+    JSON: a list of [x, y] or {"x", "y"} objects, or {"points": [...]}. CSV: one `x,y` per line, optional header.
+    Coordinates are in pixels from the image's top-left corner.
+    """
+    folder = Path(folder)
+    samples = []
+    for image_path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        annotation = next(
+            (image_path.with_suffix(s) for s in (".json", ".csv") if image_path.with_suffix(s).exists()), None
+        )
+        if annotation is None:
+            raise FileNotFoundError(
+                f"{image_path.name} has no {image_path.stem}.json or {image_path.stem}.csv beside it"
+            )
+        points = _read_points_file(annotation)
+        with Image.open(image_path) as image:
+            width, height = image.size
+        outside = (points[:, 0] < 0) | (points[:, 0] > width) | (points[:, 1] < 0) | (points[:, 1] > height)
+        if outside.any():
+            raise ValueError(f"{annotation.name}: {int(outside.sum())} points lie outside the {width}x{height} image")
+        samples.append(AnnotatedImage(image_path, points, sigma_mode))
+    if not samples:
+        raise FileNotFoundError(f"no images in {folder}")
+    return samples
+
+
+def load_annotated(data: str | Path, split: str) -> list[AnnotatedImage]:
+    """ShanghaiTech when `data/split` has its layout, else an operator's point folder (`data/split` or `data`)."""
+    data = Path(data)
+    if (data / split / "ground-truth").is_dir():
+        return shanghaitech_split(data, split)
+    return point_folder(data / split if (data / split).is_dir() else data)
+
+
+class GroundTruthCache:
+    """Per-head sigmas on disk (keyed by image, points and sigma mode), so epochs never recompute neighbours."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = (directory or default_cache_dir()) / "ground-truth"
+        self._memory: dict[str, np.ndarray] = {}
+
+    def _key(self, sample: AnnotatedImage) -> str:
+        digest = hashlib.sha1(sample.points.tobytes())
+        digest.update(f"{sample.image_path.resolve()}|{sample.sigma_mode}".encode())
+        return digest.hexdigest()
+
+    def sigmas(self, sample: AnnotatedImage) -> np.ndarray:
+        key = self._key(sample)
+        if key in self._memory:
+            return self._memory[key]
+        path = self.directory / f"{key}.npy"
+        if path.exists():
+            sigmas = np.load(path)
+        else:
+            if sample.sigma_mode == "fixed":
+                sigmas = fixed_sigmas(sample.points)
+            elif sample.sigma_mode == "adaptive":
+                sigmas = geometry_adaptive_sigmas(sample.points)
+            else:
+                raise ValueError(f"sigma mode must be one of {SIGMA_MODES}, not {sample.sigma_mode!r}")
+            self.directory.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(temporary, sigmas)
+            temporary.replace(path)
+        self._memory[key] = sigmas
+        return sigmas
+
+    def target(self, sample: AnnotatedImage, height: int, width: int) -> np.ndarray:
+        """The full image's density at the model's 1/8 grid."""
+        return density_map(sample.points, self.sigmas(sample), height, width, cell=OUTPUT_STRIDE)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    crop: tuple[int, int] = (384, 512)  # height, width; multiples of 8
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    flip: bool = True
+
+
+def augment(
+    rgb: np.ndarray, points: np.ndarray, sigmas: np.ndarray, rng: np.random.Generator, aug: Augmentation
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random scale, crop and horizontal flip of an image and its points together.
+
+    Heads whose centre leaves the crop are dropped; sigmas scale with the image. An image smaller than the crop is
+    padded on the right and bottom (the padding is zero after normalisation, i.e. the mean colour).
+    """
+    import cv2
+
+    height, width = rgb.shape[:2]
+    scale = rng.uniform(*aug.scale_range)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    if (new_w, new_h) != (width, height):
+        rgb = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        points = points * np.array([new_w / width, new_h / height])
+        sigmas = sigmas * scale
+    crop_h, crop_w = aug.crop
+    top = int(rng.integers(0, max(new_h - crop_h, 0) + 1))
+    left = int(rng.integers(0, max(new_w - crop_w, 0) + 1))
+    rgb = rgb[top : top + crop_h, left : left + crop_w]
+    points = points - np.array([left, top])
+    inside = (points[:, 0] >= 0) & (points[:, 0] < rgb.shape[1]) & (points[:, 1] >= 0) & (points[:, 1] < rgb.shape[0])
+    points, sigmas = points[inside], sigmas[inside]
+    if rgb.shape[:2] != (crop_h, crop_w):
+        padded = np.empty((crop_h, crop_w, 3), dtype=np.uint8)
+        padded[:] = np.round(255 * np.array(IMAGENET_MEAN)).astype(np.uint8)
+        padded[: rgb.shape[0], : rgb.shape[1]] = rgb
+        rgb = padded
+    if aug.flip and rng.random() < 0.5:
+        rgb = rgb[:, ::-1]
+        points = points.copy()
+        points[:, 0] = crop_w - points[:, 0]
+    return np.ascontiguousarray(rgb), points, sigmas
+
+
+class CrowdCrops(Dataset):
+    """Training samples: augmented crops and their 1/8 density targets. Decoded images stay in memory."""
+
+    def __init__(self, samples: list[AnnotatedImage], aug: Augmentation, cache: GroundTruthCache, seed: int) -> None:
+        self.samples = samples
+        self.aug = aug
+        self.cache = cache
+        self.seed = seed
+        self.epoch = 0
+        self._images: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def image(self, index: int) -> np.ndarray:
+        if index not in self._images:
+            self._images[index] = load_rgb(self.samples[index].image_path)
+        return self._images[index]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sample = self.samples[index]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        rgb, points, sigmas = augment(self.image(index), sample.points, self.cache.sigmas(sample), rng, self.aug)
+        target = density_map(points, sigmas, rgb.shape[0], rgb.shape[1], cell=OUTPUT_STRIDE)
+        return to_input_tensor(rgb), torch.from_numpy(target)[None]

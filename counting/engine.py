@@ -1,0 +1,131 @@
+"""Counting engine: load a model once, then count frames of any size.
+
+`CountingEngine.count(rgb)` returns the count and the density map at 1/8 of the frame (the frame is padded to a
+multiple of 8, so the map covers all of it and sums to the count). Frames over `tile_pixels` are counted in
+overlapping tiles: each tile keeps only the cells far enough from its inner edges that the network saw their whole
+receptive field, so the stitched map has no seams.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from counting.csrnet import OUTPUT_STRIDE
+from counting.images import to_input_tensor
+from counting.models import load_model
+
+PRECISIONS = ("fp32", "bf16")
+TILE_PIXELS = 4_000_000
+TILE_SIDE = 1536
+TILE_MARGIN = 192  # half the overlap of neighbouring tiles, about half CSRNet's receptive field; a multiple of 8
+
+
+@dataclass(frozen=True)
+class CountResult:
+    count: float
+    density: np.ndarray  # float32, [ceil(H/8), ceil(W/8)], sums to count
+    ms: float
+
+
+def configure_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def predict_density(model: nn.Module, rgb: np.ndarray, precision: str = "fp32", device: str = "cpu") -> np.ndarray:
+    """One forward pass over a whole frame, padded with the mean colour to a multiple of 8."""
+    height, width = rgb.shape[:2]
+    batch = to_input_tensor(rgb)[None]
+    pad_h, pad_w = -height % OUTPUT_STRIDE, -width % OUTPUT_STRIDE
+    if pad_h or pad_w:
+        batch = F.pad(batch, (0, pad_w, 0, pad_h))  # zero after normalisation is the mean colour
+    batch = batch.to(device).contiguous(memory_format=torch.channels_last)
+    with (
+        torch.inference_mode(),
+        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16"),
+    ):
+        density = model(batch)
+    return density[0, 0].float().cpu().numpy()
+
+
+def _tile_starts(length: int, side: int, margin: int) -> list[int]:
+    if length <= side:
+        return [0]
+    step = side - 2 * margin
+    starts = [*range(0, length - side, step), length - side]
+    return [s - s % OUTPUT_STRIDE for s in starts]
+
+
+def predict_density_tiled(
+    model: nn.Module,
+    rgb: np.ndarray,
+    precision: str = "fp32",
+    device: str = "cpu",
+    side: int = TILE_SIDE,
+    margin: int = TILE_MARGIN,
+) -> np.ndarray:
+    """Density of a large frame from overlapping `side`-pixel tiles stitched on the 1/8 grid."""
+    height, width = rgb.shape[:2]
+    cells_h, cells_w = -(-height // OUTPUT_STRIDE), -(-width // OUTPUT_STRIDE)
+    stitched = np.zeros((cells_h, cells_w), dtype=np.float32)
+    ys, xs = _tile_starts(height, side, margin), _tile_starts(width, side, margin)
+    for iy, y in enumerate(ys):
+        for ix, x in enumerate(xs):
+            # The last tile of a row or column runs to the frame's edge (its start was rounded down to the grid).
+            y_end = height if iy == len(ys) - 1 else y + side
+            x_end = width if ix == len(xs) - 1 else x + side
+            tile = predict_density(model, rgb[y:y_end, x:x_end], precision, device)
+            # Each tile owns the cells from the midpoint of its overlap with the previous tile to the midpoint of
+            # its overlap with the next one, so every cell is taken from exactly one tile.
+            y0 = 0 if iy == 0 else (y + (ys[iy - 1] + side)) // 2 // OUTPUT_STRIDE - y // OUTPUT_STRIDE
+            x0 = 0 if ix == 0 else (x + (xs[ix - 1] + side)) // 2 // OUTPUT_STRIDE - x // OUTPUT_STRIDE
+            y1 = (
+                tile.shape[0]
+                if iy == len(ys) - 1
+                else (ys[iy + 1] + y + side) // 2 // OUTPUT_STRIDE - y // OUTPUT_STRIDE
+            )
+            x1 = (
+                tile.shape[1]
+                if ix == len(xs) - 1
+                else (xs[ix + 1] + x + side) // 2 // OUTPUT_STRIDE - x // OUTPUT_STRIDE
+            )
+            gy, gx = y // OUTPUT_STRIDE, x // OUTPUT_STRIDE
+            stitched[gy + y0 : gy + y1, gx + x0 : gx + x1] = tile[y0:y1, x0:x1]
+    return stitched
+
+
+class CountingEngine:
+    """A model loaded once, in inference mode and channels-last, ready to count frames."""
+
+    def __init__(
+        self,
+        arch: str | None = None,
+        weights: str | Path | None = None,
+        precision: str = "fp32",
+        device: str = "cpu",
+        tile_pixels: int = TILE_PIXELS,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        model, self.arch, self.weights = load_model(arch, weights)
+        self.model = model.to(device).to(memory_format=torch.channels_last).eval()
+        self.precision = precision
+        self.device = device
+        self.tile_pixels = tile_pixels
+
+    def density(self, rgb: np.ndarray) -> np.ndarray:
+        if rgb.shape[0] * rgb.shape[1] > self.tile_pixels:
+            return predict_density_tiled(self.model, rgb, self.precision, self.device)
+        return predict_density(self.model, rgb, self.precision, self.device)
+
+    def count(self, rgb: np.ndarray) -> CountResult:
+        started = time.perf_counter()
+        density = self.density(rgb)
+        return CountResult(float(density.sum(dtype=np.float64)), density, (time.perf_counter() - started) * 1000)

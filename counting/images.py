@@ -1,0 +1,45 @@
+"""Reading frames and turning them into model input: the one place where preprocessing is defined."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageError(ValueError):
+    """The input is not a readable image."""
+
+
+def load_rgb(source: str | Path | bytes) -> np.ndarray:
+    """Decode a file path or bytes into an RGB uint8 array [H, W, 3], upright.
+
+    Honours EXIF orientation; greyscale, palette, CMYK and alpha images become RGB; 16-bit images are scaled to
+    8 bits instead of being clipped.
+    """
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                wide = np.asarray(image, dtype=np.float64)
+                peak = 65535.0 if wide.max() > 255 else 255.0
+                grey = np.clip(wide * (255.0 / peak), 0, 255).astype(np.uint8)
+                return np.repeat(grey[:, :, None], 3, axis=2)
+            return np.array(image.convert("RGB"))
+    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
+        name = "the uploaded bytes" if isinstance(source, bytes) else str(source)
+        raise ImageError(f"cannot read {name} as an image: {error}") from error
+
+
+def to_input_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """RGB uint8 [H, W, 3] -> normalised float32 [3, H, W] (ImageNet mean and std, as VGG expects)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return tensor.sub_(mean).div_(std)

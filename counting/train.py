@@ -1,0 +1,215 @@
+"""Training: augmented crops, density MSE plus a count term, AdamW with warm-up and cosine decay, an EMA of the
+weights, validation MAE on a held-out slice of the training split, best-model selection, resumable checkpoints.
+
+A run lives in one folder: `config.json` (the recipe and the validation slice), `metrics.jsonl` (one line per
+epoch), `last.pt` (everything needed to resume) and `best.pt` (inference weights of the best validation MAE).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated
+from counting.engine import configure_threads, predict_density
+from counting.models import build, save_weights
+
+# Density cells hold tiny values (a head spread over dozens of cells); scaling them keeps the MSE well above
+# bf16's resolution and comparable in size to the count term.
+DENSITY_SCALE = 100.0
+
+
+@dataclass
+class TrainConfig:
+    arch: str
+    data: str
+    out: str
+    epochs: int = 60
+    batch_size: int = 8
+    crop: tuple[int, int] = (384, 512)
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 2
+    count_loss_weight: float = 1.0
+    ema_decay: float = 0.995
+    val_fraction: float = 0.1
+    val_every: int = 1
+    seed: int = 0
+    device: str = "cpu"
+    bf16: bool = True
+    threads: int | None = None
+    max_steps_per_epoch: int | None = None  # for short runs (tests, smoke checks)
+    val_images: list[str] = field(default_factory=list)
+
+
+def density_loss(pred: torch.Tensor, target: torch.Tensor, count_weight: float) -> torch.Tensor:
+    pixel = torch.mean((DENSITY_SCALE * (pred - target)) ** 2)
+    count = torch.mean(torch.abs(pred.sum(dim=(1, 2, 3)) - target.sum(dim=(1, 2, 3))))
+    return pixel + count_weight * count
+
+
+def split_train_val(samples: list, fraction: float, seed: int) -> tuple[list, list]:
+    order = np.random.default_rng(seed).permutation(len(samples))
+    n_val = max(1, round(len(samples) * fraction)) if fraction > 0 else 0
+    val_ids = set(order[:n_val].tolist())
+    return [s for i, s in enumerate(samples) if i not in val_ids], [s for i, s in enumerate(samples) if i in val_ids]
+
+
+def validate(model: nn.Module, samples: list, images: dict[str, np.ndarray], config: TrainConfig) -> dict[str, float]:
+    from counting.images import load_rgb
+
+    errors = []
+    model.eval()
+    for sample in samples:
+        key = str(sample.image_path)
+        if key not in images:
+            images[key] = load_rgb(sample.image_path)
+        predicted = predict_density(model, images[key], "bf16" if config.bf16 else "fp32", config.device).sum()
+        errors.append(float(predicted) - sample.count)
+    errors_arr = np.asarray(errors)
+    return {"val_mae": float(np.abs(errors_arr).mean()), "val_mse": float(np.sqrt((errors_arr**2).mean()))}
+
+
+def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
+        ema_p.lerp_(p, 1 - decay)
+    for ema_b, b in zip(ema.buffers(), model.buffers(), strict=True):
+        ema_b.copy_(b)
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path = out / "last.pt"
+    state = torch.load(last_path, map_location="cpu", weights_only=False) if resume and last_path.exists() else None
+    if resume and state is None:
+        print(f"no checkpoint at {last_path}; starting afresh")
+    if state is not None:
+        config = TrainConfig(
+            **{**state["config"], "epochs": config.epochs, "device": config.device, "threads": config.threads}
+        )
+        config.crop, config.scale_range = tuple(config.crop), tuple(config.scale_range)
+
+    configure_threads(config.threads)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+
+    samples = load_annotated(config.data, "train")
+    train_samples, val_samples = split_train_val(samples, config.val_fraction, config.seed)
+    config.val_images = [s.image_path.name for s in val_samples]
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    cache = GroundTruthCache()
+    dataset = CrowdCrops(train_samples, Augmentation(config.crop, config.scale_range), cache, config.seed)
+    model = build(config.arch).to(config.device)
+    ema = copy.deepcopy(model).eval()
+    # Biases and batch-norm scales are not decayed.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
+    steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = steps_per_epoch * config.warmup_epochs
+
+    start_epoch, step, best = 0, 0, {"val_mae": float("inf")}
+    elapsed = 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, step, best, elapsed = state["epoch"], state["step"], state["best"], state["elapsed"]
+        print(f"resumed {out} at epoch {start_epoch}, step {step}, best val MAE {best['val_mae']:.2f}")
+
+    val_images: dict[str, np.ndarray] = {}
+    autocast = torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=config.bf16)
+    for epoch in range(start_epoch, config.epochs):
+        epoch_started = time.perf_counter()
+        dataset.epoch = epoch
+        loader = DataLoader(
+            dataset,
+            batch_size=config.batch_size,
+            shuffle=True,
+            drop_last=False,
+            generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
+        )
+        model.train()
+        losses = []
+        bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+        for batch_index, (images, targets) in enumerate(bar):
+            if batch_index >= steps_per_epoch:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, total_steps, warmup_steps, config.lr)
+            images = images.to(config.device).contiguous(memory_format=torch.channels_last)
+            targets = targets.to(config.device)
+            with autocast:
+                pred = model(images)
+            loss = density_loss(pred.float(), targets, config.count_loss_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            _update_ema(ema, model, config.ema_decay if step >= warmup_steps else 0.0)
+            step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        bar.close()
+
+        record = {
+            "epoch": epoch + 1,
+            "step": step,
+            "loss": float(np.mean(losses)),
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+        if val_samples and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+            record.update(validate(ema, val_samples, val_images, config))
+            if record["val_mae"] < best["val_mae"]:
+                best = {"val_mae": record["val_mae"], "val_mse": record["val_mse"], "epoch": epoch + 1}
+                save_weights(
+                    ema, config.arch, out / "best.pt", epoch=epoch + 1, val_mae=record["val_mae"], data=config.data
+                )
+        elapsed += time.perf_counter() - epoch_started
+        record["elapsed_s"] = round(elapsed, 1)
+        with (out / "metrics.jsonl").open("a") as log:
+            log.write(json.dumps(record) + "\n")
+        print(json.dumps(record), flush=True)
+        checkpoint = {
+            "config": asdict(config),
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch + 1,
+            "step": step,
+            "best": best,
+            "elapsed": elapsed,
+        }
+        torch.save(checkpoint, out / "last.pt.tmp")
+        (out / "last.pt.tmp").replace(last_path)
+    if not val_samples:
+        save_weights(ema, config.arch, out / "best.pt", epoch=config.epochs, data=config.data)
+    return best

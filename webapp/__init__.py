@@ -1,0 +1,1 @@
+"""The Django project: settings, URLs and (with the platform issue) the apps cameras, ingest and dashboard."""
