@@ -10,6 +10,7 @@ from pathlib import Path
 from counting.engine import PRECISIONS, CountingEngine, configure_threads
 from counting.images import ImageError, load_rgb
 from counting.models import ARCHITECTURES, WeightsError
+from counting.train import TrainConfig, train
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -92,8 +93,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from counting.train import TrainConfig, train
-
     out = args.out or f"runs/{args.arch}-{Path(args.data).name}"
     config = TrainConfig(
         arch=args.arch,
@@ -109,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_steps_per_epoch=args.max_steps_per_epoch,
     )
-    best = train(config, resume=args.resume)
+    best = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
     print(json.dumps({"run": out, "best": best}))
     return 0
 
@@ -155,21 +154,22 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    train = commands.add_parser("train", help="train on the train split (a validation slice is held out)")
-    train.add_argument("--arch", choices=sorted(ARCHITECTURES), required=True)
-    train.add_argument("--data", required=True)
-    train.add_argument("--out", help="run folder (default runs/ARCH-DATA)")
-    train.add_argument("--epochs", type=int, default=60)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--crop", type=int, nargs=2, default=(384, 512), metavar=("H", "W"))
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="cpu")
-    train.add_argument("--threads", type=int)
-    train.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    train.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
-    train.set_defaults(run=cmd_train)
+    train_cmd = commands.add_parser("train", help="train on the train split (a validation slice is held out)")
+    train_cmd.add_argument("--arch", choices=sorted(ARCHITECTURES), required=True)
+    train_cmd.add_argument("--data", required=True)
+    train_cmd.add_argument("--out", help="run folder (default runs/ARCH-DATA)")
+    train_cmd.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    train_cmd.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    train_cmd.add_argument("--crop", type=int, nargs=2, default=TrainConfig.crop, metavar=("H", "W"))
+    train_cmd.add_argument("--lr", type=float, default=TrainConfig.lr)
+    train_cmd.add_argument("--seed", type=int, default=TrainConfig.seed)
+    train_cmd.add_argument("--device", default="cpu")
+    train_cmd.add_argument("--threads", type=int)
+    train_cmd.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
+    train_cmd.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train_cmd.add_argument("--stop-after-epochs", type=int, help="end this invocation after N epochs (then --resume)")
+    train_cmd.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
+    train_cmd.set_defaults(run=cmd_train)
 
     export = commands.add_parser("export", help="write shipping weights from a checkpoint")
     export.add_argument("checkpoint")

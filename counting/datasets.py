@@ -41,11 +41,14 @@ def default_cache_dir() -> Path:
 
 
 def shanghaitech_split(part_root: str | Path, split: str) -> list[AnnotatedImage]:
-    """Read `part_X/{split}/images/IMG_n.jpg` with `ground-truth/GT_IMG_n.mat` (points are 1-based there).
+    """Read `part_X/{split}/images/IMG_n.jpg` with `ground-truth/GT_IMG_n.mat`.
 
+    The files' coordinates all lie inside (0, W) x (0, H), so they are taken as continuous pixel coordinates as they
+    are (as the public CSRNet code does when it indexes pixels with int(x)); shifting them by the half pixel of a
+    1-based convention would push heads annotated on the first row or column out of the image.
     Part B uses the fixed sigma of 15 and Part A geometry-adaptive kernels, as in the CSRNet paper.
     """
-    root = Path(part_root)
+    root = Path(part_root).resolve()
     image_dir = root / split / "images"
     truth_dir = root / split / "ground-truth"
     if not image_dir.is_dir() or not truth_dir.is_dir():
@@ -54,7 +57,7 @@ def shanghaitech_split(part_root: str | Path, split: str) -> list[AnnotatedImage
     samples = []
     for image_path in sorted(image_dir.glob("IMG_*.jpg"), key=lambda p: int(p.stem.split("_")[1])):
         mat = scipy.io.loadmat(truth_dir / f"GT_{image_path.stem}.mat")
-        points = np.asarray(mat["image_info"][0, 0][0, 0][0], dtype=np.float64).reshape(-1, 2) - 0.5
+        points = np.asarray(mat["image_info"][0, 0][0, 0][0], dtype=np.float64).reshape(-1, 2)
         samples.append(AnnotatedImage(image_path, points, sigma_mode))
     if not samples:
         raise FileNotFoundError(f"no IMG_*.jpg images in {image_dir}")

@@ -27,9 +27,10 @@ def load_rgb(source: str | Path | bytes) -> np.ndarray:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
             image = ImageOps.exif_transpose(image)
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                # 16-bit greyscale (PIL may also open it as 32-bit "I"): always the full 16-bit scale, so that a
+                # dark frame stays dark instead of being stretched by its own maximum.
                 wide = np.asarray(image, dtype=np.float64)
-                peak = 65535.0 if wide.max() > 255 else 255.0
-                grey = np.clip(wide * (255.0 / peak), 0, 255).astype(np.uint8)
+                grey = np.clip(wide * (255.0 / 65535.0), 0, 255).round().astype(np.uint8)
                 return np.repeat(grey[:, :, None], 3, axis=2)
             return np.array(image.convert("RGB"))
     except (OSError, SyntaxError, Image.DecompressionBombError) as error:

@@ -17,7 +17,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "csrnet": lambda: CSRNet(CSRNetConfig()),
     # 1/4 width with batch norm: the compact CSRNet that a CPU can train from scratch.
-    "csrnet-lite": lambda: CSRNet(CSRNetConfig(width=0.25, batch_norm=True, relu_output=True)),
+    "csrnet-lite": lambda: CSRNet(CSRNetConfig(width=0.25, batch_norm=True)),
 }
 
 # Our own trained weights, used when no --weights is given. An architecture without an entry has none yet.
@@ -56,7 +56,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"no weights file at {path}")
-    safe = [np.core.multiarray.scalar, np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType]
+    scalar = np._core.multiarray.scalar
+    # Files written under numpy 1 name the scalar constructor by its old module path.
+    safe = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType]
     try:
         with torch.serialization.safe_globals(safe):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -25,8 +25,8 @@ from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_a
 from counting.engine import configure_threads, predict_density
 from counting.models import build, save_weights
 
-# Density cells hold tiny values (a head spread over dozens of cells); scaling them keeps the MSE well above
-# bf16's resolution and comparable in size to the count term.
+# Density cells hold tiny values (a head spread over dozens of cells); scaling them keeps the squared errors well
+# above float resolution. The count term (weight `count_loss_weight`) then stays a minor correction to the MSE.
 DENSITY_SCALE = 100.0
 
 
@@ -35,14 +35,15 @@ class TrainConfig:
     arch: str
     data: str
     out: str
-    epochs: int = 60
+    epochs: int = 50
     batch_size: int = 8
     crop: tuple[int, int] = (384, 512)
     scale_range: tuple[float, float] = (0.8, 1.2)
-    lr: float = 1e-3
+    lr: float = 5e-4
     weight_decay: float = 1e-4
     warmup_epochs: int = 2
-    count_loss_weight: float = 1.0
+    count_loss_weight: float = 0.1
+    batch_norm_batches: int = 8  # batches of training crops that re-estimate batch-norm statistics
     ema_decay: float = 0.995
     val_fraction: float = 0.1
     val_every: int = 1
@@ -90,6 +91,34 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 
 @torch.no_grad()
+def recalibrate_batch_norm(
+    model: nn.Module, dataset: CrowdCrops, batches: int, batch_size: int, config: TrainConfig
+) -> None:
+    """Re-estimate batch-norm running statistics for `model`'s current weights (precise BN).
+
+    The running averages kept during training trail weights that keep moving, and those of an EMA model belong to
+    other weights altogether; evaluation with them under-counts badly. A few batches of training crops, averaged
+    exactly (momentum None), give statistics that match the weights being evaluated or shipped.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(dataset.epoch))
+    autocast = torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=config.bf16)
+    with autocast:
+        for start in range(0, min(len(dataset), batches * batch_size), batch_size):
+            images = torch.stack([dataset[int(i)][0] for i in order[start : start + batch_size]])
+            model(images.to(config.device).contiguous(memory_format=torch.channels_last))
+    for norm in norms:
+        norm.momentum = 0.1
+    model.eval()
+
+
+@torch.no_grad()
 def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
         ema_p.lerp_(p, 1 - decay)
@@ -97,7 +126,12 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         ema_b.copy_(b)
 
 
-def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
+def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | None = None) -> dict[str, float]:
+    """Train (or, with `resume`, continue) the run in `config.out`; returns the best validation figures.
+
+    `stop_after_epochs` ends this invocation early, checkpointed, without changing the run's schedule: a long run
+    can be split across sessions and resumed.
+    """
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     last_path = out / "last.pt"
@@ -187,6 +221,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
             "lr": optimizer.param_groups[0]["lr"],
         }
         if val_samples and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+            recalibrate_batch_norm(ema, dataset, config.batch_norm_batches, config.batch_size, config)
             record.update(validate(ema, val_samples, val_images, config))
             if record["val_mae"] < best["val_mae"]:
                 best = {"val_mae": record["val_mae"], "val_mse": record["val_mse"], "epoch": epoch + 1}
@@ -210,6 +245,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
         }
         torch.save(checkpoint, out / "last.pt.tmp")
         (out / "last.pt.tmp").replace(last_path)
+        if stop_after_epochs and epoch + 1 - start_epoch >= stop_after_epochs and epoch + 1 < config.epochs:
+            print(f"stopping after {stop_after_epochs} epochs; continue with --resume", flush=True)
+            return best
     if not val_samples:
+        recalibrate_batch_norm(ema, dataset, config.batch_norm_batches, config.batch_size, config)
         save_weights(ema, config.arch, out / "best.pt", epoch=config.epochs, data=config.data)
     return best

@@ -26,7 +26,6 @@ OUTPUT_STRIDE = 8
 class CSRNetConfig:
     width: float = 1.0
     batch_norm: bool = False
-    relu_output: bool = False  # clamps the density at zero; helps compact models trained from scratch
 
     def channels(self, full: int) -> int:
         return max(1, round(full * self.width))
@@ -82,10 +81,7 @@ class CSRNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: [B, 3, H, W] normalised RGB -> density [B, 1, H // 8, W // 8]."""
-        density = self.output_layer(self.backend(self.frontend(images)))
-        if self.config.relu_output:
-            density = torch.relu(density)
-        return density
+        return self.output_layer(self.backend(self.frontend(images)))
 
 
 def init_frontend_from_vgg16(model: CSRNet, vgg16_state: dict[str, torch.Tensor]) -> int:

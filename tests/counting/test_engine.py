@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from counting.engine import CountingEngine, predict_density, predict_density_tiled
+from counting.images import load_rgb
+
+
+class LocalSum(nn.Module):
+    """A 'model' whose every output cell depends only on its own 8x8 pixels: tiling must reproduce it exactly."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return nn.functional.avg_pool2d(images[:, :1] + 3.0, 8)
+
+
+@pytest.fixture(scope="module")
+def engine() -> CountingEngine:
+    return CountingEngine()  # our trained default weights
+
+
+@pytest.fixture(scope="module")
+def frame(shanghaitech) -> np.ndarray:
+    return load_rgb(shanghaitech / "part_B/test/images/IMG_12.jpg")
+
+
+@pytest.mark.parametrize(("height", "width"), [(768, 1024), (301, 457)])
+def test_density_covers_the_whole_frame_and_sums_to_the_count(engine, frame, height, width):
+    result = engine.count(np.ascontiguousarray(frame[:height, :width]))
+    assert result.density.shape == (-(-height // 8), -(-width // 8))
+    assert result.density.dtype == np.float32
+    assert result.count == pytest.approx(float(result.density.sum(dtype=np.float64)), rel=1e-6)
+    assert result.count > 0 and result.ms > 0
+
+
+def test_tiles_join_without_seams_for_a_local_model():
+    rgb = np.random.default_rng(0).integers(0, 256, (1000, 1300, 3), dtype=np.uint8)
+    whole = predict_density(LocalSum(), rgb)
+    tiled = predict_density_tiled(LocalSum(), rgb, side=400, margin=64)
+    np.testing.assert_allclose(tiled, whole, rtol=1e-5)
+
+
+def test_tiled_count_matches_the_whole_frame(engine, frame):
+    whole = predict_density(engine.model, frame)
+    tiled = predict_density_tiled(engine.model, frame, side=512, margin=128)
+    assert tiled.shape == whole.shape
+    assert tiled.sum() == pytest.approx(whole.sum(), rel=0.02)
+
+
+def test_large_frames_are_counted_in_tiles(engine, frame):
+    tiling = CountingEngine(engine.arch, engine.weights, tile_pixels=500_000)
+    np.testing.assert_allclose(tiling.density(frame), predict_density_tiled(engine.model, frame), rtol=1e-5)
+
+
+def test_bf16_changes_the_count_by_under_one_percent(engine, shanghaitech):
+    bf16 = CountingEngine(engine.arch, engine.weights, precision="bf16")
+    for name in ("IMG_1.jpg", "IMG_50.jpg", "IMG_200.jpg"):
+        rgb = load_rgb(shanghaitech / "part_B/test/images" / name)
+        assert bf16.count(rgb).count == pytest.approx(engine.count(rgb).count, rel=0.01)
+
+
+def test_unknown_precision_is_refused(engine):
+    with pytest.raises(ValueError, match="precision"):
+        CountingEngine(engine.arch, engine.weights, precision="int4")

@@ -1,0 +1,64 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from counting.datasets import shanghaitech_split
+from counting.models import load_model
+from counting.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def small_folder(tmp_path_factory, shanghaitech):
+    """Five Part B training frames at 1/4 size, as an operator's labelled folder."""
+    folder = tmp_path_factory.mktemp("labelled") / "train"
+    folder.mkdir()
+    for sample in shanghaitech_split(shanghaitech / "part_B", "train")[:5]:
+        image = cv2.imread(str(sample.image_path))
+        cv2.imwrite(str(folder / sample.image_path.name), cv2.resize(image, (256, 192), interpolation=cv2.INTER_AREA))
+        points = (sample.points + 0.5) / 4.0
+        (folder / f"{sample.image_path.stem}.json").write_text(json.dumps(points.tolist()))
+    return folder.parent
+
+
+def _config(data, out, epochs):
+    return TrainConfig(
+        arch="csrnet-lite",
+        data=str(data),
+        out=str(out),
+        epochs=epochs,
+        batch_size=2,
+        crop=(192, 256),
+        lr=3e-3,
+        scale_range=(1.0, 1.0),
+        warmup_epochs=1,
+        val_fraction=0.2,
+        threads=2,
+    )
+
+
+def _losses(out):
+    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_short_run_lowers_the_loss_and_keeps_the_best_model(small_folder, tmp_path):
+    best = train(_config(small_folder, tmp_path / "run", epochs=12))
+    losses = _losses(tmp_path / "run")
+    assert len(losses) == 12
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+    assert np.isfinite(best["val_mae"])
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert len(config["val_images"]) == 1
+    _, arch, _ = load_model(None, tmp_path / "run" / "best.pt")
+    assert arch == "csrnet-lite"
+
+
+def test_resuming_continues_where_the_run_stopped(small_folder, tmp_path):
+    train(_config(small_folder, tmp_path / "straight", epochs=4))
+    train(_config(small_folder, tmp_path / "resumed", epochs=4), stop_after_epochs=2)
+    assert len(_losses(tmp_path / "resumed")) == 2
+    train(_config(small_folder, tmp_path / "resumed", epochs=4), resume=True)
+    straight, resumed = _losses(tmp_path / "straight"), _losses(tmp_path / "resumed")
+    assert len(resumed) == 4
+    np.testing.assert_allclose(resumed, straight, rtol=1e-4)
