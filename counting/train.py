@@ -91,6 +91,7 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def recalibrate_batch_norm(
     model: nn.Module, dataset: CrowdCrops, batches: int, batch_size: int, config: TrainConfig
 ) -> None:
@@ -103,6 +104,7 @@ def recalibrate_batch_norm(
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
+    momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None
@@ -113,8 +115,8 @@ def recalibrate_batch_norm(
         for start in range(0, min(len(dataset), batches * batch_size), batch_size):
             images = torch.stack([dataset[int(i)][0] for i in order[start : start + batch_size]])
             model(images.to(config.device).contiguous(memory_format=torch.channels_last))
-    for norm in norms:
-        norm.momentum = 0.1
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
     model.eval()
 
 
