@@ -10,7 +10,14 @@ from pathlib import Path
 from counting.engine import PRECISIONS, CountingEngine, configure_threads
 from counting.images import ImageError, load_rgb
 from counting.models import ARCHITECTURES, WeightsError
-from counting.train import TrainConfig, train
+from counting.train import TrainConfig, saved_config, train
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +32,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
 
 
 def _engine(args: argparse.Namespace) -> CountingEngine:
@@ -41,7 +48,7 @@ def cmd_count(args: argparse.Namespace) -> int:
     for path in args.images:
         try:
             rgb = load_rgb(path)
-        except (ImageError, FileNotFoundError) as error:
+        except ImageError as error:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
             continue
@@ -94,11 +101,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{args.arch}-{Path(args.data).name}"
+    saved = saved_config(out) if args.resume else None
     config = TrainConfig(
         arch=args.arch,
         data=args.data,
         out=out,
-        epochs=args.epochs,
+        epochs=args.epochs or (saved.epochs if saved else TrainConfig.epochs),
         batch_size=args.batch_size,
         crop=(args.crop[0], args.crop[1]),
         lr=args.lr,
@@ -107,6 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         bf16=not args.no_bf16,
         threads=args.threads,
         max_steps_per_epoch=args.max_steps_per_epoch,
+        vgg16=args.vgg16,
     )
     best = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
     print(json.dumps({"run": out, "best": best}))
@@ -129,7 +138,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     configure_threads(args.threads)
     image = load_rgb(args.image) if args.image else None
-    rows = run_bench(image, args.arch or None, args.repeats)
+    rows = run_bench(image, args.arch, args.repeats)
     print(json.dumps(rows) if args.json else format_table(rows))
     return 0
 
@@ -149,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="ShanghaiTech part folder or a labelled point folder")
     evaluate.add_argument("--split", default="test")
     _add_model_options(evaluate)
-    evaluate.add_argument("--limit", type=int, help="only the first N images")
+    evaluate.add_argument("--limit", type=positive_int, help="only the first N images")
     evaluate.add_argument("--csv", help="write per-image results here")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=cmd_evaluate)
@@ -158,14 +167,17 @@ def parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--arch", choices=sorted(ARCHITECTURES), required=True)
     train_cmd.add_argument("--data", required=True)
     train_cmd.add_argument("--out", help="run folder (default runs/ARCH-DATA)")
-    train_cmd.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    train_cmd.add_argument(
+        "--epochs", type=int, help=f"default {TrainConfig.epochs}, or the run's own when resuming (give it to extend)"
+    )
     train_cmd.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     train_cmd.add_argument("--crop", type=int, nargs=2, default=TrainConfig.crop, metavar=("H", "W"))
     train_cmd.add_argument("--lr", type=float, default=TrainConfig.lr)
     train_cmd.add_argument("--seed", type=int, default=TrainConfig.seed)
     train_cmd.add_argument("--device", default="cpu")
-    train_cmd.add_argument("--threads", type=int)
+    train_cmd.add_argument("--threads", type=positive_int)
     train_cmd.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
+    train_cmd.add_argument("--vgg16", help="local torchvision VGG-16 state dict for full CSRNet's front end")
     train_cmd.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train_cmd.add_argument("--stop-after-epochs", type=int, help="end this invocation after N epochs (then --resume)")
     train_cmd.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
@@ -181,8 +193,8 @@ def parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="images/s at 1024x768 per architecture and precision")
     bench.add_argument("--arch", action="append", choices=sorted(ARCHITECTURES))
     bench.add_argument("--image", help="a frame to time (default: random 1024x768 pixels)")
-    bench.add_argument("--repeats", type=int, default=5)
-    bench.add_argument("--threads", type=int)
+    bench.add_argument("--repeats", type=positive_int, default=5)
+    bench.add_argument("--threads", type=positive_int)
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=cmd_bench)
     return root
@@ -192,6 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (WeightsError, ImageError, FileNotFoundError, ValueError) as error:
+    except (WeightsError, ImageError, OSError, ValueError) as error:  # OSError: missing or unreadable paths
         print(f"error: {error}", file=sys.stderr)
         return 2

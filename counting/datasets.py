@@ -6,18 +6,25 @@ import csv
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from counting.csrnet import OUTPUT_STRIDE
-from counting.density import density_map, fixed_sigmas, geometry_adaptive_sigmas
-from counting.images import IMAGENET_MEAN, load_rgb, to_input_tensor
+from counting.density import (
+    DEFAULT_SIGMA,
+    GEOMETRY_BETA,
+    GEOMETRY_NEIGHBOURS,
+    density_map,
+    fixed_sigmas,
+    geometry_adaptive_sigmas,
+)
+from counting.images import IMAGENET_MEAN, load_rgb, to_input_tensor, upright_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SIGMA_MODES = ("adaptive", "fixed")
@@ -48,36 +55,68 @@ def shanghaitech_split(part_root: str | Path, split: str) -> list[AnnotatedImage
     1-based convention would push heads annotated on the first row or column out of the image.
     Part B uses the fixed sigma of 15 and Part A geometry-adaptive kernels, as in the CSRNet paper.
     """
-    root = Path(part_root).resolve()
+    root = Path(part_root).absolute()  # not resolve(): a symlinked part_B keeps its own name
     image_dir = root / split / "images"
     truth_dir = root / split / "ground-truth"
     if not image_dir.is_dir() or not truth_dir.is_dir():
         raise FileNotFoundError(f"{root / split} has no images/ and ground-truth/ folders (ShanghaiTech layout)")
-    sigma_mode = "fixed" if root.name.lower().endswith("b") else "adaptive"
+    sigma_mode = "fixed" if re.search(r"part_?b", root.name, re.IGNORECASE) else "adaptive"
+    numbered = [p for p in image_dir.glob("IMG_*.jpg") if p.stem.removeprefix("IMG_").isdigit()]
     samples = []
-    for image_path in sorted(image_dir.glob("IMG_*.jpg"), key=lambda p: int(p.stem.split("_")[1])):
-        mat = scipy.io.loadmat(truth_dir / f"GT_{image_path.stem}.mat")
-        points = np.asarray(mat["image_info"][0, 0][0, 0][0], dtype=np.float64).reshape(-1, 2)
-        samples.append(AnnotatedImage(image_path, points, sigma_mode))
+    for image_path in sorted(numbered, key=lambda p: int(p.stem.removeprefix("IMG_"))):
+        truth_path = truth_dir / f"GT_{image_path.stem}.mat"
+        try:
+            points = np.asarray(scipy.io.loadmat(truth_path)["image_info"][0, 0][0, 0][0], dtype=np.float64)
+        except (OSError, KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"{truth_path}: not a ShanghaiTech ground-truth file ({error!r})") from error
+        samples.append(AnnotatedImage(image_path, points.reshape(-1, 2), sigma_mode))
     if not samples:
         raise FileNotFoundError(f"no IMG_*.jpg images in {image_dir}")
     return samples
 
 
+def _json_points(data: object) -> list[tuple[float, float]]:
+    if isinstance(data, dict):
+        if "points" not in data:
+            raise ValueError('a JSON object needs a "points" list')
+        data = data["points"]
+    if not isinstance(data, list):
+        raise ValueError("expected a list of points")
+    points = []
+    for index, point in enumerate(data):
+        if isinstance(point, dict) and "x" in point and "y" in point:
+            points.append((point["x"], point["y"]))
+        elif isinstance(point, list | tuple) and len(point) == 2:
+            points.append((point[0], point[1]))
+        else:
+            raise ValueError(f'point {index} is {point!r}, not [x, y] or {{"x": .., "y": ..}}')
+    return points
+
+
+def _csv_points(text: str) -> list[tuple[float, float]]:
+    points = []
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        if not points and row[0].strip().lower() == "x":
+            continue  # header
+        if len(row) < 2:
+            raise ValueError(f"line {number} has no x,y pair: {','.join(row)!r}")
+        points.append((row[0], row[1]))
+    return points
+
+
 def _read_points_file(path: Path) -> np.ndarray:
-    if path.suffix == ".json":
-        data = json.loads(path.read_text())
-        if isinstance(data, dict):
-            data = data.get("points", [])
-        points = [(p["x"], p["y"]) if isinstance(p, dict) else (p[0], p[1]) for p in data]
-    else:
-        points = []
-        with path.open(newline="") as handle:
-            for row in csv.reader(handle):
-                if not row or row[0].strip().lower() in ("x", "#"):
-                    continue
-                points.append((float(row[0]), float(row[1])))
-    return np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    """Head points from an operator's JSON or CSV annotation; any malformed content names the file."""
+    try:
+        text = path.read_text()
+        raw = _json_points(json.loads(text)) if path.suffix == ".json" else _csv_points(text)
+        points = np.asarray(raw, dtype=np.float64).reshape(-1, 2)
+    except (ValueError, TypeError) as error:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: {error}") from error
+    if not np.isfinite(points).all():
+        raise ValueError(f"{path}: coordinates must be finite numbers")
+    return points
 
 
 def point_folder(folder: str | Path, sigma_mode: str = "adaptive") -> list[AnnotatedImage]:
@@ -97,8 +136,7 @@ def point_folder(folder: str | Path, sigma_mode: str = "adaptive") -> list[Annot
                 f"{image_path.name} has no {image_path.stem}.json or {image_path.stem}.csv beside it"
             )
         points = _read_points_file(annotation)
-        with Image.open(image_path) as image:
-            width, height = image.size
+        width, height = upright_size(image_path)
         outside = (points[:, 0] < 0) | (points[:, 0] > width) | (points[:, 1] < 0) | (points[:, 1] > height)
         if outside.any():
             raise ValueError(f"{annotation.name}: {int(outside.sum())} points lie outside the {width}x{height} image")
@@ -109,11 +147,17 @@ def point_folder(folder: str | Path, sigma_mode: str = "adaptive") -> list[Annot
 
 
 def load_annotated(data: str | Path, split: str) -> list[AnnotatedImage]:
-    """ShanghaiTech when `data/split` has its layout, else an operator's point folder (`data/split` or `data`)."""
+    """The `split` folder of `data`: ShanghaiTech when it has that layout, else an operator's point folder.
+
+    There is no fallback to `data` itself, so training and evaluation never silently share images; a flat folder of
+    labelled frames is evaluated with split ".".
+    """
     data = Path(data)
     if (data / split / "ground-truth").is_dir():
         return shanghaitech_split(data, split)
-    return point_folder(data / split if (data / split).is_dir() else data)
+    if not (data / split).is_dir():
+        raise FileNotFoundError(f"{data / split} is not a folder (expected ShanghaiTech or labelled frames there)")
+    return point_folder(data / split)
 
 
 class GroundTruthCache:
@@ -125,7 +169,8 @@ class GroundTruthCache:
 
     def _key(self, sample: AnnotatedImage) -> str:
         digest = hashlib.sha1(sample.points.tobytes())
-        digest.update(f"{sample.image_path.resolve()}|{sample.sigma_mode}".encode())
+        kernel = f"{GEOMETRY_BETA}|{GEOMETRY_NEIGHBOURS}|{DEFAULT_SIGMA}"  # a change of kernel invalidates the cache
+        digest.update(f"{sample.image_path.resolve()}|{sample.sigma_mode}|{kernel}".encode())
         return digest.hexdigest()
 
     def sigmas(self, sample: AnnotatedImage) -> np.ndarray:
@@ -156,9 +201,16 @@ class GroundTruthCache:
 
 @dataclass(frozen=True)
 class Augmentation:
-    crop: tuple[int, int] = (384, 512)  # height, width; multiples of 8
+    crop: tuple[int, int] = (384, 512)  # height, width
     scale_range: tuple[float, float] = (0.8, 1.2)
     flip: bool = True
+
+    def __post_init__(self) -> None:
+        # The target grid has ceil(crop / 8) cells and the model's output floor(crop / 8): they must agree.
+        if any(side <= 0 or side % OUTPUT_STRIDE for side in self.crop):
+            raise ValueError(f"crop sides must be positive multiples of {OUTPUT_STRIDE}, not {self.crop}")
+        if not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ValueError(f"scale range must be 0 < low <= high, not {self.scale_range}")
 
 
 def augment(

@@ -6,7 +6,7 @@ inside the image, so a map sums to the number of heads. Because the Gaussian is 
 of the full-resolution map: no resize, no x64 correction.
 
 Coordinates are continuous pixel coordinates: pixel (i, j) covers [j, j+1) x [i, i+1), so its centre is (j+0.5,
-i+0.5). ShanghaiTech's 1-based annotations convert with `x - 0.5`.
+i+0.5). ShanghaiTech's annotations are used as they are (see `datasets.shanghaitech_split`).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def _tile_starts(length: int, side: int, margin: int) -> list[int]:
         return [0]
     step = side - 2 * margin
     starts = [*range(0, length - side, step), length - side]
-    return [s - s % OUTPUT_STRIDE for s in starts]
+    return sorted({s - s % OUTPUT_STRIDE for s in starts})
 
 
 def predict_density_tiled(

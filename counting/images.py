@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,6 +36,19 @@ def load_rgb(source: str | Path | bytes) -> np.ndarray:
     except (OSError, SyntaxError, Image.DecompressionBombError) as error:
         name = "the uploaded bytes" if isinstance(source, bytes) else str(source)
         raise ImageError(f"cannot read {name} as an image: {error}") from error
+
+
+def upright_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file as `load_rgb` returns it, i.e. after its EXIF orientation, without decoding."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            # Orientations 5 to 8 rotate by a quarter turn.
+            if image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
+                return height, width
+            return width, height
+    except (OSError, SyntaxError) as error:
+        raise ImageError(f"cannot read {path} as an image: {error}") from error
 
 
 def to_input_tensor(rgb: np.ndarray) -> torch.Tensor:

@@ -83,9 +83,11 @@ def load_model(arch: str | None = None, weights: str | Path | None = None) -> tu
     """
     path = Path(weights) if weights else default_weights(arch or DEFAULT_ARCH)
     checkpoint = read_checkpoint(path)
-    arch = arch or checkpoint.get("arch") or "csrnet"
-    if checkpoint.get("arch") and checkpoint["arch"] != arch:
-        raise WeightsError(f"{path} holds {checkpoint['arch']!r} weights, not {arch!r}")
+    # Public CSRNet checkpoints also have an "arch" entry, holding None or a file path: only our names count.
+    recorded = checkpoint.get("arch") if checkpoint.get("arch") in ARCHITECTURES else None
+    arch = arch or recorded or "csrnet"
+    if recorded and recorded != arch:
+        raise WeightsError(f"{path} holds {recorded!r} weights, not {arch!r}")
     model = build(arch)
     state = _state_dict_of(checkpoint)
     expected = model.state_dict()

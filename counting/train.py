@@ -10,9 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from counting.csrnet import init_frontend_from_vgg16
 from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated
 from counting.engine import configure_threads, predict_density
+from counting.images import load_rgb
 from counting.models import build, save_weights
 
 # Density cells hold tiny values (a head spread over dozens of cells); scaling them keeps the squared errors well
@@ -52,7 +53,21 @@ class TrainConfig:
     bf16: bool = True
     threads: int | None = None
     max_steps_per_epoch: int | None = None  # for short runs (tests, smoke checks)
+    vgg16: str | None = None  # a local torchvision VGG-16 state dict to start full CSRNet's front end from
     val_images: list[str] = field(default_factory=list)
+
+
+# What may differ when a run resumes: where it runs and how long it lasts, not how it trains.
+RESUMABLE_CHANGES = {"epochs", "device", "threads", "out", "val_images"}
+
+
+def saved_config(out: str | Path) -> TrainConfig | None:
+    """The recipe of the run in `out`, from its last checkpoint; None when there is none."""
+    last_path = Path(out) / "last.pt"
+    if not last_path.exists():
+        return None
+    saved = torch.load(last_path, map_location="cpu", weights_only=True)["config"]
+    return TrainConfig(**{**saved, "crop": tuple(saved["crop"]), "scale_range": tuple(saved["scale_range"])})
 
 
 def density_loss(pred: torch.Tensor, target: torch.Tensor, count_weight: float) -> torch.Tensor:
@@ -69,8 +84,6 @@ def split_train_val(samples: list, fraction: float, seed: int) -> tuple[list, li
 
 
 def validate(model: nn.Module, samples: list, images: dict[str, np.ndarray], config: TrainConfig) -> dict[str, float]:
-    from counting.images import load_rgb
-
     errors = []
     model.eval()
     for sample in samples:
@@ -91,10 +104,7 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 
 @torch.no_grad()
-@torch.no_grad()
-def recalibrate_batch_norm(
-    model: nn.Module, dataset: CrowdCrops, batches: int, batch_size: int, config: TrainConfig
-) -> None:
+def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainConfig) -> None:
     """Re-estimate batch-norm running statistics for `model`'s current weights (precise BN).
 
     The running averages kept during training trail weights that keep moving, and those of an EMA model belong to
@@ -109,11 +119,11 @@ def recalibrate_batch_norm(
         norm.reset_running_stats()
         norm.momentum = None
     model.train()
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(dataset.epoch))
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed * 100_003 + dataset.epoch))
     autocast = torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=config.bf16)
     with autocast:
-        for start in range(0, min(len(dataset), batches * batch_size), batch_size):
-            images = torch.stack([dataset[int(i)][0] for i in order[start : start + batch_size]])
+        for start in range(0, min(len(dataset), config.batch_norm_batches * config.batch_size), config.batch_size):
+            images = torch.stack([dataset[int(i)][0] for i in order[start : start + config.batch_size]])
             model(images.to(config.device).contiguous(memory_format=torch.channels_last))
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
@@ -135,29 +145,39 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
     can be split across sessions and resumed.
     """
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     last_path = out / "last.pt"
-    state = torch.load(last_path, map_location="cpu", weights_only=False) if resume and last_path.exists() else None
-    if resume and state is None:
+    saved = saved_config(out)
+    if saved is not None and not resume:
+        raise FileExistsError(f"{out} already holds a run; continue it with --resume or choose another --out")
+    if resume and saved is None:
         print(f"no checkpoint at {last_path}; starting afresh")
-    if state is not None:
-        config = TrainConfig(
-            **{**state["config"], "epochs": config.epochs, "device": config.device, "threads": config.threads}
-        )
-        config.crop, config.scale_range = tuple(config.crop), tuple(config.scale_range)
+    if saved is not None:
+        ignored = {
+            name: value
+            for name, value in asdict(config).items()
+            if name not in RESUMABLE_CHANGES and value != getattr(saved, name)
+        }
+        if ignored:
+            print(f"resuming with the run's own recipe; ignoring {ignored}")
+        config = replace(saved, epochs=config.epochs, device=config.device, threads=config.threads)
+    out.mkdir(parents=True, exist_ok=True)
 
     configure_threads(config.threads)
     torch.manual_seed(config.seed)
-    random.seed(config.seed)
 
     samples = load_annotated(config.data, "train")
     train_samples, val_samples = split_train_val(samples, config.val_fraction, config.seed)
+    if not train_samples:
+        raise ValueError(f"{config.data}: {len(samples)} images leave none to train on beside the validation slice")
     config.val_images = [s.image_path.name for s in val_samples]
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     cache = GroundTruthCache()
     dataset = CrowdCrops(train_samples, Augmentation(config.crop, config.scale_range), cache, config.seed)
-    model = build(config.arch).to(config.device)
+    model = build(config.arch)
+    if config.vgg16 and saved is None:
+        init_frontend_from_vgg16(model, torch.load(config.vgg16, map_location="cpu", weights_only=True))
+    model = model.to(config.device)
     ema = copy.deepcopy(model).eval()
     # Biases and batch-norm scales are not decayed.
     decay = [p for p in model.parameters() if p.ndim > 1]
@@ -174,7 +194,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
 
     start_epoch, step, best = 0, 0, {"val_mae": float("inf")}
     elapsed = 0.0
-    if state is not None:
+    if saved is not None:
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -223,7 +244,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             "lr": optimizer.param_groups[0]["lr"],
         }
         if val_samples and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-            recalibrate_batch_norm(ema, dataset, config.batch_norm_batches, config.batch_size, config)
+            recalibrate_batch_norm(ema, dataset, config)
             record.update(validate(ema, val_samples, val_images, config))
             if record["val_mae"] < best["val_mae"]:
                 best = {"val_mae": record["val_mae"], "val_mse": record["val_mse"], "epoch": epoch + 1}
@@ -251,6 +272,6 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             print(f"stopping after {stop_after_epochs} epochs; continue with --resume", flush=True)
             return best
     if not val_samples:
-        recalibrate_batch_norm(ema, dataset, config.batch_norm_batches, config.batch_size, config)
+        recalibrate_batch_norm(ema, dataset, config)
         save_weights(ema, config.arch, out / "best.pt", epoch=config.epochs, data=config.data)
     return best

@@ -194,12 +194,58 @@ def test_load_annotated_picks_shanghaitech_or_point_folder(tmp_path: Path, shang
     [sample] = load_annotated(tmp_path / "ops", "train")
     assert sample.image_path.name == "cam1.png" and sample.count == 1
 
-    # no split folder: the data folder itself
+    # a flat folder is reached with split "."; a missing split is an error, never a silent fallback to data itself
     (tmp_path / "flat").mkdir()
     blank_image(tmp_path / "flat" / "cam2.png")
     (tmp_path / "flat" / "cam2.csv").write_text("1,2\n3,4\n")
-    [sample] = load_annotated(tmp_path / "flat", "train")
+    [sample] = load_annotated(tmp_path / "flat", ".")
     assert sample.image_path.name == "cam2.png" and sample.count == 2
+    with pytest.raises(FileNotFoundError, match="test is not a folder"):
+        load_annotated(tmp_path / "flat", "test")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("a.json", '{"heads": [[1, 2]]}', '"points" list'),
+        ("a.json", '[{"x": 1}]', "point 0"),
+        ("a.json", "[1, 2]", "point 0"),
+        ("a.json", "[[1, 2", "a.json"),
+        ("a.json", '[["one", 2]]', "could not convert"),
+        ("a.json", "[[NaN, 2]]", "finite"),
+        ("a.csv", "1\n", "line 1 has no x,y pair"),
+        ("a.csv", "1,2\nten,3\n", "could not convert"),
+    ],
+)
+def test_malformed_annotations_name_the_file(tmp_path: Path, name: str, content: str, message: str) -> None:
+    blank_image(tmp_path / "a.png")
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ValueError, match=message) as error:
+        point_folder(tmp_path)
+    assert "a." in str(error.value)
+
+
+def test_annotation_comments_are_skipped(tmp_path: Path) -> None:
+    blank_image(tmp_path / "a.png")
+    (tmp_path / "a.csv").write_text("# exported by a labelling tool\nx,y\n1,2\n")
+    assert point_folder(tmp_path)[0].count == 1
+
+
+def test_point_bounds_follow_exif_orientation(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[274] = 6  # stored 40 wide x 20 high, shown 20 wide x 40 high
+    Image.new("RGB", (40, 20)).save(tmp_path / "a.jpg", exif=exif)
+    (tmp_path / "a.json").write_text("[[10, 35]]")
+    assert point_folder(tmp_path)[0].count == 1
+    (tmp_path / "a.json").write_text("[[35, 10]]")
+    with pytest.raises(ValueError, match="outside the 20x40 image"):
+        point_folder(tmp_path)
+
+
+@pytest.mark.parametrize("crop", [(380, 512), (0, 512)])
+def test_crops_must_fit_the_density_grid(crop: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match="multiples of 8"):
+        Augmentation(crop=crop)
 
 
 # Ground-truth cache ------------------------------------------------------------------------------------------------

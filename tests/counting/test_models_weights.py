@@ -28,13 +28,15 @@ def test_loads_a_bare_public_state_dict(tmp_path, reference):
     assert arch == "csrnet" and _same_weights(model, reference)
 
 
-def test_loads_a_public_pth_tar_with_training_state(tmp_path, reference):
+# The public training script stores its --pre argument as "arch": None, or the path of the weights it started from.
+@pytest.mark.parametrize("recorded_arch", [None, "PartAmodel_best.pth.tar"])
+def test_loads_a_public_pth_tar_with_training_state(tmp_path, reference, recorded_arch):
     optimizer = torch.optim.SGD(reference.parameters(), lr=1e-7, momentum=0.95)
     path = tmp_path / "PartBmodel_best.pth.tar"
     torch.save(
         {
             "epoch": 400,
-            "arch": None,
+            "arch": recorded_arch,
             "state_dict": reference.state_dict(),
             "best_prec1": np.float64(10.6),
             "optimizer": optimizer.state_dict(),
@@ -43,6 +45,7 @@ def test_loads_a_public_pth_tar_with_training_state(tmp_path, reference):
     )
     model, arch, _ = load_model(None, path)
     assert arch == "csrnet" and _same_weights(model, reference)
+    assert _same_weights(load_model("csrnet", path)[0], reference)
 
 
 def test_loads_a_data_parallel_checkpoint(tmp_path, reference):

@@ -17,7 +17,7 @@ def small_folder(tmp_path_factory, shanghaitech):
     for sample in shanghaitech_split(shanghaitech / "part_B", "train")[:5]:
         image = cv2.imread(str(sample.image_path))
         cv2.imwrite(str(folder / sample.image_path.name), cv2.resize(image, (256, 192), interpolation=cv2.INTER_AREA))
-        points = (sample.points + 0.5) / 4.0
+        points = sample.points / 4.0
         (folder / f"{sample.image_path.stem}.json").write_text(json.dumps(points.tolist()))
     return folder.parent
 
@@ -62,3 +62,9 @@ def test_resuming_continues_where_the_run_stopped(small_folder, tmp_path):
     straight, resumed = _losses(tmp_path / "straight"), _losses(tmp_path / "resumed")
     assert len(resumed) == 4
     np.testing.assert_allclose(resumed, straight, rtol=1e-4)
+
+
+def test_a_fresh_run_never_overwrites_an_existing_one(small_folder, tmp_path):
+    train(_config(small_folder, tmp_path / "run", epochs=2), stop_after_epochs=1)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(_config(small_folder, tmp_path / "run", epochs=2))
