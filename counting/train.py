@@ -93,7 +93,11 @@ def validate(model: nn.Module, samples: list, images: dict[str, np.ndarray], con
         predicted = predict_density(model, images[key], "bf16" if config.bf16 else "fp32", config.device).sum()
         errors.append(float(predicted) - sample.count)
     errors_arr = np.asarray(errors)
-    return {"val_mae": float(np.abs(errors_arr).mean()), "val_mse": float(np.sqrt((errors_arr**2).mean()))}
+    return {
+        "val_mae": float(np.abs(errors_arr).mean()),
+        "val_mse": float(np.sqrt((errors_arr**2).mean())),
+        "val_bias": float(errors_arr.mean()),  # over- (positive) or under-counting on average
+    }
 
 
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
