@@ -45,6 +45,7 @@ def cmd_count(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     failures = 0
+    overlay_names: set[str] = set()
     for path in args.images:
         try:
             rgb = load_rgb(path)
@@ -61,9 +62,13 @@ def cmd_count(args: argparse.Namespace) -> int:
             "ms": round(result.ms, 1),
         }
         if args.overlay:
-            record["overlay"] = str(
-                write_overlay(rgb, result.density, result.count, Path(args.overlay) / f"{Path(path).stem}.png")
-            )
+            # Frames from different folders may share a name; number the repeats rather than overwrite.
+            name = Path(path).stem
+            while name in overlay_names:
+                name = f"{Path(path).stem}-{len(overlay_names)}"
+            overlay_names.add(name)
+            overlay = write_overlay(rgb, result.density, result.count, Path(args.overlay) / f"{name}.png")
+            record["overlay"] = str(overlay)
         if args.json:
             print(json.dumps(record), flush=True)
         else:
