@@ -63,6 +63,16 @@ def _tile_starts(length: int, side: int, margin: int) -> list[int]:
     return sorted({s - s % OUTPUT_STRIDE for s in starts})
 
 
+def _owned_cells(starts: list[int], index: int, side: int, tile_cells: int) -> tuple[int, int]:
+    """The cells, relative to tile `index` on one axis, that this tile owns: from the midpoint of its overlap with the
+    previous tile to the midpoint of its overlap with the next, so every cell comes from exactly one tile."""
+    start = starts[index]
+    low = 0 if index == 0 else (start + starts[index - 1] + side) // 2 // OUTPUT_STRIDE - start // OUTPUT_STRIDE
+    if index == len(starts) - 1:
+        return low, tile_cells
+    return low, (starts[index + 1] + start + side) // 2 // OUTPUT_STRIDE - start // OUTPUT_STRIDE
+
+
 def predict_density_tiled(
     model: nn.Module,
     rgb: np.ndarray,
@@ -82,20 +92,8 @@ def predict_density_tiled(
             y_end = height if iy == len(ys) - 1 else y + side
             x_end = width if ix == len(xs) - 1 else x + side
             tile = predict_density(model, rgb[y:y_end, x:x_end], precision, device)
-            # Each tile owns the cells from the midpoint of its overlap with the previous tile to the midpoint of
-            # its overlap with the next one, so every cell is taken from exactly one tile.
-            y0 = 0 if iy == 0 else (y + (ys[iy - 1] + side)) // 2 // OUTPUT_STRIDE - y // OUTPUT_STRIDE
-            x0 = 0 if ix == 0 else (x + (xs[ix - 1] + side)) // 2 // OUTPUT_STRIDE - x // OUTPUT_STRIDE
-            y1 = (
-                tile.shape[0]
-                if iy == len(ys) - 1
-                else (ys[iy + 1] + y + side) // 2 // OUTPUT_STRIDE - y // OUTPUT_STRIDE
-            )
-            x1 = (
-                tile.shape[1]
-                if ix == len(xs) - 1
-                else (xs[ix + 1] + x + side) // 2 // OUTPUT_STRIDE - x // OUTPUT_STRIDE
-            )
+            y0, y1 = _owned_cells(ys, iy, side, tile.shape[0])
+            x0, x1 = _owned_cells(xs, ix, side, tile.shape[1])
             gy, gx = y // OUTPUT_STRIDE, x // OUTPUT_STRIDE
             stitched[gy + y0 : gy + y1, gx + x0 : gx + x1] = tile[y0:y1, x0:x1]
     return stitched
