@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from counting.engine import predict_density
+from counting.images import to_input_tensor
 from counting.models import ARCHITECTURES, DEFAULT_WEIGHTS, build, load_model
 
 BENCH_SIZE = (768, 1024)  # height, width: a ShanghaiTech Part B frame
 
 
-def _median_seconds(run, repeats: int) -> float:
+def _median_seconds(run: Callable[[], object], repeats: int) -> float:
     run()  # warm-up: first calls pick kernels and allocate
     times = []
     for _ in range(repeats):
@@ -27,8 +29,6 @@ def _median_seconds(run, repeats: int) -> float:
 
 
 def _plain_forward(model: nn.Module, rgb: np.ndarray) -> None:
-    from counting.images import to_input_tensor
-
     with torch.no_grad():
         model(to_input_tensor(rgb)[None])
 
