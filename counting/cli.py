@@ -121,6 +121,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_steps_per_epoch=args.max_steps_per_epoch,
         vgg16=args.vgg16,
+        init_weights=args.init_weights,
+        freeze_batch_norm=args.freeze_batch_norm,
+        batch_norm_batches=args.batch_norm_batches,
+        warmup_epochs=args.warmup_epochs,
     )
     best = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
     print(json.dumps({"run": out, "best": best}))
@@ -182,6 +186,12 @@ def parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--device", default="cpu")
     train_cmd.add_argument("--threads", type=positive_int)
     train_cmd.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
+    train_cmd.add_argument("--init-weights", help="start from these weights (a fine-tuning phase)")
+    train_cmd.add_argument(
+        "--freeze-batch-norm", action="store_true", help="estimate batch-norm statistics once and train with them fixed"
+    )
+    train_cmd.add_argument("--batch-norm-batches", type=positive_int, default=TrainConfig.batch_norm_batches)
+    train_cmd.add_argument("--warmup-epochs", type=int, default=TrainConfig.warmup_epochs)
     train_cmd.add_argument("--vgg16", help="local torchvision VGG-16 state dict for full CSRNet's front end")
     train_cmd.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train_cmd.add_argument("--stop-after-epochs", type=int, help="end this invocation after N epochs (then --resume)")

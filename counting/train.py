@@ -24,7 +24,7 @@ from counting.csrnet import init_frontend_from_vgg16
 from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated
 from counting.engine import configure_threads, predict_density
 from counting.images import load_rgb
-from counting.models import build, save_weights
+from counting.models import build, load_model, save_weights
 
 # Density cells hold tiny values (a head spread over dozens of cells); scaling them keeps the squared errors well
 # above float resolution. The count term (weight `count_loss_weight`) then stays a minor correction to the MSE.
@@ -54,6 +54,10 @@ class TrainConfig:
     threads: int | None = None
     max_steps_per_epoch: int | None = None  # for short runs (tests, smoke checks)
     vgg16: str | None = None  # a local torchvision VGG-16 state dict to start full CSRNet's front end from
+    init_weights: str | None = None  # start from these weights (for example a fine-tuning phase)
+    # Estimate batch-norm statistics once, at the start, and train with them fixed: training and inference then
+    # normalise alike, so the count no longer hangs on a fresh estimate at every validation.
+    freeze_batch_norm: bool = False
     val_images: list[str] = field(default_factory=list)
 
 
@@ -134,6 +138,14 @@ def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainC
     model.eval()
 
 
+def _train_mode(model: nn.Module, freeze_batch_norm: bool) -> None:
+    model.train()
+    if freeze_batch_norm:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
 @torch.no_grad()
 def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
@@ -181,7 +193,11 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
     model = build(config.arch)
     if config.vgg16 and saved is None:
         init_frontend_from_vgg16(model, torch.load(config.vgg16, map_location="cpu", weights_only=True))
+    if config.init_weights and saved is None:
+        model.load_state_dict(load_model(config.arch, config.init_weights)[0].state_dict())
     model = model.to(config.device)
+    if config.freeze_batch_norm and saved is None:
+        recalibrate_batch_norm(model, dataset, config)
     ema = copy.deepcopy(model).eval()
     # Biases and batch-norm scales are not decayed.
     decay = [p for p in model.parameters() if p.ndim > 1]
@@ -218,7 +234,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             drop_last=False,
             generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
         )
-        model.train()
+        _train_mode(model, config.freeze_batch_norm)
         losses = []
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
         for batch_index, (images, targets) in enumerate(bar):
@@ -248,7 +264,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             "lr": optimizer.param_groups[0]["lr"],
         }
         if val_samples and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-            recalibrate_batch_norm(ema, dataset, config)
+            if not config.freeze_batch_norm:
+                recalibrate_batch_norm(ema, dataset, config)
             record.update(validate(ema, val_samples, val_images, config))
             if record["val_mae"] < best["val_mae"]:
                 best = {"val_mae": record["val_mae"], "val_mse": record["val_mse"], "epoch": epoch + 1}
@@ -275,7 +292,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
         if stop_after_epochs and epoch + 1 - start_epoch >= stop_after_epochs and epoch + 1 < config.epochs:
             print(f"stopping after {stop_after_epochs} epochs; continue with --resume", flush=True)
             return best
-    if not val_samples:
+    if not val_samples and not config.freeze_batch_norm:
         recalibrate_batch_norm(ema, dataset, config)
         save_weights(ema, config.arch, out / "best.pt", epoch=config.epochs, data=config.data)
     return best

@@ -1,8 +1,10 @@
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from counting.datasets import shanghaitech_split
 from counting.models import load_model
@@ -68,3 +70,24 @@ def test_a_fresh_run_never_overwrites_an_existing_one(small_folder, tmp_path):
     train(_config(small_folder, tmp_path / "run", epochs=2), stop_after_epochs=1)
     with pytest.raises(FileExistsError, match="--resume"):
         train(_config(small_folder, tmp_path / "run", epochs=2))
+
+
+def test_a_frozen_batch_norm_phase_starts_from_given_weights_and_keeps_its_statistics(small_folder, tmp_path):
+    train(_config(small_folder, tmp_path / "first", epochs=2))
+    start = torch.load(tmp_path / "first" / "best.pt", weights_only=True)["state_dict"]
+    config = replace(
+        _config(small_folder, tmp_path / "frozen", epochs=2),
+        init_weights=str(tmp_path / "first" / "best.pt"),
+        freeze_batch_norm=True,
+    )
+    train(config, stop_after_epochs=1)
+    after_one = torch.load(tmp_path / "frozen" / "last.pt", weights_only=True)["model"]
+    train(config, resume=True)
+    after_two = torch.load(tmp_path / "frozen" / "last.pt", weights_only=True)["model"]
+    statistics = [key for key in after_two if "running_" in key]
+    assert statistics
+    for key in statistics:
+        assert torch.equal(after_one[key], after_two[key]), key
+    # The weights did train, starting from the first run's (not from a fresh initialisation).
+    assert not torch.equal(after_one["output_layer.weight"], after_two["output_layer.weight"])
+    assert (after_one["frontend.0.weight"] - start["frontend.0.weight"].float()).abs().max() < 0.05
