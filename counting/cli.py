@@ -114,6 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs or (saved.epochs if saved else TrainConfig.epochs),
         batch_size=args.batch_size,
         crop=(args.crop[0], args.crop[1]),
+        scale_range=(args.scale_range[0], args.scale_range[1]),
         lr=args.lr,
         seed=args.seed,
         device=args.device,
@@ -181,6 +182,9 @@ def parser() -> argparse.ArgumentParser:
     )
     train_cmd.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     train_cmd.add_argument("--crop", type=int, nargs=2, default=TrainConfig.crop, metavar=("H", "W"))
+    train_cmd.add_argument(
+        "--scale-range", type=float, nargs=2, default=TrainConfig.scale_range, metavar=("LOW", "HIGH")
+    )
     train_cmd.add_argument("--lr", type=float, default=TrainConfig.lr)
     train_cmd.add_argument("--seed", type=int, default=TrainConfig.seed)
     train_cmd.add_argument("--device", default="cpu")
