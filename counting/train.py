@@ -65,13 +65,20 @@ class TrainConfig:
 RESUMABLE_CHANGES = {"epochs", "device", "threads", "out", "val_images"}
 
 
+def _last_checkpoint(out: str | Path) -> dict | None:
+    last_path = Path(out) / "last.pt"
+    return torch.load(last_path, map_location="cpu", weights_only=True) if last_path.exists() else None
+
+
+def _config_of(checkpoint: dict) -> TrainConfig:
+    saved = checkpoint["config"]
+    return TrainConfig(**{**saved, "crop": tuple(saved["crop"]), "scale_range": tuple(saved["scale_range"])})
+
+
 def saved_config(out: str | Path) -> TrainConfig | None:
     """The recipe of the run in `out`, from its last checkpoint; None when there is none."""
-    last_path = Path(out) / "last.pt"
-    if not last_path.exists():
-        return None
-    saved = torch.load(last_path, map_location="cpu", weights_only=True)["config"]
-    return TrainConfig(**{**saved, "crop": tuple(saved["crop"]), "scale_range": tuple(saved["scale_range"])})
+    checkpoint = _last_checkpoint(out)
+    return _config_of(checkpoint) if checkpoint is not None else None
 
 
 def density_loss(pred: torch.Tensor, target: torch.Tensor, count_weight: float) -> torch.Tensor:
@@ -162,7 +169,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
     """
     out = Path(config.out)
     last_path = out / "last.pt"
-    saved = saved_config(out)
+    state = _last_checkpoint(out)
+    saved = _config_of(state) if state is not None else None
     if saved is not None and not resume:
         raise FileExistsError(f"{out} already holds a run; continue it with --resume or choose another --out")
     if resume and saved is None:
@@ -215,7 +223,6 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
     start_epoch, step, best = 0, 0, {"val_mae": float("inf")}
     elapsed = 0.0
     if saved is not None:
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
