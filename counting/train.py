@@ -118,6 +118,10 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def _autocast(config: TrainConfig) -> torch.autocast:
+    return torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=config.bf16)
+
+
 @torch.no_grad()
 def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainConfig) -> None:
     """Re-estimate batch-norm running statistics for `model`'s current weights (precise BN).
@@ -135,7 +139,7 @@ def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainC
         norm.momentum = None
     model.train()
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed * 100_003 + dataset.epoch))
-    autocast = torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=config.bf16)
+    autocast = _autocast(config)
     with autocast:
         for start in range(0, min(len(dataset), config.batch_norm_batches * config.batch_size), config.batch_size):
             images = torch.stack([dataset[int(i)][0] for i in order[start : start + config.batch_size]])
@@ -230,7 +234,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
         print(f"resumed {out} at epoch {start_epoch}, step {step}, best val MAE {best['val_mae']:.2f}")
 
     val_images: dict[str, np.ndarray] = {}
-    autocast = torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=config.bf16)
+    autocast = _autocast(config)
     for epoch in range(start_epoch, config.epochs):
         epoch_started = time.perf_counter()
         dataset.epoch = epoch
