@@ -8,15 +8,11 @@ import cv2
 import numpy as np
 
 
-def heatmap_overlay(
-    rgb: np.ndarray, density: np.ndarray, count: float | None = None, opacity: float = 0.55
-) -> np.ndarray:
-    """RGB uint8 frame + density at any grid -> RGB uint8 frame with a turbo heatmap where people are.
+def _levels(density: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The density stretched to the frame and smoothed, as 0..1 levels, with their turbo colours (RGB uint8).
 
-    The colour scale runs from zero to the map's 99.5th percentile (one hot cell does not wash out the rest);
-    empty areas stay uncoloured so the scene remains readable.
+    The colour scale runs from zero to the map's 99.5th percentile, so one hot cell does not wash out the rest.
     """
-    height, width = rgb.shape[:2]
     # Stretch the grid to the frame: each cell covers 8x8 pixels (the last ones clipped by the frame).
     cell = max(1, round(height / density.shape[0]))
     upsampled = np.kron(density, np.ones((cell, cell), dtype=np.float32))[:height, :width]
@@ -26,7 +22,28 @@ def heatmap_overlay(
     scale = float(np.percentile(smooth, 99.5)) or 1.0
     level = np.clip(smooth / scale, 0.0, 1.0)
     colours = cv2.cvtColor(cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
-    alpha = (opacity * np.clip(level * 3.0, 0.0, 1.0))[:, :, None]
+    return level, colours
+
+
+def _opacity(level: np.ndarray, opacity: float) -> np.ndarray:
+    # Empty areas stay uncoloured so that the scene remains readable.
+    return opacity * np.clip(level * 3.0, 0.0, 1.0)
+
+
+def heatmap_rgba(density: np.ndarray, height: int, width: int, opacity: float = 0.7) -> np.ndarray:
+    """The heatmap alone, RGBA uint8 [height, width, 4], transparent where nobody is: to lay over a frame."""
+    level, colours = _levels(density, height, width)
+    alpha = (_opacity(level, opacity) * 255).astype(np.uint8)
+    return np.dstack([colours, alpha])
+
+
+def heatmap_overlay(
+    rgb: np.ndarray, density: np.ndarray, count: float | None = None, opacity: float = 0.55
+) -> np.ndarray:
+    """RGB uint8 frame + density at any grid -> RGB uint8 frame with a turbo heatmap where people are."""
+    height, width = rgb.shape[:2]
+    level, colours = _levels(density, height, width)
+    alpha = _opacity(level, opacity)[:, :, None]
     blended = (rgb.astype(np.float32) * (1 - alpha) + colours.astype(np.float32) * alpha).astype(np.uint8)
     if count is not None:
         label = f"count {count:.1f}"

@@ -19,11 +19,18 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "webapp.cameras",
+    "webapp.ingest",
+    "webapp.dashboard",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -38,7 +45,7 @@ WSGI_APPLICATION = "webapp.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "webapp" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -62,12 +69,93 @@ TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:cameras"
+LOGOUT_REDIRECT_URL = "login"
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "webapp.staticfinders.PlotlyFinder",
+]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
-MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+# No MEDIA_URL: frames and density maps are served by views that check who is asking.
 
-# The counting model the workers load once per process; empty weights means our trained default for the arch.
-COUNTING_ARCH = os.environ.get("COUNTING_ARCH", "csrnet-lite")
-COUNTING_WEIGHTS = os.environ.get("COUNTING_WEIGHTS", "")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "webapp.cameras.auth.GatewayTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CrowdScope API",
+    "DESCRIPTION": "Gateways upload CCTV frames; workers count the people in them.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value else default
+    except ValueError as error:
+        raise RuntimeError(f"{name} must be an integer, not {value!r}") from error
+
+
+# Uploads: bytes and pixels per frame (pixels are checked from the header, before decoding).
+CROWDSCOPE_MAX_UPLOAD_BYTES = _int_env("CROWDSCOPE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+CROWDSCOPE_MAX_PIXELS = _int_env("CROWDSCOPE_MAX_PIXELS", 40_000_000)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
+# Raw frames after counting: keep, delete, or downscale (keep a JPEG no larger than the max side).
+CROWDSCOPE_FRAME_RETENTION = os.environ.get("CROWDSCOPE_FRAME_RETENTION", "keep")
+if CROWDSCOPE_FRAME_RETENTION not in ("keep", "delete", "downscale"):
+    raise RuntimeError(
+        f"CROWDSCOPE_FRAME_RETENTION must be keep, delete or downscale, not {CROWDSCOPE_FRAME_RETENTION!r}"
+    )
+CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = _int_env("CROWDSCOPE_RETAINED_FRAME_MAX_SIDE", 640)
+CROWDSCOPE_HEATMAP_MAX_SIDE = _int_env("CROWDSCOPE_HEATMAP_MAX_SIDE", 1024)
+# A frame still queued this long after it was sent to the workers is sent again.
+CROWDSCOPE_REQUEUE_AFTER_SECONDS = _int_env("CROWDSCOPE_REQUEUE_AFTER_SECONDS", 600)
+
+# The counting models the workers load once per process. COUNTING_WEIGHTS maps architectures to checkpoint files,
+# "csrnet=/models/a.pt,csrnet-lite=/models/b.pt"; an architecture not named uses our trained default.
+COUNTING_WEIGHTS = dict(item.split("=", 1) for item in os.environ.get("COUNTING_WEIGHTS", "").split(",") if "=" in item)
+COUNTING_PRECISION = os.environ.get("COUNTING_PRECISION", "fp32")
+COUNTING_DEVICE = os.environ.get("COUNTING_DEVICE", "cpu")
+COUNTING_THREADS = _int_env("COUNTING_THREADS", 0) or None
+
+# Celery: Redis as broker. Tasks are acknowledged after they finish and handed to another worker if theirs dies.
+CELERY_BROKER_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CROWDSCOPE_TASKS_IN_PROCESS") == "1"
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# An unacknowledged task goes back to the queue after this long (a worker host that vanished mid-task).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _int_env("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-frames": {"task": "workers.tasks.requeue_stale_frames", "schedule": 60.0},
+}
+CELERY_TIMEZONE = TIME_ZONE
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}

@@ -1,6 +1,25 @@
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from webapp.ingest import api
+
+api_v1 = [
+    path("frames/", api.FrameUploadView.as_view(), name="api-frames"),
+    path("frames/<int:pk>/", api.FrameDetailView.as_view(), name="api-frame"),
+    path("frames/<int:pk>/image", api.FrameImageView.as_view(), name="api-frame-image"),
+    path("frames/<int:pk>/heatmap.png", api.FrameHeatmapView.as_view(), name="api-frame-heatmap"),
+    path("frames/<int:pk>/density.npz", api.FrameDensityView.as_view(), name="api-frame-density"),
+    path("frames/<int:pk>/density.json", api.FrameDensityValuesView.as_view(), name="api-frame-density-values"),
+    path("cameras/<int:pk>/counts/", api.CameraCountsView.as_view(), name="api-camera-counts"),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("", include("webapp.dashboard.urls")),
 ]

@@ -1,0 +1,34 @@
+from django.contrib import admin, messages
+
+from webapp.cameras.models import Camera, Gateway, Site, Zone
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    search_fields = ["name"]
+
+
+class ZoneInline(admin.TabularInline):
+    model = Zone
+    extra = 0
+
+
+@admin.register(Camera)
+class CameraAdmin(admin.ModelAdmin):
+    list_display = ["name", "site", "place", "counting_model", "alert_threshold"]
+    list_filter = ["site", "counting_model"]
+    search_fields = ["name", "place"]
+    inlines = [ZoneInline]
+
+
+@admin.register(Gateway)
+class GatewayAdmin(admin.ModelAdmin):
+    list_display = ["name", "token_prefix", "is_active", "last_seen_at"]
+    readonly_fields = ["token_prefix", "created_at", "last_seen_at"]
+    filter_horizontal = ["cameras"]
+
+    def save_model(self, request, obj: Gateway, form, change: bool) -> None:
+        if not change:
+            token = obj.issue_token()
+            messages.warning(request, f"Token for {obj.name} (shown once, store it on the gateway): {token}")
+        super().save_model(request, obj, form, change)

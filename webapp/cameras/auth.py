@@ -1,0 +1,50 @@
+"""Gateway tokens for the REST API (`Authorization: Token ...`), and who may read a camera's data."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions, permissions
+
+from webapp.cameras.models import Camera, Gateway
+
+
+class GatewayTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Token"
+
+    def authenticate(self, request) -> tuple[Gateway, Gateway] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1").split()
+        if not header or header[0] != self.keyword:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("the Authorization header must be 'Token <token>'")
+        gateway = Gateway.from_token(header[1])
+        if gateway is None:
+            raise exceptions.AuthenticationFailed("unknown or revoked gateway token")
+        Gateway.objects.filter(pk=gateway.pk).update(last_seen_at=timezone.now())
+        return gateway, gateway
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword
+
+
+class GatewayTokenScheme(OpenApiAuthenticationExtension):
+    target_class = GatewayTokenAuthentication
+    name = "gatewayToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Token <gateway token>"}
+
+
+class IsGateway(permissions.BasePermission):
+    message = "only a gateway (Authorization: Token ...) can upload frames"
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, Gateway)
+
+
+def can_read_camera(principal, camera: Camera) -> bool:
+    """A gateway reads its own cameras; a signed-in person reads every camera (roles come with the dashboard)."""
+    if isinstance(principal, Gateway):
+        return principal.owns(camera)
+    return bool(principal and principal.is_authenticated and principal.is_active)

@@ -1,0 +1,115 @@
+"""The registry: sites, their cameras, the zones drawn on each camera's view, and the gateways that upload frames."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from counting.models import ARCHITECTURES, DEFAULT_ARCH
+from counting.zones import ZoneError, validate_polygon
+
+MODEL_CHOICES = [(name, name) for name in ARCHITECTURES]
+
+
+class Site(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Camera(models.Model):
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="cameras")
+    name = models.CharField(max_length=100)
+    place = models.CharField(max_length=200, blank=True, help_text="where the camera is, in words")
+    latitude = models.FloatField(null=True, blank=True, validators=[MinValueValidator(-90), MaxValueValidator(90)])
+    longitude = models.FloatField(null=True, blank=True, validators=[MinValueValidator(-180), MaxValueValidator(180)])
+    alert_threshold = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0)], help_text="people in view that raise an alert"
+    )
+    counting_model = models.CharField(max_length=50, choices=MODEL_CHOICES, default=DEFAULT_ARCH)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["site__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["site", "name"], name="camera_name_unique_per_site")]
+
+    def __str__(self) -> str:
+        return f"{self.site} / {self.name}" if self.site else self.name
+
+    def latest_result(self):
+        from webapp.ingest.models import Result
+
+        return Result.objects.filter(frame__camera=self).select_related("frame").order_by("-frame__captured_at").first()
+
+
+def validate_zone_polygon(value: object) -> None:
+    try:
+        validate_polygon(value)  # type: ignore[arg-type]
+    except ZoneError as error:
+        raise ValidationError(str(error)) from error
+
+
+class Zone(models.Model):
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="zones")
+    name = models.CharField(max_length=100)
+    polygon = models.JSONField(
+        validators=[validate_zone_polygon], help_text="[[x, y], ...] in pixels of the camera's frame"
+    )
+    alert_threshold = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+
+    class Meta:
+        ordering = ["camera", "name"]
+        constraints = [models.UniqueConstraint(fields=["camera", "name"], name="zone_name_unique_per_camera")]
+
+    def __str__(self) -> str:
+        return f"{self.camera} / {self.name}"
+
+
+def hash_token(token: str) -> str:
+    # The tokens are 256 random bits, so a fast hash is as safe as a slow one and lets us look a token up by hash.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Gateway(models.Model):
+    """A site's CCTV gateway: it uploads frames of its own cameras with an API token, stored only as a hash."""
+
+    TOKEN_PREFIX_LENGTH = 8
+
+    name = models.CharField(max_length=100, unique=True)
+    cameras = models.ManyToManyField(Camera, related_name="gateways", blank=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_prefix = models.CharField(max_length=TOKEN_PREFIX_LENGTH, editable=False, help_text="to recognise a token")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # DRF treats whatever authentication returns as request.user; a gateway is an authenticated principal.
+    is_authenticated = True
+
+    def issue_token(self) -> str:
+        """A new token replaces the old one; the caller shows it once, since only its hash is kept."""
+        token = secrets.token_urlsafe(32)
+        self.token_hash = hash_token(token)
+        self.token_prefix = token[: self.TOKEN_PREFIX_LENGTH]
+        return token
+
+    @classmethod
+    def from_token(cls, token: str) -> Gateway | None:
+        return cls.objects.filter(token_hash=hash_token(token), is_active=True).first()
+
+    def owns(self, camera: Camera) -> bool:
+        return self.cameras.filter(pk=camera.pk).exists()

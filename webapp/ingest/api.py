@@ -1,0 +1,293 @@
+"""REST API v1: gateways upload frames; gateways and signed-in people read statuses, counts and density maps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.cameras.auth import GatewayTokenAuthentication, IsGateway, can_read_camera
+from webapp.cameras.models import Camera, Gateway
+from webapp.ingest import series
+from webapp.ingest.models import Frame
+from webapp.ingest.queueing import enqueue_count
+from webapp.ingest.uploads import UploadRejected, check_image
+
+UPLOAD_FIELDS = {"camera", "image", "captured_at"}
+# Room for the multipart boundaries and the small fields around the image.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+
+class FrameUploadSerializer(serializers.Serializer):
+    camera = serializers.IntegerField(min_value=1)
+    image = serializers.FileField(allow_empty_file=True)
+    captured_at = serializers.DateTimeField(required=False, help_text="ISO 8601; without a zone it is UTC")
+
+
+class FrameAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    camera = serializers.IntegerField()
+    status = serializers.CharField()
+    captured_at = serializers.DateTimeField()
+    received_at = serializers.DateTimeField()
+    status_url = serializers.URLField()
+
+
+def frame_url(request, frame: Frame, name: str = "api-frame") -> str:
+    return request.build_absolute_uri(reverse(name, args=[frame.pk]))
+
+
+def accepted_body(request, frame: Frame) -> dict:
+    return {
+        "id": frame.pk,
+        "camera": frame.camera_id,
+        "status": frame.status,
+        "captured_at": frame.captured_at,
+        "received_at": frame.received_at,
+        "status_url": frame_url(request, frame),
+    }
+
+
+class FrameUploadView(APIView):
+    authentication_classes = [GatewayTokenAuthentication]
+    permission_classes = [IsGateway]
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": FrameUploadSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="a retried upload with the same key returns the first frame instead of a duplicate",
+            )
+        ],
+        responses={202: FrameAcceptedSerializer},
+    )
+    def post(self, request):
+        gateway: Gateway = request.user
+        limit = settings.CROWDSCOPE_MAX_UPLOAD_BYTES
+        # Refuse an oversized body from its declared length, before reading it.
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit + MULTIPART_OVERHEAD:
+            raise PayloadTooLarge(f"the upload is over the limit of {limit:,} bytes")
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > 200:
+            raise exceptions.ValidationError({"Idempotency-Key": ["at most 200 characters"]})
+        if key and (earlier := Frame.objects.filter(gateway=gateway, idempotency_key=key).first()):
+            return self._replay(request, earlier)
+
+        unknown = sorted(set(request.data.keys()) - UPLOAD_FIELDS)
+        if unknown:
+            raise exceptions.ValidationError({name: ["unknown field"] for name in unknown})
+        upload = FrameUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        camera = Camera.objects.filter(pk=upload.validated_data["camera"]).first()
+        if camera is None or not gateway.owns(camera):
+            raise exceptions.PermissionDenied(f"camera {upload.validated_data['camera']} is not one of this gateway's")
+        try:
+            image = check_image(upload.validated_data["image"], limit, settings.CROWDSCOPE_MAX_PIXELS)
+        except UploadRejected as rejected:
+            if rejected.status == status.HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+                raise PayloadTooLarge(rejected.message) from rejected
+            raise exceptions.ValidationError({"image": [rejected.message]}) from rejected
+
+        received_at = timezone.now()
+        frame = Frame(
+            camera=camera,
+            gateway=gateway,
+            captured_at=upload.validated_data.get("captured_at") or received_at,
+            received_at=received_at,
+            content_hash=image.sha256,
+            width=image.width,
+            height=image.height,
+            idempotency_key=key,
+        )
+        frame.image.save(f"frame.{image.extension}", ContentFile(image.data), save=False)
+        try:
+            with transaction.atomic():
+                frame.save()
+                transaction.on_commit(lambda: enqueue_count(frame))
+        except IntegrityError:
+            # The same key raced in from a parallel retry: keep the first frame, drop this copy's file.
+            frame.image.delete(save=False)
+            earlier = Frame.objects.filter(gateway=gateway, idempotency_key=key).first()
+            if earlier is None:
+                raise
+            return self._replay(request, earlier)
+        return Response(accepted_body(request, frame), status=status.HTTP_202_ACCEPTED)
+
+    def _replay(self, request, frame: Frame) -> Response:
+        return Response(
+            accepted_body(request, frame), status=status.HTTP_202_ACCEPTED, headers={"Idempotent-Replayed": "true"}
+        )
+
+
+def readable_frame(request, pk: int) -> Frame:
+    frame = get_object_or_404(Frame.objects.select_related("camera", "result"), pk=pk)
+    if not can_read_camera(request.user, frame.camera):
+        raise exceptions.NotFound()
+    return frame
+
+
+class ReadView(APIView):
+    """Readable by the camera's gateway or by a signed-in person."""
+
+    permission_classes = [IsAuthenticated]
+
+
+class FrameDetailView(ReadView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, pk: int):
+        frame = readable_frame(request, pk)
+        body = {
+            "id": frame.pk,
+            "camera": frame.camera_id,
+            "captured_at": frame.captured_at,
+            "received_at": frame.received_at,
+            "width": frame.width,
+            "height": frame.height,
+            "status": frame.status,
+            "error": frame.error or None,
+            "count": None,
+            "zones": [],
+            "model": None,
+            "links": {"image": frame_url(request, frame, "api-frame-image") if frame.image else None},
+        }
+        result = getattr(frame, "result", None)
+        if result is not None:
+            body["count"] = result.count
+            body["zones"] = [
+                {"zone": zone.zone_id, "name": zone.zone_name, "count": zone.count} for zone in result.zone_counts.all()
+            ]
+            body["model"] = {
+                "name": result.model_name,
+                "version": result.model_version,
+                "inference_ms": result.inference_ms,
+            }
+            body["links"] |= {
+                "density": frame_url(request, frame, "api-frame-density"),
+                "density_values": frame_url(request, frame, "api-frame-density-values"),
+                "heatmap": frame_url(request, frame, "api-frame-heatmap") if result.heatmap else None,
+            }
+        return Response(body)
+
+
+def _stored_file(field, content_type: str, filename: str) -> FileResponse:
+    if not field:
+        raise exceptions.NotFound("this file is not kept (see the retention setting)")
+    try:
+        handle = field.open("rb")
+    except FileNotFoundError as error:
+        raise exceptions.NotFound("the file is missing from storage") from error
+    return FileResponse(handle, content_type=content_type, filename=filename)
+
+
+class FrameImageView(ReadView):
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
+    def get(self, request, pk: int):
+        frame = readable_frame(request, pk)
+        extension = frame.image.name.rsplit(".", 1)[-1] if frame.image else "jpg"
+        content_type = {"jpg": "image/jpeg", "tif": "image/tiff"}.get(extension, f"image/{extension}")
+        return _stored_file(frame.image, content_type, f"frame-{frame.pk}.{extension}")
+
+
+def frame_result(request, pk: int):
+    frame = readable_frame(request, pk)
+    result = getattr(frame, "result", None)
+    if result is None:
+        raise exceptions.NotFound(f"frame {pk} is {frame.status}; it has no result yet")
+    return frame, result
+
+
+class FrameHeatmapView(ReadView):
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
+    def get(self, request, pk: int):
+        frame, result = frame_result(request, pk)
+        return _stored_file(result.heatmap, "image/png", f"heatmap-{frame.pk}.png")
+
+
+class FrameDensityView(ReadView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request, pk: int):
+        frame, result = frame_result(request, pk)
+        return _stored_file(result.density, "application/octet-stream", f"density-{frame.pk}.npz")
+
+
+class FrameDensityValuesView(ReadView):
+    """The density map as JSON (people per 8x8-pixel cell), for plots in the browser."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, pk: int):
+        frame, result = frame_result(request, pk)
+        with result.density.open("rb") as handle, np.load(handle) as stored:
+            density, stride = stored["density"].astype(np.float32), int(stored["stride"])
+        return Response(
+            {
+                "frame": frame.pk,
+                "stride": stride,
+                "shape": list(density.shape),
+                "count": result.count,
+                "values": np.round(density.astype(np.float64), 5).tolist(),
+            }
+        )
+
+
+class CameraCountsView(ReadView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="default: 24 hours before `to`"),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="default: now"),
+            OpenApiParameter("bucket", OpenApiTypes.STR, enum=[*series.BUCKETS, "raw"], description="default raw"),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request, pk: int):
+        camera = get_object_or_404(Camera, pk=pk)
+        if not can_read_camera(request.user, camera):
+            raise exceptions.NotFound()
+        query = CountsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        end = query.validated_data.get("to") or timezone.now()
+        start = query.validated_data.get("from") or end - timedelta(hours=24)
+        if start >= end:
+            raise exceptions.ValidationError({"from": ["must be before `to`"]})
+        bucket = query.validated_data.get("bucket", "raw")
+        try:
+            if bucket == "raw":
+                points = series.raw(series.samples(camera.pk, start, end, limit=series.MAX_RAW_POINTS))
+            else:
+                points = series.bucketed(series.samples(camera.pk, start, end), series.BUCKETS[bucket])
+        except series.SeriesTooLong as error:
+            raise exceptions.ValidationError({"bucket": [str(error)]}) from error
+        return Response({"camera": camera.pk, "from": start, "to": end, "bucket": bucket, "points": points})
+
+
+class CountsQuery(serializers.Serializer):
+    # `from` is a Python keyword, so the field is declared through the serializer's fields mapping below.
+    to = serializers.DateTimeField(required=False)
+    bucket = serializers.ChoiceField(choices=[*series.BUCKETS, "raw"], required=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField(required=False)
+        return fields

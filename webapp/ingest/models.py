@@ -1,0 +1,91 @@
+"""Frames uploaded by gateways, and what the workers counted in them."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from webapp.cameras.models import Camera, Gateway, Zone
+
+
+def frame_upload_path(frame: Frame, filename: str) -> str:
+    return f"frames/{frame.camera_id}/{frame.captured_at:%Y/%m/%d}/{frame.content_hash[:16]}-{filename}"
+
+
+def result_path(result: Result, filename: str) -> str:
+    frame = result.frame
+    return f"results/{frame.camera_id}/{frame.captured_at:%Y/%m/%d}/{frame.pk}-{filename}"
+
+
+class Frame(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        DONE = "done"
+        FAILED = "failed"
+
+    camera = models.ForeignKey(Camera, on_delete=models.PROTECT, related_name="frames")
+    gateway = models.ForeignKey(Gateway, null=True, blank=True, on_delete=models.SET_NULL, related_name="frames")
+    captured_at = models.DateTimeField(help_text="when the camera took the frame, as the gateway says")
+    received_at = models.DateTimeField(default=timezone.now)
+    enqueued_at = models.DateTimeField(default=timezone.now, help_text="last sent to the workers")
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the uploaded bytes")
+    # Empty once the retention policy has deleted the raw frame.
+    image = models.FileField(upload_to=frame_upload_path, blank=True, max_length=255)
+    width = models.PositiveIntegerField(help_text="upright, after EXIF orientation")
+    height = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-captured_at"]
+        indexes = [
+            models.Index(fields=["camera", "captured_at"]),
+            models.Index(fields=["status", "enqueued_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="frame_idempotency_key_unique_per_gateway",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"frame {self.pk} of {self.camera} at {self.captured_at:%Y-%m-%d %H:%M:%S}"
+
+    def mark_processing(self) -> None:
+        Frame.objects.filter(pk=self.pk).exclude(status=Frame.Status.DONE).update(status=Frame.Status.PROCESSING)
+
+    def mark_failed(self, error: str) -> None:
+        self.status, self.error = Frame.Status.FAILED, error
+        Frame.objects.filter(pk=self.pk).exclude(status=Frame.Status.DONE).update(status=self.status, error=error)
+
+
+class Result(models.Model):
+    """One per frame: the unique frame key is what guarantees a frame is never counted twice."""
+
+    frame = models.OneToOneField(Frame, on_delete=models.CASCADE, related_name="result")
+    count = models.FloatField()
+    density = models.FileField(upload_to=result_path, max_length=255, help_text="float16 map at 1/8, .npz")
+    heatmap = models.FileField(upload_to=result_path, max_length=255, blank=True, help_text="RGBA PNG")
+    model_name = models.CharField(max_length=50)
+    model_version = models.CharField(max_length=100, help_text="weights file and the start of its SHA-256")
+    inference_ms = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.count:.1f} people in {self.frame}"
+
+
+class ZoneCount(models.Model):
+    result = models.ForeignKey(Result, on_delete=models.CASCADE, related_name="zone_counts")
+    # The zone may be redrawn or deleted later; the name at counting time keeps the history readable.
+    zone = models.ForeignKey(Zone, null=True, on_delete=models.SET_NULL, related_name="counts")
+    zone_name = models.CharField(max_length=100)
+    count = models.FloatField()
+
+    class Meta:
+        ordering = ["zone_name"]
+        constraints = [models.UniqueConstraint(fields=["result", "zone"], name="zone_count_unique_per_result")]

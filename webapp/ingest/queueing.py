@@ -1,0 +1,20 @@
+"""Hand a stored frame to the workers, on the queue of its camera's counting model."""
+
+from __future__ import annotations
+
+import logging
+
+from webapp.ingest.models import Frame
+from workers.routing import count_queue
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_count(frame: Frame) -> None:
+    """Send the count task; if the broker cannot take it, the frame stays queued and the beat re-sends it later."""
+    from workers.tasks import count_frame
+
+    try:
+        count_frame.apply_async(args=[frame.pk], queue=count_queue(frame.camera.counting_model))
+    except Exception:  # the upload is stored either way; `requeue_stale_frames` retries it
+        log.exception("could not queue frame %s; it will be re-sent", frame.pk)

@@ -1,0 +1,96 @@
+"""Storing what a worker counted: density map, heatmap and zone counts in one transaction; then the retention policy."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from PIL import Image
+
+from counting.csrnet import OUTPUT_STRIDE
+from counting.images import load_rgb
+from counting.overlay import heatmap_rgba
+from webapp.ingest.models import Frame, Result, ZoneCount
+
+log = logging.getLogger(__name__)
+
+RETENTION_POLICIES = ("keep", "delete", "downscale")
+
+
+@dataclass(frozen=True)
+class Counted:
+    count: float
+    density: np.ndarray  # at 1/8 of the frame, sums to `count`
+    zone_counts: dict[int, float]  # zone id -> people inside it
+    zone_names: dict[int, str]
+    model_name: str
+    model_version: str
+    inference_ms: float
+
+
+def density_npz(density: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, density=density.astype(np.float16), stride=np.int32(OUTPUT_STRIDE))
+    return buffer.getvalue()
+
+
+def heatmap_png(density: np.ndarray, width: int, height: int) -> bytes:
+    scale = min(1.0, settings.CROWDSCOPE_HEATMAP_MAX_SIDE / max(width, height))
+    rgba = heatmap_rgba(density, max(1, round(height * scale)), max(1, round(width * scale)))
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def store_result(frame: Frame, counted: Counted) -> Result | None:
+    """Save the result and mark the frame done, unless another delivery of the task got there first (then None)."""
+    density_file, heatmap_file = density_npz(counted.density), heatmap_png(counted.density, frame.width, frame.height)
+    with transaction.atomic():
+        locked = Frame.objects.select_for_update().get(pk=frame.pk)
+        if Result.objects.filter(frame=locked).exists():
+            return None
+        result = Result(
+            frame=locked,
+            count=counted.count,
+            model_name=counted.model_name,
+            model_version=counted.model_version,
+            inference_ms=counted.inference_ms,
+        )
+        result.density.save("density.npz", ContentFile(density_file), save=False)
+        result.heatmap.save("heatmap.png", ContentFile(heatmap_file), save=False)
+        try:
+            result.save()
+            ZoneCount.objects.bulk_create(
+                ZoneCount(result=result, zone_id=zone, zone_name=counted.zone_names[zone], count=count)
+                for zone, count in counted.zone_counts.items()
+            )
+            locked.status, locked.error = Frame.Status.DONE, ""
+            locked.save(update_fields=["status", "error"])
+        except Exception:
+            result.density.delete(save=False)
+            result.heatmap.delete(save=False)
+            raise
+    return result
+
+
+def apply_retention(frame: Frame, policy: str, max_side: int) -> None:
+    """After counting: keep the raw frame, delete it, or keep a JPEG no larger than `max_side`."""
+    if policy == "keep" or not frame.image:
+        return
+    if policy == "delete":
+        frame.image.delete(save=True)
+        return
+    with frame.image.open("rb") as handle:
+        rgb = load_rgb(handle.read())
+    image = Image.fromarray(rgb)
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    original = frame.image.name
+    frame.image.save("frame-small.jpg", ContentFile(buffer.getvalue()), save=True)
+    frame.image.storage.delete(original)

@@ -1,0 +1,98 @@
+"""Celery tasks: thin wrappers that load a frame through the Django models, count it, and store the result."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.utils import timezone
+
+from counting.images import ImageError, load_rgb
+from counting.models import WeightsError
+from counting.zones import zone_counts
+from webapp.ingest.models import Frame
+from webapp.ingest.results import Counted, apply_retention, store_result
+from workers.celery_app import app
+from workers.engines import engine_for, model_version
+from workers.routing import count_queue
+
+log = logging.getLogger(__name__)
+
+# Worth another try later: the database or the broker was briefly away.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+class CountFrameTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        """Out of retries, or an error nobody expected: the frame says why, and stays failed."""
+        frame = Frame.objects.filter(pk=args[0]).first()
+        if frame is not None:
+            frame.mark_failed(f"counting failed: {type(exc).__name__}: {exc}")
+
+
+@app.task(
+    base=CountFrameTask,
+    bind=True,
+    # Acknowledged when done, and handed to another worker if this one dies mid-task.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=6,
+)
+def count_frame(self, frame_id: int) -> float | None:
+    frame = Frame.objects.select_related("camera").filter(pk=frame_id).first()
+    if frame is None:
+        log.warning("frame %s no longer exists", frame_id)
+        return None
+    if frame.status == Frame.Status.DONE:
+        return None  # a redelivery of a task that already finished
+    frame.mark_processing()
+    try:
+        engine = engine_for(frame.camera.counting_model)
+        with frame.image.open("rb") as handle:
+            rgb = load_rgb(handle.read())
+    except (WeightsError, ImageError, FileNotFoundError) as error:
+        frame.mark_failed(str(error))
+        return None
+    counted = engine.count(rgb)
+    zones = list(frame.camera.zones.all())
+    result = store_result(
+        frame,
+        Counted(
+            count=counted.count,
+            density=counted.density,
+            zone_counts=zone_counts(counted.density, {zone.pk: zone.polygon for zone in zones}),
+            zone_names={zone.pk: zone.name for zone in zones},
+            model_name=engine.arch,
+            model_version=model_version(engine.weights),
+            inference_ms=counted.ms,
+        ),
+    )
+    if result is None:
+        return None
+    apply_retention(frame, settings.CROWDSCOPE_FRAME_RETENTION, settings.CROWDSCOPE_RETAINED_FRAME_MAX_SIDE)
+    return result.count
+
+
+@app.task
+def requeue_stale_frames() -> int:
+    """Re-send frames that have waited too long (for example, the broker was down when they arrived)."""
+    now = timezone.now()
+    stale = Frame.objects.filter(
+        status__in=[Frame.Status.QUEUED, Frame.Status.PROCESSING],
+        enqueued_at__lt=now - timedelta(seconds=settings.CROWDSCOPE_REQUEUE_AFTER_SECONDS),
+        result__isnull=True,
+    ).select_related("camera")[:500]
+    frames = list(stale)
+    for frame in frames:
+        Frame.objects.filter(pk=frame.pk).update(enqueued_at=now)
+        count_frame.apply_async(args=[frame.pk], queue=count_queue(frame.camera.counting_model))
+    if frames:
+        log.info("re-sent %d stale frames", len(frames))
+    return len(frames)
