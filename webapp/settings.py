@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "webapp.cameras",
     "webapp.ingest",
     "webapp.dashboard",
+    "webapp.demo",
 ]
 
 MIDDLEWARE = [
@@ -62,6 +63,15 @@ DATABASES = {
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'crowdscope.sqlite3'}"), conn_max_age=60
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web server and workers write to one file: WAL lets readers go on during a write, IMMEDIATE transactions take
+    # the write lock up front (no deadlocked upgrades), and a writer waits for the lock instead of failing at once.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -128,8 +138,8 @@ if CROWDSCOPE_FRAME_RETENTION not in ("keep", "delete", "downscale"):
     )
 CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = _int_env("CROWDSCOPE_RETAINED_FRAME_MAX_SIDE", 640)
 CROWDSCOPE_HEATMAP_MAX_SIDE = _int_env("CROWDSCOPE_HEATMAP_MAX_SIDE", 1024)
-# A frame still queued this long after it was sent to the workers is sent again.
-CROWDSCOPE_REQUEUE_AFTER_SECONDS = _int_env("CROWDSCOPE_REQUEUE_AFTER_SECONDS", 600)
+# A frame still waiting this long after it was sent to the workers is sent again (its task was lost).
+CROWDSCOPE_REQUEUE_AFTER_SECONDS = _int_env("CROWDSCOPE_REQUEUE_AFTER_SECONDS", 3600)
 
 # The counting models the workers load once per process. COUNTING_WEIGHTS maps architectures to checkpoint files,
 # "csrnet=/models/a.pt,csrnet-lite=/models/b.pt"; an architecture not named uses our trained default.

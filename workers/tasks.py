@@ -8,6 +8,7 @@ from datetime import timedelta
 from celery import Task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.db.models import Q
 from django.utils import timezone
 
 from counting.images import ImageError, load_rgb
@@ -82,13 +83,18 @@ def count_frame(self, frame_id: int) -> float | None:
 
 @app.task
 def requeue_stale_frames() -> int:
-    """Re-send frames that have waited too long (for example, the broker was down when they arrived)."""
+    """Re-send frames the broker never took, and frames waiting so long that their task must have been lost (Redis
+    restarted without persistence). A frame merely waiting in a backlog is not re-sent before that, so no work is
+    done twice; if it ever is, the result is stored once all the same."""
     now = timezone.now()
-    stale = Frame.objects.filter(
-        status__in=[Frame.Status.QUEUED, Frame.Status.PROCESSING],
-        enqueued_at__lt=now - timedelta(seconds=settings.CROWDSCOPE_REQUEUE_AFTER_SECONDS),
-        result__isnull=True,
-    ).select_related("camera")[:500]
+    stale = (
+        Frame.objects.filter(status__in=[Frame.Status.QUEUED, Frame.Status.PROCESSING], result__isnull=True)
+        .filter(
+            Q(enqueued_at__isnull=True)
+            | Q(enqueued_at__lt=now - timedelta(seconds=settings.CROWDSCOPE_REQUEUE_AFTER_SECONDS))
+        )
+        .select_related("camera")[:500]
+    )
     frames = list(stale)
     for frame in frames:
         Frame.objects.filter(pk=frame.pk).update(enqueued_at=now)

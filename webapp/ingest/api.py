@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -40,7 +40,9 @@ class PayloadTooLarge(exceptions.APIException):
 class FrameUploadSerializer(serializers.Serializer):
     camera = serializers.IntegerField(min_value=1)
     image = serializers.FileField(allow_empty_file=True)
-    captured_at = serializers.DateTimeField(required=False, help_text="ISO 8601; without a zone it is UTC")
+    captured_at = serializers.DateTimeField(
+        required=False, default_timezone=UTC, help_text="ISO 8601; without a zone it is UTC"
+    )
 
 
 class FrameAcceptedSerializer(serializers.Serializer):

@@ -28,7 +28,8 @@ class Frame(models.Model):
     gateway = models.ForeignKey(Gateway, null=True, blank=True, on_delete=models.SET_NULL, related_name="frames")
     captured_at = models.DateTimeField(help_text="when the camera took the frame, as the gateway says")
     received_at = models.DateTimeField(default=timezone.now)
-    enqueued_at = models.DateTimeField(default=timezone.now, help_text="last sent to the workers")
+    # Null when the broker could not take the task: the beat re-sends such frames at its next run.
+    enqueued_at = models.DateTimeField(null=True, default=timezone.now, help_text="last sent to the workers")
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the uploaded bytes")
     # Empty once the retention policy has deleted the raw frame.
     image = models.FileField(upload_to=frame_upload_path, blank=True, max_length=255)

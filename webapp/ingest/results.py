@@ -82,8 +82,10 @@ def apply_retention(frame: Frame, policy: str, max_side: int) -> None:
     """After counting: keep the raw frame, delete it, or keep a JPEG no larger than `max_side`."""
     if policy == "keep" or not frame.image:
         return
+    # Save only the image field: this copy of the frame predates counting, and its status must not win.
     if policy == "delete":
-        frame.image.delete(save=True)
+        frame.image.delete(save=False)
+        frame.save(update_fields=["image"])
         return
     with frame.image.open("rb") as handle:
         rgb = load_rgb(handle.read())
@@ -92,5 +94,6 @@ def apply_retention(frame: Frame, policy: str, max_side: int) -> None:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     original = frame.image.name
-    frame.image.save("frame-small.jpg", ContentFile(buffer.getvalue()), save=True)
+    frame.image.save("frame-small.jpg", ContentFile(buffer.getvalue()), save=False)
+    frame.save(update_fields=["image"])
     frame.image.storage.delete(original)

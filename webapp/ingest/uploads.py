@@ -44,6 +44,8 @@ def check_image(upload: UploadedFile, max_bytes: int, max_pixels: int) -> Checke
         with Image.open(io.BytesIO(data)) as image:
             image_format = image.format or ""
             width, height = image.size
+    except Image.DecompressionBombError as error:
+        raise UploadRejected(f"the image has too many pixels: {error}", status=413) from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise UploadRejected(f"the file is not an image; send one of {', '.join(EXTENSIONS)}") from error
     if image_format not in EXTENSIONS:

@@ -1,0 +1,206 @@
+"""A running stack for end-to-end tests: its own database (PostgreSQL or SQLite), a Redis database, gunicorn and a
+real Celery worker process, all started as separate processes the way an operator runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+import requests
+
+from tests.conftest import REPO
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379"
+# Redis databases 10 and up are the tests'; each stack flushes its own.
+REDIS_DATABASES = {"postgresql": 10, "sqlite": 11}
+QUEUES = "count.csrnet-lite,count.csrnet,default"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    kind: str
+    database_url: str
+    environment: dict[str, str]
+    folder: Path
+    url: str = ""
+    token: str = ""
+    other_token: str = ""
+    cameras: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=REPO, env=self.environment, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def start_web(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.processes["web"] = self._spawn(
+            "web", [sys.executable, "-m", "gunicorn", "webapp.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"]
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/accounts/login/", timeout=10).status_code == 200:
+                    return
+            except requests.RequestException:  # not listening yet, or still importing torch
+                time.sleep(0.3)
+        raise AssertionError(f"gunicorn did not answer; see {self.folder / 'web.log'}")
+
+    def start_worker(self, name: str = "worker") -> subprocess.Popen:
+        command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", QUEUES]
+        command += ["-c", "1", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"]
+        # Its own process group, so that killing it takes the pool's child process too (a host dying).
+        self.processes[name] = self._spawn(name, command, start_new_session=True)
+        return self.processes[name]
+
+    def _spawn(self, name: str, command: list[str], **options) -> subprocess.Popen:
+        log = (self.folder / f"{name}.log").open("ab")
+        return subprocess.Popen(command, cwd=REPO, env=self.environment, stdout=log, stderr=log, **options)
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def kill_worker_host(self, name: str = "worker") -> None:
+        """SIGKILL a worker and its pool children at once, as when its host loses power."""
+        process = self.processes.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def query(self, sql: str) -> list[tuple]:
+        """Read the stack's database directly, as the operator's DBA would, bypassing the API under test."""
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.database_url.removeprefix("sqlite:///")) as connection:
+                return connection.execute(sql).fetchall()
+        with psycopg.connect(self.database_url) as connection:
+            return connection.execute(sql).fetchall()
+
+    def stored_files(self) -> list[Path]:
+        media = Path(self.environment["MEDIA_ROOT"])
+        return sorted(path for path in media.rglob("*") if path.is_file())
+
+    def queued_messages(self) -> int:
+        client = redis.Redis.from_url(self.environment["REDIS_URL"])
+        return sum(client.llen(queue) for queue in QUEUES.split(","))
+
+    def upload(self, camera: int, image: bytes | Path, token: str | None = None, **extra) -> requests.Response:
+        data = image.read_bytes() if isinstance(image, Path) else image
+        headers = {"Authorization": f"Token {token or self.token}"} | extra.pop("headers", {})
+        return requests.post(
+            f"{self.url}/api/v1/frames/",
+            data={"camera": camera, **extra},
+            files={"image": ("frame.jpg", data)},
+            headers=headers,
+            timeout=60,
+        )
+
+    def get(self, path_or_url: str, token: str | None = None, **params) -> requests.Response:
+        url = path_or_url if path_or_url.startswith("http") else f"{self.url}{path_or_url}"
+        return requests.get(url, headers={"Authorization": f"Token {token or self.token}"}, params=params, timeout=30)
+
+    def wait_for(self, frame_id: int, statuses: set[str], timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.get(f"/api/v1/frames/{frame_id}/").json()
+            if body["status"] in statuses:
+                return body
+            time.sleep(0.1)
+        raise AssertionError(f"frame {frame_id} still {body['status']} after {timeout} s; see {self.folder}/*.log")
+
+
+SEED = """
+from webapp.cameras.models import Camera, Gateway, Site, Zone
+site = Site.objects.create(name="E2E")
+main = Camera.objects.create(site=site, name="Main")
+Zone.objects.create(camera=main, name="Left", polygon=[[0, 0], [512, 0], [512, 768], [0, 768]])
+Zone.objects.create(camera=main, name="Right", polygon=[[512, 0], [1024, 0], [1024, 768], [512, 768]])
+other = Camera.objects.create(site=site, name="Other")
+tokens = []
+for name, camera in (("gateway", main), ("other-gateway", other)):
+    gateway = Gateway(name=name)
+    tokens.append(gateway.issue_token())
+    gateway.save()
+    gateway.cameras.set([camera])
+print(main.pk, other.pk, *tokens)
+"""
+
+
+def _create_database(kind: str, folder: Path) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        return f"sqlite:///{folder / 'e2e.sqlite3'}", None
+    name = f"crowdscope_e2e_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql://postgres@127.0.0.1:5432/{name}", name
+
+
+def _drop_database(name: str) -> None:
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def stack(request, tmp_path_factory) -> Iterator[Stack]:
+    kind = request.param
+    folder = tmp_path_factory.mktemp(f"stack-{kind}")
+    database_url, postgres_name = _create_database(kind, folder)
+    redis_url = f"{REDIS_URL}/{REDIS_DATABASES[kind]}"
+    redis.Redis.from_url(redis_url).flushdb()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "MEDIA_ROOT": str(folder / "media"),
+        "STATIC_ROOT": str(folder / "static"),
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "e2e-secret",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "COUNTING_THREADS": "1",
+        # A worker host that vanishes leaves its task unacknowledged; Redis hands it out again after this long.
+        "CELERY_VISIBILITY_TIMEOUT": "20",
+        "LOG_LEVEL": "INFO",
+    }
+    environment.pop("CROWDSCOPE_TASKS_IN_PROCESS", None)
+    stack = Stack(kind, database_url, environment, folder)
+    try:
+        stack.manage("migrate", "--noinput")
+        stack.manage("collectstatic", "--noinput")
+        main, other, stack.token, stack.other_token = stack.manage("shell", "-c", SEED).split()[-4:]
+        stack.cameras = {"main": int(main), "other": int(other)}
+        stack.start_web()
+        stack.start_worker()
+        yield stack
+    finally:
+        for name in list(stack.processes):
+            stack.stop(name)
+        if postgres_name:
+            _drop_database(postgres_name)

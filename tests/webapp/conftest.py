@@ -1,0 +1,154 @@
+"""Fixtures for the Django project: media in a temporary folder, cameras, gateways with tokens, frames and results."""
+
+import hashlib
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from PIL import Image
+from rest_framework.test import APIClient
+
+from webapp.cameras.models import Camera, Gateway, Site, Zone
+from webapp.ingest.models import Frame, Result, ZoneCount
+
+FRAMES_URL = "/api/v1/frames/"
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path) -> Path:
+    """Uploaded frames and density maps go to a temporary folder, never into the repository."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    # An empty collectstatic folder: WhiteNoise serves from the finders and does not warn that the folder is missing.
+    settings.STATIC_ROOT = tmp_path / "static"
+    settings.STATIC_ROOT.mkdir()
+    settings.CROWDSCOPE_HEATMAP_MAX_SIDE = 256  # heatmaps of counted frames are quicker to write
+    return settings.MEDIA_ROOT
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(path for path in Path(root).rglob("*") if path.is_file())
+
+
+def image_file(data: bytes, name: str = "frame.jpg", content_type: str = "image/jpeg") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+def make_gateway(name: str, *cameras: Camera, active: bool = True) -> Gateway:
+    """A saved gateway for `cameras`; its plain token (shown once in real life) is kept on `.token` for the tests."""
+    gateway = Gateway(name=name, is_active=active)
+    token = gateway.issue_token()
+    gateway.save()
+    gateway.cameras.set(cameras)
+    gateway.token = token
+    return gateway
+
+
+def token_client(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def site(db) -> Site:
+    return Site.objects.create(name="Central Station")
+
+
+@pytest.fixture
+def camera(site) -> Camera:
+    return Camera.objects.create(site=site, name="Concourse", place="north entrance")
+
+
+@pytest.fixture
+def gateway(camera) -> Gateway:
+    return make_gateway("station-gateway", camera)
+
+
+@pytest.fixture
+def api(gateway) -> APIClient:
+    return token_client(gateway.token)
+
+
+@pytest.fixture
+def other_camera(site) -> Camera:
+    return Camera.objects.create(site=site, name="Platform 4")
+
+
+@pytest.fixture
+def other_gateway(other_camera) -> Gateway:
+    """A second gateway, with a camera of its own."""
+    return make_gateway("platform-gateway", other_camera)
+
+
+@pytest.fixture(scope="session")
+def jpeg_path(shanghaitech) -> Path:
+    return shanghaitech / "part_B/test/images/IMG_1.jpg"  # 1024x768
+
+
+@pytest.fixture(scope="session")
+def jpeg_bytes(jpeg_path) -> bytes:
+    return jpeg_path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def small_jpeg_bytes(jpeg_path) -> bytes:
+    """The same real frame at 320x240, for tests that count but do not care about the size (faster)."""
+    with Image.open(jpeg_path) as image:
+        small = image.convert("RGB").resize((320, 240), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def store_frame(camera: Camera, data: bytes, extension: str = "jpg", **fields) -> Frame:
+    """A frame saved through the ORM with its image in storage, as an upload leaves it (queued, nothing counted)."""
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+    now = timezone.now()
+    frame = Frame(
+        camera=camera,
+        captured_at=fields.pop("captured_at", now),
+        received_at=now,
+        content_hash=hashlib.sha256(data).hexdigest(),
+        width=width,
+        height=height,
+        **fields,
+    )
+    frame.image.save(f"frame.{extension}", ContentFile(data), save=False)
+    frame.save()
+    return frame
+
+
+def counted_frame(camera: Camera, captured_at, count: float, zones: dict[Zone, float] | None = None) -> Frame:
+    """A done frame with a result, made through the ORM at a known time (no image, no model run)."""
+    frame = Frame.objects.create(
+        camera=camera,
+        captured_at=captured_at,
+        content_hash="0" * 64,
+        width=1024,
+        height=768,
+        status=Frame.Status.DONE,
+    )
+    result = Result.objects.create(
+        frame=frame, count=count, model_name="csrnet-lite", model_version="test.pt@000000000000", inference_ms=1.0
+    )
+    for zone, zone_count in (zones or {}).items():
+        ZoneCount.objects.create(result=result, zone=zone, zone_name=zone.name, count=zone_count)
+    return frame
+
+
+def halves(width: int, height: int) -> dict[str, list[list[int]]]:
+    """Two zones splitting a frame into its left and right halves."""
+    middle = width // 2
+    return {
+        "left": [[0, 0], [middle, 0], [middle, height], [0, height]],
+        "right": [[middle, 0], [width, 0], [width, height], [middle, height]],
+    }
+
+
+def ago(**delta):
+    return timezone.now() - timedelta(**delta)

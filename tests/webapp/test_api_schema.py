@@ -1,0 +1,73 @@
+"""GET /api/schema/: an OpenAPI document of the API, for gateway developers."""
+
+import json
+
+import pytest
+import yaml
+from drf_spectacular.validation import validate_schema
+
+pytestmark = pytest.mark.django_db
+
+ENDPOINTS = {
+    "/api/v1/frames/": {"post"},
+    "/api/v1/frames/{id}/": {"get"},
+    "/api/v1/frames/{id}/image": {"get"},
+    "/api/v1/frames/{id}/heatmap.png": {"get"},
+    "/api/v1/frames/{id}/density.npz": {"get"},
+    "/api/v1/frames/{id}/density.json": {"get"},
+    "/api/v1/cameras/{id}/counts/": {"get"},
+}
+
+
+@pytest.fixture
+def schema(client) -> dict:
+    response = client.get("/api/schema/")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi")
+    return yaml.safe_load(response.content)
+
+
+def test_the_schema_is_valid_openapi(schema):
+    assert schema["openapi"].startswith("3.")
+    assert schema["info"]["title"] == "CrowdScope API"
+    validate_schema(schema)
+
+
+def test_the_schema_lists_every_endpoint(schema):
+    methods = {"get", "post", "put", "patch", "delete"}
+    paths = {path: set(operations) & methods for path, operations in schema["paths"].items()}
+    assert paths == ENDPOINTS
+
+
+def test_the_upload_is_documented(schema):
+    upload = schema["paths"]["/api/v1/frames/"]["post"]
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    if "$ref" in form:
+        form = schema["components"]["schemas"][form["$ref"].rsplit("/", 1)[-1]]
+    assert set(form["properties"]) == {"camera", "image", "captured_at"}
+    assert set(form["required"]) == {"camera", "image"}
+    assert "Idempotency-Key" in {parameter["name"] for parameter in upload["parameters"]}
+    assert "202" in upload["responses"]
+    assert {"gatewayToken": []} in upload["security"]
+
+
+def test_the_gateway_token_scheme_is_described(schema):
+    scheme = schema["components"]["securitySchemes"]["gatewayToken"]
+    assert scheme == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "Token <gateway token>",
+    }
+
+
+def test_the_counts_parameters_are_documented(schema):
+    parameters = {p["name"]: p for p in schema["paths"]["/api/v1/cameras/{id}/counts/"]["get"]["parameters"]}
+    assert {"from", "to", "bucket"} <= set(parameters)
+    assert set(parameters["bucket"]["schema"]["enum"]) == {"raw", "1m", "15m", "1h", "1d"}
+
+
+def test_the_schema_is_also_served_as_json(client):
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    assert set(json.loads(response.content)["paths"]) == set(ENDPOINTS)

@@ -1,0 +1,165 @@
+"""The count task run in this process with the real model: what it stores, once only, and what it keeps of the frame."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+from PIL import Image
+
+from counting.engine import CountingEngine
+from counting.images import load_rgb
+from counting.zones import zone_counts
+from tests.webapp.conftest import halves, store_frame, stored_files
+from webapp.cameras.models import Zone
+from webapp.ingest.models import Frame, Result, ZoneCount
+from webapp.ingest.results import Counted, store_result
+from workers.tasks import count_frame, requeue_stale_frames
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return CountingEngine()  # our default weights, loaded apart from the workers' cached engine
+
+
+def run_task(frame: Frame) -> Frame:
+    count_frame.apply(args=[frame.pk]).get()  # .get() raises whatever the task raised
+    frame.refresh_from_db()
+    return frame
+
+
+def stored_density(result: Result) -> np.ndarray:
+    with result.density.open("rb") as handle, np.load(handle) as stored:
+        return stored["density"].astype(np.float32)
+
+
+def test_the_count_is_the_engines_count_of_the_same_file(camera, jpeg_path, jpeg_bytes, engine):
+    frame = run_task(store_frame(camera, jpeg_bytes))
+
+    assert frame.status == Frame.Status.DONE and frame.error == ""
+    expected = engine.count(load_rgb(jpeg_path)).count
+    assert frame.result.count == pytest.approx(expected, rel=1e-4)
+    assert frame.result.model_name == engine.arch
+    assert frame.result.model_version.startswith(f"{engine.weights.name}@")
+
+
+def test_zone_counts_integrate_the_stored_density(camera, jpeg_bytes):
+    polygons = halves(1024, 768)
+    zones = {Zone.objects.create(camera=camera, name=name, polygon=p).pk: name for name, p in polygons.items()}
+
+    result = run_task(store_frame(camera, jpeg_bytes)).result
+
+    stored = {row.zone_id: row for row in result.zone_counts.all()}
+    assert {row.zone_name for row in stored.values()} == {"left", "right"}
+    expected = zone_counts(stored_density(result), {pk: polygons[name] for pk, name in zones.items()})
+    for pk, count in expected.items():
+        assert stored[pk].count == pytest.approx(count, rel=1e-3)  # the stored map is float16
+    assert sum(row.count for row in stored.values()) == pytest.approx(result.count, rel=1e-3)
+    assert 0 < stored[min(stored)].count < result.count
+
+
+def test_a_frame_is_never_counted_twice(camera, small_jpeg_bytes, media_root):
+    """A redelivered task, and a racing delivery that reaches the store step second, leave one result."""
+    for name, polygon in halves(320, 240).items():
+        Zone.objects.create(camera=camera, name=name, polygon=polygon)
+    frame = run_task(store_frame(camera, small_jpeg_bytes))
+    first = frame.result
+
+    assert count_frame.apply(args=[frame.pk]).get() is None
+    density = np.ones((30, 40), dtype=np.float32)
+    assert store_result(frame, Counted(1200.0, density, {}, {}, "csrnet-lite", "other.pt@0", 1.0)) is None
+
+    assert list(Result.objects.values_list("pk", "count")) == [(first.pk, first.count)]
+    assert ZoneCount.objects.count() == 2
+    assert Frame.objects.get(pk=frame.pk).status == Frame.Status.DONE
+    results = [path.name for path in stored_files(media_root / "results")]
+    assert sorted(name.split("-", 1)[1] for name in results) == ["density.npz", "heatmap.png"]
+
+
+def test_a_corrupt_stored_frame_fails_with_a_readable_error(camera, jpeg_bytes, media_root):
+    frame = store_frame(camera, jpeg_bytes)
+    (media_root / frame.image.name).write_bytes(jpeg_bytes[: len(jpeg_bytes) // 3])
+
+    frame = run_task(frame)
+
+    assert frame.status == Frame.Status.FAILED
+    assert "cannot read" in frame.error and "truncated" in frame.error
+    assert not Result.objects.exists()
+
+
+def test_a_missing_stored_frame_fails(camera, jpeg_bytes, media_root):
+    frame = store_frame(camera, jpeg_bytes)
+    (media_root / frame.image.name).unlink()
+
+    frame = run_task(frame)
+
+    assert frame.status == Frame.Status.FAILED
+    assert frame.error
+    assert not Result.objects.exists()
+
+
+def test_retention_delete_removes_the_frame_after_counting(camera, jpeg_bytes, settings, media_root):
+    settings.CROWDSCOPE_FRAME_RETENTION = "delete"
+    frame = store_frame(camera, jpeg_bytes)
+    path = media_root / frame.image.name
+
+    frame = run_task(frame)
+
+    assert frame.status == Frame.Status.DONE
+    assert not frame.image
+    assert not path.exists()
+    assert stored_files(media_root / "frames") == []
+
+
+def test_retention_downscale_keeps_a_small_jpeg(camera, jpeg_bytes, settings, media_root):
+    settings.CROWDSCOPE_FRAME_RETENTION = "downscale"
+    settings.CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = 200
+    frame = store_frame(camera, jpeg_bytes)
+    original = media_root / frame.image.name
+
+    frame = run_task(frame)
+
+    assert frame.status == Frame.Status.DONE
+    assert not original.exists()
+    with Image.open(media_root / frame.image.name) as kept:
+        assert kept.format == "JPEG"
+        assert max(kept.size) <= 200
+        assert kept.size == (200, 150)
+    assert stored_files(media_root / "frames") == [media_root / frame.image.name]
+    assert (frame.width, frame.height) == (1024, 768), "the frame's size is the size that was counted"
+
+
+def test_retention_keep_keeps_the_original(camera, jpeg_bytes, settings, media_root):
+    settings.CROWDSCOPE_FRAME_RETENTION = "keep"
+    frame = store_frame(camera, jpeg_bytes)
+    name = frame.image.name
+
+    frame = run_task(frame)
+
+    assert frame.status == Frame.Status.DONE
+    assert frame.image.name == name
+    assert (media_root / name).read_bytes() == jpeg_bytes
+
+
+def test_requeue_resends_only_frames_queued_too_long(camera, small_jpeg_bytes, settings):
+    settings.CROWDSCOPE_REQUEUE_AFTER_SECONDS = 600
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the re-sent tasks run in this process
+    long_ago, lately = timezone.now() - timedelta(seconds=700), timezone.now() - timedelta(seconds=500)
+    stale = store_frame(camera, small_jpeg_bytes, enqueued_at=long_ago)
+    stuck = store_frame(camera, small_jpeg_bytes, enqueued_at=long_ago, status=Frame.Status.PROCESSING)
+    recent = store_frame(camera, small_jpeg_bytes, enqueued_at=lately)
+    never_sent = store_frame(camera, small_jpeg_bytes, enqueued_at=None)  # the broker was down at upload
+    failed = store_frame(camera, small_jpeg_bytes, enqueued_at=long_ago, status=Frame.Status.FAILED, error="bad")
+
+    before = timezone.now()
+    assert requeue_stale_frames.apply().get() == 3
+
+    for frame in (stale, stuck, recent, never_sent, failed):
+        frame.refresh_from_db()
+    assert stale.enqueued_at >= before and stuck.enqueued_at >= before and never_sent.enqueued_at >= before
+    assert {stale.status, stuck.status, never_sent.status} == {Frame.Status.DONE}
+    assert (recent.enqueued_at, recent.status) == (lately, Frame.Status.QUEUED)
+    assert (failed.enqueued_at, failed.status) == (long_ago, Frame.Status.FAILED)
+    assert requeue_stale_frames.apply().get() == 0, "nothing is left to re-send"

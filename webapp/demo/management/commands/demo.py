@@ -1,0 +1,251 @@
+"""`python manage.py demo`: the whole system on one machine, fed by a simulated gateway, until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from counting.models import ARCHITECTURES
+from webapp.cameras.models import Camera, Gateway, Site, Zone
+from workers.routing import count_queue
+
+OPERATOR = "operator"
+GATEWAY = "demo-gateway"
+# Street cameras around People's Square, Shanghai (ShanghaiTech Part B was filmed on Shanghai's streets).
+FLEET = [
+    ("East entrance", "Nanjing Road East, by the metro exit", 31.2352, 121.4781),
+    ("Pedestrian street", "Nanjing Road, Century Square", 31.2360, 121.4750),
+    ("Square north", "People's Square, north lawn", 31.2330, 121.4740),
+    ("Bund promenade", "Zhongshan East 1st Road", 31.2400, 121.4900),
+]
+FRAME_WIDTH, FRAME_HEIGHT = 1024, 768
+
+
+class Command(BaseCommand):
+    help = "Set up a demo fleet and run web server, worker, beat and a gateway simulator until interrupted."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
+        parser.add_argument(
+            "--images",
+            type=Path,
+            default=Path(
+                os.environ.get("IMAGES") or settings.BASE_DIR.parent / "shared/data/shanghaitech/part_B/test/images"
+            ),
+            help="frames the simulated gateway uploads (default: ShanghaiTech Part B test; or IMAGES=)",
+        )
+        parser.add_argument("--password", default=os.environ.get("DEMO_PASSWORD", "crowdscope"))
+        parser.add_argument("--interval", type=float, default=20.0, help="seconds between live uploads")
+
+    def handle(self, port: int, images: Path, password: str, interval: float, **options) -> None:
+        if not images.is_dir():
+            raise CommandError(f"no frames at {images}: pass --images or IMAGES= with a folder of jpg/png frames")
+        # `kill` or a closing terminal stops the demo as Ctrl-C does: every process it started goes with it.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        call_command("migrate", interactive=False, verbosity=0)
+        self._ensure_operator(password)
+        cameras, token = self._seed_fleet()
+
+        environment = os.environ.copy()
+        processes: list[tuple[str, subprocess.Popen]] = []
+        in_process = not self._broker_ready(environment, processes)
+        if in_process:
+            environment["CROWDSCOPE_TASKS_IN_PROCESS"] = "1"
+            self.stderr.write("no Redis reachable and no redis-server installed: frames are counted in-process")
+
+        url = f"http://127.0.0.1:{port}"
+        python = sys.executable
+        processes.append(
+            (
+                "web",
+                self._start(
+                    [
+                        python,
+                        "-m",
+                        "gunicorn",
+                        "webapp.wsgi",
+                        "-b",
+                        f"127.0.0.1:{port}",
+                        "-w",
+                        "2",
+                        "--timeout",
+                        "120",
+                        "--access-logfile",
+                        "-",
+                    ],
+                    environment,
+                ),
+            )
+        )
+        if not in_process:
+            queues = ",".join([count_queue(arch) for arch in ARCHITECTURES] + ["default"])
+            worker = [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "workers.celery_app",
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                "1",
+                "--loglevel",
+                "INFO",
+                "-n",
+                "demo@%h",
+            ]
+            beat_schedule = settings.MEDIA_ROOT / "celerybeat-schedule"
+            beat_schedule.parent.mkdir(parents=True, exist_ok=True)
+            beat = [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "workers.celery_app",
+                "beat",
+                "--schedule",
+                str(beat_schedule),
+                "--loglevel",
+                "INFO",
+            ]
+            processes += [("worker", self._start(worker, environment)), ("beat", self._start(beat, environment))]
+        try:
+            self._wait_for_web(url, processes)
+            simulator = [
+                python,
+                "-m",
+                "webapp.demo.simulator",
+                str(images),
+                "--url",
+                url,
+                "--token",
+                token,
+                "--interval",
+                str(interval),
+            ]
+            simulator += [arg for camera in cameras for arg in ("--camera", str(camera.pk))]
+            processes.append(("simulator", self._start(simulator, environment)))
+            self._banner(url, password, token, cameras[0])
+            self._supervise(processes)
+        finally:
+            self._stop(processes)
+
+    def _ensure_operator(self, password: str) -> None:
+        user, _ = get_user_model().objects.get_or_create(username=OPERATOR, defaults={"is_staff": True})
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+
+    @transaction.atomic
+    def _seed_fleet(self) -> tuple[list[Camera], str]:
+        site, _ = Site.objects.get_or_create(name="People's Square")
+        cameras = []
+        for name, place, latitude, longitude in FLEET:
+            camera, _ = Camera.objects.get_or_create(
+                site=site,
+                name=name,
+                defaults={"place": place, "latitude": latitude, "longitude": longitude, "alert_threshold": 150},
+            )
+            Zone.objects.get_or_create(
+                camera=camera,
+                name="Far side",
+                defaults={"polygon": [[0, 0], [FRAME_WIDTH, 0], [FRAME_WIDTH, 384], [0, 384]]},
+            )
+            Zone.objects.get_or_create(
+                camera=camera,
+                name="Near side",
+                defaults={"polygon": [[0, 384], [FRAME_WIDTH, 384], [FRAME_WIDTH, FRAME_HEIGHT], [0, FRAME_HEIGHT]]},
+            )
+            cameras.append(camera)
+        gateway = Gateway.objects.filter(name=GATEWAY).first() or Gateway(name=GATEWAY)
+        token = gateway.issue_token()  # a fresh token each run: the old one is never shown again
+        gateway.save()
+        gateway.cameras.set(cameras)
+        return cameras, token
+
+    def _broker_ready(self, environment: dict[str, str], processes: list) -> bool:
+        """Redis at the configured URL, or one we start on 127.0.0.1:6379 when redis-server is installed."""
+        url = settings.CELERY_BROKER_URL
+        if _redis_answers(url):
+            return True
+        if shutil.which("redis-server") is None:
+            return False
+        self.stderr.write("starting redis-server on 127.0.0.1:6379")
+        server = self._start(
+            ["redis-server", "--bind", "127.0.0.1", "--port", "6379", "--save", "", "--appendonly", "no"], environment
+        )
+        processes.append(("redis", server))
+        environment["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        for _ in range(50):
+            if _redis_answers(environment["REDIS_URL"]):
+                return True
+            time.sleep(0.2)
+        raise CommandError("redis-server started but does not answer on 127.0.0.1:6379")
+
+    def _start(self, command: list[str], environment: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(command, env=environment, cwd=settings.BASE_DIR)
+
+    def _wait_for_web(self, url: str, processes: list[tuple[str, subprocess.Popen]]) -> None:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{url}/accounts/login/", timeout=2):
+                    return
+            except OSError:
+                self._check_alive(processes)
+                time.sleep(0.5)
+        raise CommandError(f"the web server did not answer at {url}")
+
+    def _banner(self, url: str, password: str, token: str, camera: Camera) -> None:
+        self.stdout.write(
+            self.style.SUCCESS(f"\nCrowdScope demo running. Dashboard: {url}/  (login {OPERATOR} / {password})")
+        )
+        self.stdout.write(
+            f"Gateway token ({GATEWAY}): {token}\n"
+            f"Upload a frame:  curl -H 'Authorization: Token {token}' -F camera={camera.pk} -F image=@FRAME.jpg "
+            f"{url}/api/v1/frames/\n"
+            f"API schema: {url}/api/schema/   Stop with Ctrl-C.\n"
+        )
+
+    def _check_alive(self, processes: list[tuple[str, subprocess.Popen]]) -> None:
+        for name, process in processes:
+            if process.poll() is not None:
+                raise CommandError(f"the {name} process stopped (exit code {process.returncode})")
+
+    def _supervise(self, processes: list[tuple[str, subprocess.Popen]]) -> None:
+        try:
+            while True:
+                self._check_alive(processes)
+                time.sleep(1)
+        except KeyboardInterrupt:
+            self.stdout.write("stopping the demo")
+
+    def _stop(self, processes: list[tuple[str, subprocess.Popen]]) -> None:
+        for _, process in reversed(processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for _, process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
