@@ -10,6 +10,18 @@ async function getJSON(url) {
   return response.json();
 }
 
+// Turbo-like colours whose transparency fades out towards zero, so that empty ground shows the frame untinted.
+const DENSITY_COLOURS = [
+  [0, "rgba(48,18,59,0)"], [0.08, "rgba(70,107,227,0.35)"], [0.25, "rgba(40,188,235,0.75)"],
+  [0.45, "rgba(50,241,152,0.9)"], [0.65, "rgba(237,208,58,1)"], [0.85, "rgba(251,128,34,1)"], [1, "rgba(122,4,3,1)"],
+];
+
+// The top of the colour scale: the 99.5th percentile, so a few hot cells do not wash out the rest.
+function upperLevel(rows) {
+  const values = rows.flat().sort((a, b) => a - b);
+  return Math.max(values[Math.floor(0.995 * (values.length - 1))], 1e-6);
+}
+
 async function drawHeatmap() {
   if (!heatmapDiv) return;
   const width = Number(heatmapDiv.dataset.width);
@@ -24,7 +36,7 @@ async function drawHeatmap() {
          sizing: "stretch", layer: "below" }]
     : [];
   const trace = {
-    type: "heatmap", x: xs, y: ys, z: density.values, colorscale: "Turbo", zmin: 0,
+    type: "heatmap", x: xs, y: ys, z: density.values, colorscale: DENSITY_COLOURS, zmin: 0, zmax: upperLevel(density.values),
     opacity: Number(opacityInput.value), zsmooth: "best",
     colorbar: { title: { text: "people per cell" } },
     hovertemplate: "x %{x:.0f}, y %{y:.0f}: %{z:.3f}<extra></extra>",
