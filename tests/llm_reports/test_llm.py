@@ -1,0 +1,85 @@
+"""SnapKV on the real default model (SmolLM2-135M-Instruct from its local GGUF): cache sizes, decoding, equality."""
+
+import pytest
+import torch
+
+from llm_reports.llm import LocalLLM, cache_megabytes
+from llm_reports.snapkv import SnapKV, SnapKVConfig
+
+HISTORY = "\n".join(
+    f"Nov {1 + hour // 24} {hour % 24:02d}:00 | East gate | mean {40 + hour * 37 % 90} | peak {70 + hour * 53 % 120}"
+    for hour in range(40)
+)
+MESSAGES = [{"role": "user", "content": f"{HISTORY}\nWhat was the peak at East gate on Nov 2 at 03:00?"}]
+
+
+@pytest.fixture(scope="module")
+def llm() -> LocalLLM:
+    return LocalLLM()
+
+
+@pytest.fixture(scope="module")
+def prompt(llm) -> torch.Tensor:
+    return llm.encode_chat(MESSAGES)
+
+
+def test_after_prefill_the_cache_holds_the_budget_and_grows_by_one_per_token(llm, prompt):
+    budget = 128
+    assert prompt.shape[1] > 4 * budget
+    prefilled = llm.prefill(prompt, SnapKV(SnapKVConfig(budget=budget, window=16)))
+    heads, head_dim = llm.model.config.num_key_value_heads, llm.model.config.head_dim
+    assert len(prefilled.cache.layers) == llm.model.config.num_hidden_layers
+    for layer in prefilled.cache.layers:
+        assert layer.keys.shape == layer.values.shape == (1, heads, budget, head_dim)
+    assert (prefilled.stats.prompt_tokens, prefilled.stats.kept_tokens) == (prompt.shape[1], budget)
+    assert prefilled.positions == prompt.shape[1]
+
+    tokens, _ = llm.decode(prefilled, max_new_tokens=5)
+    assert tokens
+    for layer in prefilled.cache.layers:
+        assert layer.keys.shape[2] == budget + len(tokens)
+    assert prefilled.positions == prompt.shape[1] + len(tokens), "positions continue from the prompt's length"
+
+
+def test_the_compressed_cache_is_smaller_by_the_budget_ratio(llm, prompt):
+    full = llm.prefill(prompt)
+    compressed = llm.prefill(prompt, SnapKV(SnapKVConfig(budget=128)))
+    assert cache_megabytes(full.cache) / cache_megabytes(compressed.cache) == pytest.approx(prompt.shape[1] / 128)
+
+
+def test_with_a_budget_as_long_as_the_prompt_the_text_is_the_full_cache_text(llm, prompt):
+    full = llm.generate(MESSAGES, max_new_tokens=24)
+    same = llm.generate(MESSAGES, max_new_tokens=24, snapkv=SnapKV(SnapKVConfig(budget=prompt.shape[1])))
+    assert full.new_tokens > 0
+    assert same.text == full.text
+
+
+def test_greedy_decoding_matches_transformers_generate(llm, prompt):
+    ours = llm.generate(MESSAGES, max_new_tokens=16)
+    reference = llm.model.generate(prompt, max_new_tokens=16, do_sample=False, eos_token_id=sorted(llm.stop_ids))
+    expected = llm.tokenizer.decode(reference[0, prompt.shape[1] :], skip_special_tokens=True).strip()
+    assert ours.text == expected
+
+
+def test_compressing_during_prefill_equals_compressing_a_recorded_prefill(llm, prompt):
+    snapkv = SnapKV(SnapKVConfig(budget=96, window=16))
+    during = llm.prefill(prompt, snapkv)
+    recorded = llm.prefill_observed(prompt, window=16)
+    stats = snapkv.compress(recorded.cache, recorded.observed)
+    assert stats.kept_tokens == 96 and stats.compressed_layers == llm.model.config.num_hidden_layers
+    for ours, theirs in zip(during.cache.layers, recorded.cache.layers, strict=True):
+        torch.testing.assert_close(ours.keys, theirs.keys)
+        torch.testing.assert_close(ours.values, theirs.values)
+
+
+def test_a_follow_up_question_reuses_the_compressed_history(llm, prompt):
+    history = llm.prefill(prompt, SnapKV(SnapKVConfig(budget=128)))
+    later = [{"role": "assistant", "content": "The peak was 123."}, {"role": "user", "content": "And at 04:00?"}]
+    question = llm.encode_continuation(MESSAGES, later)
+    assert llm.tokenizer.decode(question[0]).count("And at 04:00?") == 1
+    asked = llm.extend(history.copy(), question)
+    assert asked.positions == prompt.shape[1] + question.shape[1]
+    assert asked.cache.layers[0].keys.shape[2] == 128 + question.shape[1]
+    assert history.cache.layers[0].keys.shape[2] == 128, "the kept history cache is untouched"
+    answer = llm.finish(asked, max_new_tokens=12)
+    assert answer.new_tokens > 0
