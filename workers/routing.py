@@ -3,3 +3,7 @@
 
 def count_queue(arch: str) -> str:
     return f"count.{arch}"
+
+
+# The LLM is heavy: reports have a queue of their own, so counting never waits behind one.
+REPORTS_QUEUE = "reports"

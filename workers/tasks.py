@@ -102,3 +102,28 @@ def requeue_stale_frames() -> int:
     if frames:
         log.info("re-sent %d stale frames", len(frames))
     return len(frames)
+
+
+@app.task(acks_late=True, reject_on_worker_lost=True)
+def generate_report(report_id: int) -> str:
+    """Write a pending report (webapp.reports.generation.create_report made it)."""
+    from webapp.reports.generation import generate
+    from webapp.reports.models import Report
+    from workers.llm import shared_llm
+
+    report = Report.objects.get(pk=report_id)
+    if report.status == Report.Status.DONE:
+        return report.status
+    return generate(report, shared_llm()).status
+
+
+@app.task(acks_late=True, reject_on_worker_lost=True)
+def answer_question(question_id: int) -> str:
+    from webapp.reports.generation import answer
+    from webapp.reports.models import Question
+    from workers.llm import shared_llm
+
+    question = Question.objects.select_related("report").get(pk=question_id)
+    if question.answer:
+        return question.answer
+    return answer(question, shared_llm()).answer

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from llm_reports.llm import LocalLLM, cache_megabytes
+from llm_reports.llm import cache_megabytes
 from llm_reports.snapkv import SnapKV, SnapKVConfig
 
 HISTORY = "\n".join(
@@ -11,11 +11,6 @@ HISTORY = "\n".join(
     for hour in range(40)
 )
 MESSAGES = [{"role": "user", "content": f"{HISTORY}\nWhat was the peak at East gate on Nov 2 at 03:00?"}]
-
-
-@pytest.fixture(scope="module")
-def llm() -> LocalLLM:
-    return LocalLLM()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from django.db import transaction
 
 from counting.models import ARCHITECTURES
 from webapp.cameras.models import Camera, Gateway, Site, Zone
-from workers.routing import count_queue
+from workers.routing import REPORTS_QUEUE, count_queue
 
 OPERATOR = "operator"
 GATEWAY = "demo-gateway"
@@ -91,7 +91,7 @@ class Command(BaseCommand):
             )
         )
         if not in_process:
-            queues = ",".join([count_queue(arch) for arch in ARCHITECTURES] + ["default"])
+            queues = ",".join([count_queue(arch) for arch in ARCHITECTURES] + ["default", REPORTS_QUEUE])
             worker = [
                 python,
                 "-m",

@@ -1,0 +1,211 @@
+"""Chat messages for the report model: the count history, then the computed facts, then the instruction, last.
+
+The order is deliberate. SnapKV keeps the cache entries that the last prompt tokens (its observation window) attend
+to, so the instruction goes at the very end, where it decides which history survives compression. The facts come
+just before it, as the plain sentences the verifier accepts, so the model can copy them. The history fills whatever
+budget is left: it gives the model the shape of the day, and it is the one part that may be cut, oldest lines first,
+so the period itself is the last to go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from llm_reports.facts import Facts, format_day, format_people, format_time
+from llm_reports.history import Bucket, History
+from llm_reports.verify import plain_sentences
+
+SYSTEM_PROMPT = (
+    "You write short, factual reports about crowd counts for city operators. You state only the facts you are given."
+)
+DEFAULT_INSTRUCTION = (
+    "Write a short report of 4 to 6 sentences about this period for the city's operators. Use only the facts "
+    "listed above: do not add numbers, times or names that are not there. Write camera and zone names exactly as "
+    "they are written above."
+)
+QUESTION_INSTRUCTION = (
+    "Answer the question below in 1 to 3 sentences, using only the facts listed above and writing camera and zone "
+    "names exactly as they are written above.\nQuestion: {question}"
+)
+EARLIER_HEADING = "Earlier counts, for comparison:"
+PERIOD_HEADING = "Counts in the period:"
+FACTS_HEADING = "Facts, computed exactly from the counts:"
+
+Message = dict[str, str]
+
+
+class PromptBudgetError(ValueError):
+    """The facts and the instruction alone do not fit the token budget: they are never cut, so nothing fits."""
+
+
+@dataclass(frozen=True)
+class ContextLine:
+    """One line of history: a camera's bucket with its zones and notable events, or an alert."""
+
+    in_period: bool
+    text: str
+
+
+def build_messages(
+    history: History,
+    facts: Facts,
+    count_tokens: Callable[[str], int],
+    max_prompt_tokens: int,
+    instruction: str = DEFAULT_INSTRUCTION,
+) -> list[Message]:
+    """System and user messages whose text (system + newline + user) counts at most `max_prompt_tokens`.
+
+    The user message holds the newest history lines that fit, then every fact, then `instruction`. The budget
+    covers the messages' text, not the chat template's role markers: leave the caller's margin for those.
+    """
+    lines = context_lines(history, facts)
+    fact_lines = [f"- {sentence}" for sentence in plain_sentences(facts)]
+    header = _header(history, facts)
+
+    def total_tokens(kept: list[ContextLine]) -> int:
+        return count_tokens(SYSTEM_PROMPT + "\n" + _user_text(header, kept, fact_lines, instruction))
+
+    fixed_tokens = total_tokens([])
+    if fixed_tokens > max_prompt_tokens:
+        raise PromptBudgetError(
+            f"the facts and the instruction alone take {fixed_tokens} tokens, over the budget of {max_prompt_tokens}"
+        )
+    kept_count = _newest_lines_that_fit(lines, count_tokens, max_prompt_tokens - fixed_tokens)
+    # Tokens do not quite add up line by line (they can merge across a line break), so settle on the exact count.
+    while kept_count and total_tokens(lines[len(lines) - kept_count :]) > max_prompt_tokens:
+        kept_count -= 1
+    while kept_count < len(lines) and total_tokens(lines[len(lines) - kept_count - 1 :]) <= max_prompt_tokens:
+        kept_count += 1
+    kept = lines[len(lines) - kept_count :] if kept_count else []
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": _user_text(header, kept, fact_lines, instruction)},
+    ]
+
+
+def question_messages(
+    history: History,
+    facts: Facts,
+    question: str,
+    count_tokens: Callable[[str], int],
+    max_prompt_tokens: int,
+) -> list[Message]:
+    """Messages for a follow-up question about the same period: the same context and facts, the question last."""
+    return build_messages(
+        history, facts, count_tokens, max_prompt_tokens, instruction=QUESTION_INSTRUCTION.format(question=question)
+    )
+
+
+def context_lines(history: History, facts: Facts) -> list[ContextLine]:
+    """Every history line up to the period's end, oldest first (alerts after the buckets of the same minute).
+
+    A line reads `Sat 28 Nov 14:00 | East entrance | mean 120 peak 180 | Far side 100/150, Near side 20/30`, with
+    `| over threshold 150` (or `| Far side over threshold 150`) when a peak exceeded its threshold and
+    `| above usual 54` on a bucket the facts found unusual.
+    """
+    zone_info = ZoneInfo(history.timezone)
+    period_start, period_end = history.period_start.astimezone(UTC), history.period_end.astimezone(UTC)
+    unusual = {(value.camera, value.at.astimezone(UTC)): value for value in facts.unusual}
+    camera_buckets: dict[tuple[str, datetime], Bucket] = {}
+    zone_buckets: dict[tuple[str, datetime], list[tuple[str, Bucket, float | None]]] = {}
+    camera_thresholds: dict[str, float | None] = {}
+    camera_order: list[str] = []
+    for series in history.series:
+        if series.camera not in camera_order:
+            camera_order.append(series.camera)
+        for bucket in series.buckets:
+            start = bucket.start.astimezone(UTC)
+            if start >= period_end:
+                continue
+            if series.zone is None:
+                camera_buckets[(series.camera, start)] = bucket
+                camera_thresholds[series.camera] = series.threshold
+            else:
+                zone_buckets.setdefault((series.camera, start), []).append((series.zone, bucket, series.threshold))
+
+    lines = []
+    for camera, start in {*camera_buckets, *zone_buckets}:
+        local = start.astimezone(zone_info)
+        parts = [f"{format_day(local)} {format_time(local)}", camera]
+        bucket = camera_buckets.get((camera, start))
+        parts.append(f"mean {format_people(bucket.mean)} peak {format_people(bucket.peak)}" if bucket else "no count")
+        zones = zone_buckets.get((camera, start), [])
+        if zones:
+            parts.append(
+                ", ".join(
+                    f"{zone} {format_people(zone_bucket.mean)}/{format_people(zone_bucket.peak)}"
+                    for zone, zone_bucket, _ in zones
+                )
+            )
+        threshold = camera_thresholds.get(camera)
+        if bucket and threshold is not None and bucket.peak > threshold:
+            parts.append(f"over threshold {format_people(threshold)}")
+        parts += [
+            f"{zone} over threshold {format_people(limit)}"
+            for zone, zone_bucket, limit in zones
+            if limit is not None and zone_bucket.peak > limit
+        ]
+        if (camera, start) in unusual:
+            value = unusual[(camera, start)]
+            parts.append(f"{value.direction} usual {format_people(value.usual)}")
+        lines.append((start, 0, camera_order.index(camera), ContextLine(start >= period_start, " | ".join(parts))))
+
+    for alert in history.alerts:
+        raised = alert.raised_at.astimezone(UTC)
+        if raised >= period_end:
+            continue
+        local = raised.astimezone(zone_info)
+        where = alert.camera + (f" {alert.zone}" if alert.zone else "")
+        text = (
+            f"{format_day(local)} {format_time(local)} | {where} | ALERT {format_people(alert.count)} people, "
+            f"threshold {format_people(alert.threshold)}" + (", acknowledged" if alert.acknowledged else "")
+        )
+        order = camera_order.index(alert.camera) if alert.camera in camera_order else len(camera_order)
+        lines.append((raised, 1, order, ContextLine(raised >= period_start, text)))
+    return [line for *_, line in sorted(lines, key=lambda entry: entry[:3])]
+
+
+def _header(history: History, facts: Facts) -> str:
+    cameras = []
+    for camera in facts.cameras:
+        description = camera.camera
+        if camera.camera in history.sites:
+            description += f" at {history.sites[camera.camera]}"
+        zones = [zone.zone for zone in facts.zones_of(camera.camera)]
+        if zones:
+            description += f" (zones {', '.join(zones)})"
+        cameras.append(description)
+    return (
+        f"People counted by CCTV cameras from {format_time(facts.period_start)} on {format_day(facts.period_start)} "
+        f"to {format_time(facts.period_end)} on {format_day(facts.period_end)}, {facts.timezone} time.\n"
+        f"Cameras: {'; '.join(cameras)}.\n"
+        "Lines read: time | camera | mean and peak people | zones as mean/peak."
+    )
+
+
+def _user_text(header: str, kept: list[ContextLine], fact_lines: list[str], instruction: str) -> str:
+    sections = [header]
+    earlier = [line.text for line in kept if not line.in_period]
+    in_period = [line.text for line in kept if line.in_period]
+    if earlier:
+        sections.append("\n".join([EARLIER_HEADING, *earlier]))
+    if in_period:
+        sections.append("\n".join([PERIOD_HEADING, *in_period]))
+    sections.append("\n".join([FACTS_HEADING, *fact_lines]))
+    sections.append(instruction)
+    return "\n\n".join(sections)
+
+
+def _newest_lines_that_fit(lines: list[ContextLine], count_tokens: Callable[[str], int], budget: int) -> int:
+    """How many of the newest lines fit in `budget` tokens, counting each line (and its heading) on its own."""
+    used = sum(count_tokens(heading + "\n") for heading in (EARLIER_HEADING, PERIOD_HEADING)) + 2
+    kept = 0
+    for line in reversed(lines):
+        used += count_tokens(line.text + "\n")
+        if used > budget:
+            break
+        kept += 1
+    return kept

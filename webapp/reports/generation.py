@@ -1,0 +1,80 @@
+"""Reports from the database: build the history, have the LLM write and verify the narrative, store it all."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict
+from datetime import date
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+
+from llm_reports.facts import compute_facts
+from llm_reports.llm import LocalLLM
+from llm_reports.report import ReportSettings, answer_question, load_history, save_history, write_report
+from llm_reports.snapkv import SnapKVConfig
+from llm_reports.verify import Verification
+from webapp.cameras.models import Camera
+from webapp.reports.history import build_history, day_period
+from webapp.reports.models import Question, Report
+
+
+def report_settings() -> ReportSettings:
+    budget = settings.REPORT_SNAPKV_BUDGET
+    return ReportSettings(snapkv=SnapKVConfig(budget=budget) if budget else None)
+
+
+def verification_record(verification: Verification) -> dict:
+    return {"sentences": [asdict(outcome) for outcome in verification.sentences]}
+
+
+def create_report(day: date, cameras: list[Camera] | None = None, timezone: str | None = None, user=None) -> Report:
+    """A pending report for a local day; `generate` writes it."""
+    timezone = timezone or settings.TIME_ZONE
+    start, end = day_period(day, timezone)
+    report = Report.objects.create(period_start=start, period_end=end, timezone=timezone, created_by=user)
+    report.cameras.set(cameras if cameras is not None else Camera.objects.all())
+    return report
+
+
+def generate(report: Report, llm: LocalLLM) -> Report:
+    cameras = list(report.cameras.select_related("site").prefetch_related("zones"))
+    try:
+        history = build_history(cameras, report.period_start, report.period_end, report.timezone)
+        written = write_report(llm, history, report_settings())
+    except Exception as error:
+        report.status, report.error = Report.Status.FAILED, f"{type(error).__name__}: {error}"
+        report.save(update_fields=["status", "error"])
+        raise
+    report.text = written.text
+    report.facts = written.facts.as_dict()
+    report.verification = verification_record(written.verification)
+    report.sentences_replaced = written.verification.replaced
+    report.sentences_regenerated = written.verification.regenerated
+    report.model_name = written.model
+    report.prompt_tokens = written.prompt_tokens
+    report.kept_tokens = written.kept_tokens
+    report.prefill_seconds = written.prefill_seconds
+    report.decode_tokens_per_second = written.decode_tokens_per_second
+    report.kv_cache_mb = written.kv_cache_mb
+    buffer = io.BytesIO()
+    save_history(written, buffer)
+    report.history_cache.save("history.pt", ContentFile(buffer.getvalue()), save=False)
+    report.status, report.error = Report.Status.DONE, ""
+    report.save()
+    return report
+
+
+def answer(question: Question, llm: LocalLLM) -> Question:
+    """Answer from the report's kept history cache, verified against the period's facts as they stand now."""
+    report = question.report
+    with report.history_cache.open("rb") as handle:
+        kept = load_history(llm, io.BytesIO(handle.read()))
+    cameras = list(report.cameras.select_related("site").prefetch_related("zones"))
+    facts = compute_facts(build_history(cameras, report.period_start, report.period_end, report.timezone))
+    answered = answer_question(llm, kept, report.text, facts, question.text)
+    question.answer = answered.text
+    question.sentences_replaced = answered.verification.replaced
+    question.seconds = answered.seconds
+    question.save(update_fields=["answer", "sentences_replaced", "seconds"])
+    return question

@@ -1,0 +1,86 @@
+"""The report input, built from the database: hourly series per camera and zone over the period and the weeks
+before it (which give each camera its usual level for an hour of a weekday)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db.models import Avg, Count, Max
+from django.db.models.functions import TruncHour
+
+from llm_reports.history import Bucket, History, Series
+from webapp.cameras.models import Camera
+from webapp.ingest.models import Result, ZoneCount
+
+LOOKBACK_DAYS = 28
+
+
+def day_period(day: date, timezone: str) -> tuple[datetime, datetime]:
+    """A local calendar day as an aware [start, end) (23 or 25 hours on daylight-saving days)."""
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    return start, datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+
+
+def camera_names(cameras: list[Camera]) -> dict[int, str]:
+    """Camera names as reports use them: the plain name, or "site / name" where two cameras share a name."""
+    repeated = Counter(camera.name for camera in cameras)
+    return {camera.pk: camera.name if repeated[camera.name] == 1 else str(camera) for camera in cameras}
+
+
+def build_history(
+    cameras: list[Camera],
+    period_start: datetime,
+    period_end: datetime,
+    timezone: str,
+    lookback_days: int = LOOKBACK_DAYS,
+) -> History:
+    zone = ZoneInfo(timezone)
+    since = period_start - timedelta(days=lookback_days)
+    names = camera_names(cameras)
+    hour = TruncHour("frame__captured_at", tzinfo=zone)
+    camera_rows = (
+        Result.objects.filter(
+            frame__camera__in=cameras, frame__captured_at__gte=since, frame__captured_at__lt=period_end
+        )
+        .annotate(hour=hour)
+        .values("frame__camera", "hour")
+        .annotate(mean=Avg("count"), peak=Max("count"), frames=Count("pk"))
+        .order_by("frame__camera", "hour")
+    )
+    zone_rows = (
+        ZoneCount.objects.filter(
+            result__frame__camera__in=cameras,
+            result__frame__captured_at__gte=since,
+            result__frame__captured_at__lt=period_end,
+        )
+        .annotate(hour=TruncHour("result__frame__captured_at", tzinfo=zone))
+        .values("result__frame__camera", "zone_name", "hour")
+        .annotate(mean=Avg("count"), peak=Max("count"), frames=Count("pk"))
+        .order_by("result__frame__camera", "zone_name", "hour")
+    )
+    camera_buckets: dict[int, list[Bucket]] = defaultdict(list)
+    for row in camera_rows:
+        camera_buckets[row["frame__camera"]].append(Bucket(row["hour"], row["mean"], row["peak"], row["frames"]))
+    zone_buckets: dict[tuple[int, str], list[Bucket]] = defaultdict(list)
+    for row in zone_rows:
+        key = (row["result__frame__camera"], row["zone_name"])
+        zone_buckets[key].append(Bucket(row["hour"], row["mean"], row["peak"], row["frames"]))
+
+    series = []
+    for camera in cameras:
+        series.append(Series(names[camera.pk], None, camera.alert_threshold, camera_buckets.get(camera.pk, [])))
+        thresholds = {zone.name: zone.alert_threshold for zone in camera.zones.all()}
+        for (camera_id, zone_name), buckets in sorted(zone_buckets.items()):
+            if camera_id == camera.pk:
+                series.append(Series(names[camera.pk], zone_name, thresholds.get(zone_name), buckets))
+    return History(
+        period_start=period_start,
+        period_end=period_end,
+        timezone=timezone,
+        bucket_minutes=60,
+        series=series,
+        sites={names[camera.pk]: camera.site.name for camera in cameras if camera.site},
+    )

@@ -1,0 +1,63 @@
+"""Reports in the dashboard: the list, one report with its facts, checks and figures, and follow-up questions."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from webapp.reports.generation import create_report
+from webapp.reports.models import Question, Report
+from workers.tasks import answer_question, generate_report
+
+MAX_QUESTION_LENGTH = Question._meta.get_field("text").max_length
+
+
+def _list_page(request, error: str = "", status: int = 200):
+    context = {
+        "reports": Report.objects.prefetch_related("cameras")[:100],
+        "yesterday": timezone.localdate() - timedelta(days=1),
+        "error": error,
+    }
+    return render(request, "reports/report_list.html", context, status=status)
+
+
+@login_required
+def report_list(request):
+    return _list_page(request)
+
+
+@login_required
+def report_detail(request, pk: int):
+    report = get_object_or_404(Report.objects.prefetch_related("cameras", "questions"), pk=pk)
+    busy = report.status == Report.Status.PENDING or any(not q.answer for q in report.questions.all())
+    facts_json = json.dumps(report.facts, indent=2, ensure_ascii=False)
+    return render(request, "reports/report_detail.html", {"report": report, "busy": busy, "facts_json": facts_json})
+
+
+@login_required
+@require_POST
+def request_report(request):
+    try:
+        day = date.fromisoformat(request.POST.get("period", ""))
+    except ValueError:
+        return _list_page(request, "Choose a day to report on.", status=400)
+    report = create_report(day, user=request.user)
+    generate_report.delay(report.pk)
+    return redirect("reports:detail", pk=report.pk)
+
+
+@login_required
+@require_POST
+def ask(request, pk: int):
+    report = get_object_or_404(Report, pk=pk, status=Report.Status.DONE)
+    text = request.POST.get("question", "").strip()
+    if not text or len(text) > MAX_QUESTION_LENGTH:
+        return redirect("reports:detail", pk=report.pk)
+    question = Question.objects.create(report=report, text=text, asked_by=request.user)
+    answer_question.delay(question.pk)
+    return redirect("reports:detail", pk=report.pk)
