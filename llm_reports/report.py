@@ -17,7 +17,7 @@ from llm_reports.history import History
 from llm_reports.llm import LocalLLM, Prefilled, cache_megabytes
 from llm_reports.prompt import QUESTION_INSTRUCTION, build_messages
 from llm_reports.snapkv import CompressionStats, SnapKV, SnapKVConfig
-from llm_reports.verify import Verification, verify
+from llm_reports.verify import Verification, split_sentences, verify
 
 # Room in the context for the chat template's markers, the narrative and later follow-up questions.
 RESERVED_TOKENS = 768
@@ -62,6 +62,18 @@ def _corrector(llm: LocalLLM):
     return regenerate
 
 
+def without_repeats(text: str) -> str:
+    """The narrative with any sentence it already said dropped (small models loop)."""
+    seen: set[str] = set()
+    kept = []
+    for sentence in split_sentences(text):
+        key = " ".join(sentence.lower().split())
+        if key not in seen:
+            seen.add(key)
+            kept.append(sentence)
+    return " ".join(kept)
+
+
 def write_report(llm: LocalLLM, history: History, settings: ReportSettings | None = None) -> Report:
     settings = settings or ReportSettings()
     facts = compute_facts(history)
@@ -71,7 +83,7 @@ def write_report(llm: LocalLLM, history: History, settings: ReportSettings | Non
     prefilled = llm.prefill(llm.encode_chat(messages), snapkv)
     kept = prefilled.copy()
     generation = llm.finish(prefilled, settings.max_new_tokens)
-    verification = verify(generation.text, facts, regenerate=_corrector(llm))
+    verification = verify(without_repeats(generation.text), facts, regenerate=_corrector(llm))
     return Report(
         text=verification.text,
         facts=facts,

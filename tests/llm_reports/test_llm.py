@@ -49,11 +49,11 @@ def test_with_a_budget_as_long_as_the_prompt_the_text_is_the_full_cache_text(llm
     assert same.text == full.text
 
 
-def test_greedy_decoding_matches_transformers_generate(llm, prompt):
-    ours = llm.generate(MESSAGES, max_new_tokens=16)
+def test_greedy_decoding_without_penalty_matches_transformers_generate(llm, prompt):
+    ours, _ = llm.decode(llm.prefill(prompt), max_new_tokens=16, repetition_penalty=1.0)
     reference = llm.model.generate(prompt, max_new_tokens=16, do_sample=False, eos_token_id=sorted(llm.stop_ids))
-    expected = llm.tokenizer.decode(reference[0, prompt.shape[1] :], skip_special_tokens=True).strip()
-    assert ours.text == expected
+    assert ours == reference[0, prompt.shape[1] :].tolist()[: len(ours)]
+    assert len(ours) > 0
 
 
 def test_compressing_during_prefill_equals_compressing_a_recorded_prefill(llm, prompt):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 from django.db.models import Avg, Count, Max
@@ -24,6 +25,17 @@ def day_period(day: date, timezone: str) -> tuple[datetime, datetime]:
     return start, datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
 
 
+def standard_time(zone: ZoneInfo, year: int) -> dt_timezone:
+    """The zone's offset without daylight saving, as a fixed zone to cut hours in.
+
+    Cutting hours in the local zone itself would merge the hour that repeats when the clocks go back (both read
+    02:00). The fixed standard offset has the same hour boundaries wherever daylight saving shifts by a whole hour,
+    and each bucket start stays the real instant.
+    """
+    winter = datetime(year, 1, 15, 12, tzinfo=zone)
+    return dt_timezone(winter.utcoffset() - (winter.dst() or timedelta(0)))
+
+
 def camera_names(cameras: list[Camera]) -> dict[int, str]:
     """Camera names as reports use them: the plain name, or "site / name" where two cameras share a name."""
     repeated = Counter(camera.name for camera in cameras)
@@ -40,7 +52,8 @@ def build_history(
     zone = ZoneInfo(timezone)
     since = period_start - timedelta(days=lookback_days)
     names = camera_names(cameras)
-    hour = TruncHour("frame__captured_at", tzinfo=zone)
+    hours = standard_time(zone, period_start.year)
+    hour = TruncHour("frame__captured_at", tzinfo=hours)
     camera_rows = (
         Result.objects.filter(
             frame__camera__in=cameras, frame__captured_at__gte=since, frame__captured_at__lt=period_end
@@ -56,7 +69,7 @@ def build_history(
             result__frame__captured_at__gte=since,
             result__frame__captured_at__lt=period_end,
         )
-        .annotate(hour=TruncHour("result__frame__captured_at", tzinfo=zone))
+        .annotate(hour=TruncHour("result__frame__captured_at", tzinfo=hours))
         .values("result__frame__camera", "zone_name", "hour")
         .annotate(mean=Avg("count"), peak=Max("count"), frames=Count("pk"))
         .order_by("result__frame__camera", "zone_name", "hour")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from django.conf import settings
 from django.db import models
 
@@ -9,7 +11,8 @@ from webapp.cameras.models import Camera
 
 
 def history_cache_path(report: Report, filename: str) -> str:
-    return f"report-caches/{report.period_start:%Y/%m/%d}/{report.pk}-{filename}"
+    day = report.period_start.astimezone(ZoneInfo(report.timezone))
+    return f"report-caches/{day:%Y/%m/%d}/{report.pk}-{filename}"
 
 
 class Report(models.Model):

@@ -1,0 +1,271 @@
+"""The report pages: the list, requesting a report (written by the real model, tasks run eagerly), one report with
+its narrative and figures, and follow-up questions answered from the report's kept history cache."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.template.defaultfilters import linebreaks_filter
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from llm_reports.facts import compute_facts
+from llm_reports.llm import LocalLLM
+from llm_reports.verify import sentence_problems, split_sentences
+from tests.webapp.conftest import counted_frame
+from webapp.cameras.models import Camera, Site
+from webapp.ingest.models import Frame
+from webapp.reports.history import build_history, day_period
+from webapp.reports.models import Question, Report
+
+pytestmark = pytest.mark.django_db
+
+TIMEZONE = "Asia/Shanghai"
+REPORT_DAY = date(2026, 11, 28)
+SNAPKV_BUDGET = 256  # under the history prompt's length, so the kept cache is really compressed
+
+
+def local(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZoneInfo(TIMEZONE))
+
+
+def store_history() -> list[Camera]:
+    """Two cameras counted from 17:00 to 20:00 on the report day and the day before; Quay is the busier."""
+    site = Site.objects.create(name="Waterfront")
+    quay = Camera.objects.create(site=site, name="Quay", alert_threshold=90)
+    bridge = Camera.objects.create(site=site, name="Bridge")
+    for days_before in (0, 1):
+        day = REPORT_DAY - timedelta(days=days_before)
+        for hour in range(17, 21):
+            for minute, step in ((5, 0), (35, 6)):
+                counted_frame(quay, local(day, hour, minute), 40 + 2 * hour + step - 10 * days_before)
+                counted_frame(bridge, local(day, hour, minute), 15 + step)
+    return [quay, bridge]
+
+
+@dataclass
+class Written:
+    response: object  # the response to the POST that requested the report
+    report: Report
+    cameras: list[Camera]
+    user: object
+
+
+@pytest.fixture(scope="module")
+def report_media(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("report-media")
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, report_media, tmp_path) -> Path:
+    """As in conftest, but one media folder for the whole module, where the report written once keeps its cache;
+    DEBUG on, as in test_dashboard_pages, so static files come from the finders; local time is Shanghai's."""
+    settings.MEDIA_ROOT = report_media
+    settings.STATIC_ROOT = tmp_path / "static"
+    settings.STATIC_ROOT.mkdir()
+    settings.DEBUG = True
+    settings.TIME_ZONE = TIMEZONE
+    return report_media
+
+
+@pytest.fixture
+def operator(client):
+    client.force_login(get_user_model().objects.create_user("operator", password="not-used"))
+    return client
+
+
+@pytest.fixture
+def eager(settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the report tasks run in this process, with the real model
+
+
+@pytest.fixture(scope="module")
+def written(django_db_setup, django_db_blocker, report_media) -> Written:
+    """A report requested once through the page, with tasks run eagerly: the real model writes it in the request.
+
+    Its rows are committed, so the tests below share it, and deleted afterwards.
+    """
+    overrides = override_settings(
+        MEDIA_ROOT=report_media,
+        DEBUG=True,
+        TIME_ZONE=TIMEZONE,
+        CELERY_TASK_ALWAYS_EAGER=True,
+        REPORT_SNAPKV_BUDGET=SNAPKV_BUDGET,
+    )
+    with django_db_blocker.unblock(), overrides:
+        user = get_user_model().objects.create_user("writer", password="not-used")
+        cameras = store_history()
+        try:
+            client = Client()
+            client.force_login(user)
+            response = client.post("/reports/new/", {"period": REPORT_DAY.isoformat()})
+            yield Written(response, Report.objects.get(created_by=user), cameras, user)
+        finally:
+            Report.objects.filter(created_by=user).delete()
+            Frame.objects.filter(camera__in=cameras).delete()
+            Camera.objects.filter(pk__in=[camera.pk for camera in cameras]).delete()
+            Site.objects.filter(name="Waterfront").delete()
+            user.delete()
+
+
+def make_report(status: str, timezone: str = TIMEZONE, **fields) -> Report:
+    """A report made through the ORM, with no model run."""
+    start, end = day_period(REPORT_DAY, timezone)
+    return Report.objects.create(period_start=start, period_end=end, timezone=timezone, status=status, **fields)
+
+
+@pytest.mark.parametrize(("method", "path"), [("get", "/reports/"), ("get", "/reports/1/"), ("post", "/reports/new/")])
+def test_the_report_pages_need_a_signed_in_user(client, method, path):
+    reports = Report.objects.count()
+    response = getattr(client, method)(path, {"period": REPORT_DAY.isoformat()} if method == "post" else None)
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next={path}"
+    assert Report.objects.count() == reports
+
+
+def test_the_list_renders_with_a_form_for_yesterday(operator):
+    response = operator.get("/reports/")
+    assert response.status_code == 200
+    yesterday = timezone.localdate() - timedelta(days=1)
+    assert response.context["yesterday"] == yesterday
+    page = response.content.decode()
+    assert 'action="/reports/new/"' in page and f'name="period" value="{yesterday.isoformat()}"' in page
+
+
+def test_the_list_shows_each_report_with_its_status(operator):
+    pending = make_report(Report.Status.PENDING)
+    response = operator.get("/reports/")
+    page = response.content.decode()
+    assert pending in response.context["reports"]
+    assert f'href="/reports/{pending.pk}/"' in page and "Sat 28 Nov 2026" in page and "Pending" in page
+
+
+@pytest.mark.parametrize("period", ["2026-13-45", "", "yesterday"])
+def test_a_bad_day_is_refused_and_no_report_is_made(operator, period):
+    reports = Report.objects.count()
+    response = operator.post("/reports/new/", {"period": period})
+    assert response.status_code == 400
+    assert "Choose a day to report on." in response.content.decode()
+    assert Report.objects.count() == reports
+
+
+def test_a_report_is_requested_by_post_only(operator):
+    assert operator.get("/reports/new/").status_code == 405
+
+
+def test_a_good_day_is_written_at_once_with_eager_tasks_and_redirects_to_the_report(written):
+    report = written.report
+    assert written.response.status_code == 302
+    assert written.response["Location"] == f"/reports/{report.pk}/"
+    assert (report.status, report.error) == (Report.Status.DONE, "")
+    assert report.text.strip()
+    assert (report.period_start, report.period_end, report.timezone) == (*day_period(REPORT_DAY, TIMEZONE), TIMEZONE)
+    assert set(report.cameras.all()) == set(written.cameras)
+    assert report.history_cache.name
+
+
+def test_the_kept_history_cache_is_compressed_to_the_snapkv_budget(written):
+    report = written.report
+    assert report.kept_tokens == SNAPKV_BUDGET < report.prompt_tokens
+    assert report.compression_ratio() == report.prompt_tokens / SNAPKV_BUDGET
+
+
+def test_the_report_page_shows_the_narrative_the_checks_and_the_compression_figures(operator, written):
+    report = written.report
+    response = operator.get(f"/reports/{report.pk}/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Report for Saturday 28 November 2026" in page
+    assert linebreaks_filter(report.text, autoescape=True) in page
+    assert f"{report.sentences_replaced} sentence" in page and f"{report.sentences_regenerated} rewritten" in page
+    assert f"{report.prompt_tokens} tokens, kept {report.kept_tokens} (SnapKV)" in page
+    assert report.model_name in page
+    assert "busiest_cameras" in page  # the facts, as JSON
+    assert f'action="/reports/{report.pk}/ask/"' in page
+    assert 'http-equiv="refresh"' not in page  # nothing left to wait for
+
+
+def test_the_list_shows_how_much_of_the_history_was_kept(operator, written):
+    report = written.report
+    page = operator.get("/reports/").content.decode()
+    assert f'href="/reports/{report.pk}/"' in page
+    assert f"{report.kept_tokens} of {report.prompt_tokens} tokens" in page
+
+
+def test_a_question_is_answered_from_the_kept_history_cache(operator, written, eager, monkeypatch):
+    """The answer continues the stored compressed cache: the history prompt is never run through the model again."""
+    report = written.report
+    extended, prefilled = [], []
+    extend, prefill = LocalLLM.extend, LocalLLM.prefill
+
+    def spy_extend(self, kept, ids):
+        extended.append((kept.positions, kept.cache.layers[0].keys.shape[2]))
+        return extend(self, kept, ids)
+
+    def spy_prefill(self, ids, snapkv=None):
+        prefilled.append(ids.shape[1])
+        return prefill(self, ids, snapkv)
+
+    monkeypatch.setattr(LocalLLM, "extend", spy_extend)
+    monkeypatch.setattr(LocalLLM, "prefill", spy_prefill)
+
+    response = operator.post(f"/reports/{report.pk}/ask/", {"question": "  Which camera was the busiest?  "})
+
+    assert response.status_code == 302 and response["Location"] == f"/reports/{report.pk}/"
+    question = Question.objects.get(report=report)
+    assert question.text == "Which camera was the busiest?"
+    assert question.answer.strip()
+    assert question.asked_by.username == "operator"
+    assert extended == [(report.prompt_tokens, report.kept_tokens)]
+    assert all(length < report.prompt_tokens for length in prefilled)  # only short correction prompts, if any
+    facts = compute_facts(build_history(written.cameras, report.period_start, report.period_end, report.timezone))
+    for sentence in split_sentences(question.answer):
+        assert sentence_problems(sentence, facts) == [], sentence
+    page = operator.get(f"/reports/{report.pk}/").content.decode()
+    assert "Which camera was the busiest?" in page
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 501])
+def test_an_empty_or_overlong_question_is_ignored(operator, eager, text):
+    report = make_report(Report.Status.DONE, text="Quay was the busiest camera.")
+    response = operator.post(f"/reports/{report.pk}/ask/", {"question": text})
+    assert response.status_code == 302 and response["Location"] == f"/reports/{report.pk}/"
+    assert not Question.objects.filter(report=report).exists()
+
+
+@pytest.mark.parametrize("status", [Report.Status.PENDING, Report.Status.FAILED])
+def test_a_question_about_a_report_that_is_not_done_is_not_found(operator, eager, status):
+    report = make_report(status)
+    response = operator.post(f"/reports/{report.pk}/ask/", {"question": "Which camera was the busiest?"})
+    assert response.status_code == 404
+    assert not Question.objects.filter(report=report).exists()
+
+
+def test_a_pending_report_page_says_so_and_refreshes_itself(operator):
+    report = make_report(Report.Status.PENDING)
+    page = operator.get(f"/reports/{report.pk}/").content.decode()
+    assert "The report is being written" in page
+    assert 'http-equiv="refresh"' in page
+
+
+def test_a_failed_report_page_shows_the_error(operator):
+    report = make_report(Report.Status.FAILED, error="PromptBudgetError: too long")
+    page = operator.get(f"/reports/{report.pk}/").content.decode()
+    assert "The report could not be written: PromptBudgetError: too long" in page
+    assert 'http-equiv="refresh"' not in page
+
+
+def test_an_unknown_report_is_not_found(operator):
+    assert operator.get("/reports/999999/").status_code == 404
+
+
+def test_a_report_in_another_timezone_shows_its_own_local_day(operator, settings):
+    """A report made with `generate_report --timezone Asia/Shanghai` on a server in UTC is still about the 28th."""
+    settings.TIME_ZONE = "UTC"
+    report = make_report(Report.Status.PENDING, timezone=TIMEZONE)
+    assert "Report for Saturday 28 November 2026" in operator.get(f"/reports/{report.pk}/").content.decode()
+    assert "Sat 28 Nov 2026" in operator.get("/reports/").content.decode()
