@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from llm_reports.facts import Facts, format_day, format_people, format_time
 from llm_reports.history import Bucket, History
-from llm_reports.verify import plain_sentences
+from llm_reports.plain import plain_sentences
 
 SYSTEM_PROMPT = (
     "You write short, factual reports about crowd counts for city operators. You state only the facts you are given."

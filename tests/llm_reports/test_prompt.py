@@ -3,6 +3,7 @@
 import pytest
 
 from llm_reports.facts import compute_facts
+from llm_reports.plain import plain_sentences
 from llm_reports.prompt import (
     DEFAULT_INSTRUCTION,
     EARLIER_HEADING,
@@ -11,7 +12,6 @@ from llm_reports.prompt import (
     context_lines,
     question_messages,
 )
-from llm_reports.verify import plain_sentences
 from tests.llm_reports.sample_history import build_history, word_count
 
 HISTORY = build_history()

@@ -3,9 +3,9 @@
 import pytest
 
 from llm_reports.facts import compute_facts
+from llm_reports.plain import plain_sentences
 from llm_reports.verify import (
     correction_prompt,
-    plain_sentences,
     sentence_problems,
     split_sentences,
     verify,

@@ -1,7 +1,8 @@
 """A gateway simulator: uploads real frames through the REST API, as a site's CCTV gateway would.
 
-It first back-fills the last hour (one frame per camera every five minutes, with past `captured_at` times), so the
-dashboard has a history to draw, then uploads a live frame per camera every `--interval` seconds. Each upload has
+It first back-fills the last two days (one frame per camera every half hour, with past `captured_at` times), so the
+dashboard has a history to draw and a report has a day before to compare with, then uploads a live frame per camera
+every `--interval` seconds. Each upload has
 an Idempotency-Key, and a failed upload is retried with the same key.
 
     python -m webapp.demo.simulator --url http://127.0.0.1:8000 --token TOKEN --camera 1 --camera 2 IMAGES_DIR
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", required=True)
     parser.add_argument("--camera", type=int, action="append", required=True)
     parser.add_argument("--interval", type=float, default=20.0, help="seconds between live rounds of uploads")
-    parser.add_argument("--backfill-minutes", type=int, default=60)
+    parser.add_argument("--backfill-hours", type=float, default=48.0)
+    parser.add_argument("--backfill-step-minutes", type=float, default=30.0)
     args = parser.parse_args(argv)
 
     frames = sorted(path for path in args.images.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
@@ -60,10 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     # Each camera walks its own slice of the folder, so cameras show different scenes.
     streams = {camera: itertools.cycle(frames[index :: len(args.camera)]) for index, camera in enumerate(args.camera)}
     now = datetime.now(UTC)
-    for minutes_ago in range(args.backfill_minutes, 0, -5):
+    step = timedelta(minutes=args.backfill_step_minutes)
+    moment = now - timedelta(hours=args.backfill_hours)
+    while moment < now:
         for camera, stream in streams.items():
-            upload(session, args.url, camera, next(stream), now - timedelta(minutes=minutes_ago))
-    print(f"simulator: back-filled {args.backfill_minutes} minutes for {len(streams)} cameras", flush=True)
+            upload(session, args.url, camera, next(stream), moment)
+        moment += step
+    print(f"simulator: back-filled {args.backfill_hours:g} hours for {len(streams)} cameras", flush=True)
     while True:
         for camera, stream in streams.items():
             upload(session, args.url, camera, next(stream), datetime.now(UTC))

@@ -68,75 +68,25 @@ class Command(BaseCommand):
 
         url = f"http://127.0.0.1:{port}"
         python = sys.executable
-        processes.append(
-            (
-                "web",
-                self._start(
-                    [
-                        python,
-                        "-m",
-                        "gunicorn",
-                        "webapp.wsgi",
-                        "-b",
-                        f"127.0.0.1:{port}",
-                        "-w",
-                        "2",
-                        "--timeout",
-                        "120",
-                        "--access-logfile",
-                        "-",
-                    ],
-                    environment,
-                ),
-            )
-        )
+        web = [python, "-m", "gunicorn", "webapp.wsgi", "--bind", url.removeprefix("http://"), "--workers", "2"]
+        processes.append(("web", self._start([*web, "--timeout", "120"], environment)))
         if not in_process:
-            queues = ",".join([count_queue(arch) for arch in ARCHITECTURES] + ["default", REPORTS_QUEUE])
-            worker = [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "workers.celery_app",
-                "worker",
-                "-Q",
-                queues,
-                "-c",
-                "1",
-                "--loglevel",
-                "INFO",
-                "-n",
-                "demo@%h",
-            ]
+            counting_queues = ",".join([count_queue(arch) for arch in ARCHITECTURES] + ["default"])
             beat_schedule = settings.MEDIA_ROOT / "celerybeat-schedule"
             beat_schedule.parent.mkdir(parents=True, exist_ok=True)
-            beat = [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "workers.celery_app",
-                "beat",
-                "--schedule",
-                str(beat_schedule),
-                "--loglevel",
-                "INFO",
+            # Reports have a worker of their own, so counting never waits behind the LLM.
+            processes += [
+                ("worker", self._start(_celery("worker", "-Q", counting_queues, "-n", "counting@%h"), environment)),
+                (
+                    "reports worker",
+                    self._start(_celery("worker", "-Q", REPORTS_QUEUE, "-n", "reports@%h"), environment),
+                ),
+                ("beat", self._start(_celery("beat", "--schedule", str(beat_schedule)), environment)),
             ]
-            processes += [("worker", self._start(worker, environment)), ("beat", self._start(beat, environment))]
         try:
             self._wait_for_web(url, processes)
-            simulator = [
-                python,
-                "-m",
-                "webapp.demo.simulator",
-                str(images),
-                "--url",
-                url,
-                "--token",
-                token,
-                "--interval",
-                str(interval),
-            ]
+            simulator = [python, "-m", "webapp.demo.simulator", str(images), "--url", url, "--token", token]
+            simulator += ["--interval", str(interval)]
             simulator += [arg for camera in cameras for arg in ("--camera", str(camera.pk))]
             processes.append(("simulator", self._start(simulator, environment)))
             self._banner(url, password, token, cameras[0])
@@ -242,6 +192,22 @@ class Command(BaseCommand):
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _celery(command: str, *args: str) -> list[str]:
+    concurrency = ["-c", "1"] if command == "worker" else []
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        command,
+        *concurrency,
+        *args,
+        "--loglevel",
+        "INFO",
+    ]
 
 
 def _redis_answers(url: str) -> bool:
