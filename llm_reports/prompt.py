@@ -22,9 +22,9 @@ SYSTEM_PROMPT = (
     "You write short, factual reports about crowd counts for city operators. You state only the facts you are given."
 )
 DEFAULT_INSTRUCTION = (
-    "Write a short report of 4 to 6 sentences about this period for the city's operators. Use only the facts "
-    "listed above: do not add numbers, times or names that are not there. Write camera and zone names exactly as "
-    "they are written above."
+    "Write a short report of 4 to 6 sentences about this period for the city's operators. Choose the most "
+    "important facts listed above and restate them plainly, one fact per sentence, copying every number, time and "
+    "camera or zone name exactly as written there. Add nothing that is not in the facts."
 )
 QUESTION_INSTRUCTION = (
     "Answer the question below in 1 to 3 sentences, using only the facts listed above and writing camera and zone "

@@ -5,7 +5,7 @@ every sentence checked against the facts before anyone reads it; and follow-up q
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,12 +15,15 @@ from transformers.cache_utils import DynamicCache
 from llm_reports.facts import Facts, compute_facts
 from llm_reports.history import History
 from llm_reports.llm import LocalLLM, Prefilled, cache_megabytes
+from llm_reports.plain import summary_sentences
 from llm_reports.prompt import QUESTION_INSTRUCTION, build_messages
 from llm_reports.snapkv import CompressionStats, SnapKV, SnapKVConfig
 from llm_reports.verify import Verification, split_sentences, verify
 
 # Room in the context for the chat template's markers, the narrative and later follow-up questions.
 RESERVED_TOKENS = 768
+MIN_SENTENCES = 3
+NO_ANSWER = "The facts computed for this period do not answer that question."
 CORRECTION_TOKENS = 80
 
 
@@ -74,6 +77,16 @@ def without_repeats(text: str) -> str:
     return " ".join(kept)
 
 
+def with_enough_facts(verification: Verification, facts: Facts) -> Verification:
+    """When checking left the narrative too thin, the period's summary sentences (plain facts) complete it."""
+    sentences = split_sentences(verification.text)
+    missing = [line for line in summary_sentences(facts) if line not in sentences]
+    added = missing[: max(0, MIN_SENTENCES - len(sentences))]
+    if not added:
+        return verification
+    return replace(verification, text=" ".join([verification.text.strip(), *added]).strip())
+
+
 def write_report(llm: LocalLLM, history: History, settings: ReportSettings | None = None) -> Report:
     settings = settings or ReportSettings()
     facts = compute_facts(history)
@@ -83,7 +96,8 @@ def write_report(llm: LocalLLM, history: History, settings: ReportSettings | Non
     prefilled = llm.prefill(llm.encode_chat(messages), snapkv)
     kept = prefilled.copy()
     generation = llm.finish(prefilled, settings.max_new_tokens)
-    verification = verify(without_repeats(generation.text), facts, regenerate=_corrector(llm))
+    verification = verify(without_repeats(generation.text), facts, regenerate=_corrector(llm), strict=True)
+    verification = with_enough_facts(verification, facts)
     return Report(
         text=verification.text,
         facts=facts,
@@ -119,8 +133,9 @@ def answer_question(
     ]
     asked = llm.extend(kept.prefilled.copy(), llm.encode_continuation(kept.messages, later))
     generation = llm.finish(asked, max_new_tokens)
-    verification = verify(generation.text, facts, regenerate=_corrector(llm))
-    return Answer(verification.text, verification, time.perf_counter() - started)
+    verification = verify(without_repeats(generation.text), facts, regenerate=_corrector(llm), strict=True)
+    text = verification.text.strip() or NO_ANSWER
+    return Answer(text, verification, time.perf_counter() - started)
 
 
 def save_history(report: Report, target: str | Path | BinaryIO) -> None:

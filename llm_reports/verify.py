@@ -19,7 +19,9 @@ from llm_reports.fact_index import FactIndex, Scope
 from llm_reports.facts import EntityKey, Facts
 from llm_reports.plain import entity_sentences, summary_sentences
 
-Action = Literal["kept", "regenerated", "replaced"]
+Action = Literal["kept", "regenerated", "replaced", "dropped"]
+# A sentence this long is not a report sentence any more (small models ramble); it is mended like a wrong one.
+MAX_SENTENCE_WORDS = 45
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class SentenceOutcome:
     """What happened to one sentence of the narrative."""
 
     original: str
-    final: str  # "" when it was dropped: every plain sentence about its entity was already in the text
+    final: str  # "" when it was dropped: it stated no fact, or every plain sentence about its entity was in the text
     action: Action
     reasons: tuple[str, ...]  # why the original failed; empty when kept
     attempts: tuple[Attempt, ...] = ()  # failed regenerations, in order
@@ -67,6 +69,7 @@ def verify(
     facts: Facts,
     regenerate: Callable[[str], str] | None = None,
     max_attempts: int = 2,
+    strict: bool = False,
 ) -> Verification:
     """Check every sentence of `narrative`; re-ask or replace the ones that state something the facts do not.
 
@@ -74,6 +77,9 @@ def verify(
     sentence; each answer is verified like the original, and one that states nothing checkable is not accepted
     (a chatty "Sure, here it is:" must not replace a wrong fact). After `max_attempts` failed answers, or without a
     callback, the sentence is replaced by the first plain sentence about its entity not already in the text.
+
+    `strict` is for text that operators read as a report: a sentence that states no fact at all (no number, time or
+    known name: filler the model invents, which nothing can check) is dropped, and an over-long one is mended.
     """
     index = FactIndex(facts)
     carried: Scope | None = None
@@ -87,7 +93,11 @@ def verify(
         list_marker = LIST_MARKER.match(sentence)
         marker = list_marker.group(0) if list_marker else ""
         check = check_sentence(sentence, index, carried)
-        if check.reasons:
+        if strict and not check.reasons and len(sentence.split()) > MAX_SENTENCE_WORDS:
+            check = replace(check, reasons=[f"longer than {MAX_SENTENCE_WORDS} words"])
+        if strict and not check.reasons and not check.substantive:
+            outcome = SentenceOutcome(original=sentence, final="", action="dropped", reasons=("states no fact",))
+        elif check.reasons:
             outcome = _mend(sentence, check, index, carried, regenerate, max_attempts, in_text)
             carried = _check_text(outcome.final, index, carried).carried
             in_text.add(outcome.final)

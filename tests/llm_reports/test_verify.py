@@ -189,3 +189,16 @@ def test_sentences_split_on_ends_and_lines_but_not_on_times_or_decimals():
         "East entrance averaged 56.5 people!",
         "Gate 2 was calm.",
     ]
+
+
+def test_strict_checking_drops_filler_and_mends_rambling():
+    """In a report, a sentence with nothing checkable is invented filler; an endless one is no report sentence."""
+    filler = "Operators also collected audio recordings and GPS tracks across the city."
+    rambling = "East entrance " + " and then ".join(["people walked on"] * 20) + "."
+    lenient = verify(filler, FACTS)
+    assert lenient.text == filler
+    strict = verify(f"{filler} {rambling}", FACTS, strict=True)
+    assert "audio" not in strict.text
+    assert [outcome.action for outcome in strict.sentences] == ["dropped", "replaced"]
+    for sentence in split_sentences(strict.text):
+        assert sentence_problems(sentence, FACTS) == []
