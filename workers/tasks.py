@@ -107,6 +107,7 @@ def requeue_stale_frames() -> int:
 @app.task(acks_late=True, reject_on_worker_lost=True)
 def generate_report(report_id: int) -> str:
     """Write a pending report (webapp.reports.generation.create_report made it)."""
+    # Imported here, not at the top: counting workers never need transformers and its seconds of import time.
     from webapp.reports.generation import generate
     from webapp.reports.models import Report
     from workers.llm import shared_llm
