@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -39,7 +38,7 @@ def load_rgb(source: str | Path | bytes) -> np.ndarray:
         raise ImageError(f"cannot read {name} as an image: {error}") from error
 
 
-def upright_size(path: str | Path | BinaryIO) -> tuple[int, int]:
+def upright_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file as `load_rgb` returns it, i.e. after its EXIF orientation, without decoding."""
     try:
         with Image.open(path) as image:

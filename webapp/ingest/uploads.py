@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError
 
-from counting.images import ImageError, load_rgb, upright_size
+from counting.images import ImageError, load_rgb
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif", "GIF": "gif"}
 
@@ -55,8 +55,8 @@ def check_image(upload: UploadedFile, max_bytes: int, max_pixels: int) -> Checke
             f"the image is {width}x{height} ({width * height:,} pixels); the limit is {max_pixels:,}", status=413
         )
     try:
-        load_rgb(data)
-        upright = upright_size(io.BytesIO(data))
+        # Decoded upright (EXIF orientation applied), so its shape is the frame's upright size.
+        height, width = load_rgb(data).shape[:2]
     except ImageError as error:
         raise UploadRejected(f"the image cannot be decoded (truncated or corrupt?): {error}") from error
-    return CheckedImage(data, hashlib.sha256(data).hexdigest(), *upright, EXTENSIONS[image_format])
+    return CheckedImage(data, hashlib.sha256(data).hexdigest(), width, height, EXTENSIONS[image_format])
