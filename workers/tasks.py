@@ -77,7 +77,7 @@ def count_frame(self, frame_id: int) -> float | None:
     )
     if result is None:
         return None
-    apply_retention(frame, settings.CROWDSCOPE_FRAME_RETENTION, settings.CROWDSCOPE_RETAINED_FRAME_MAX_SIDE)
+    apply_retention(frame, rgb, settings.CROWDSCOPE_FRAME_RETENTION, settings.CROWDSCOPE_RETAINED_FRAME_MAX_SIDE)
     return result.count
 
 

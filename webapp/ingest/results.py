@@ -13,7 +13,6 @@ from django.db import transaction
 from PIL import Image
 
 from counting.csrnet import OUTPUT_STRIDE
-from counting.images import load_rgb
 from counting.overlay import heatmap_rgba
 from webapp.ingest.models import Frame, Result, ZoneCount
 
@@ -78,8 +77,9 @@ def store_result(frame: Frame, counted: Counted) -> Result | None:
     return result
 
 
-def apply_retention(frame: Frame, policy: str, max_side: int) -> None:
-    """After counting: keep the raw frame, delete it, or keep a JPEG no larger than `max_side`."""
+def apply_retention(frame: Frame, rgb: np.ndarray, policy: str, max_side: int) -> None:
+    """After counting: keep the raw frame, delete it, or keep a JPEG of `rgb` (the decoded, upright frame) no
+    larger than `max_side`."""
     if policy == "keep" or not frame.image:
         return
     # Save only the image field: this copy of the frame predates counting, and its status must not win.
@@ -87,8 +87,6 @@ def apply_retention(frame: Frame, policy: str, max_side: int) -> None:
         frame.image.delete(save=False)
         frame.save(update_fields=["image"])
         return
-    with frame.image.open("rb") as handle:
-        rgb = load_rgb(handle.read())
     image = Image.fromarray(rgb)
     image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
