@@ -15,10 +15,10 @@ from counting.images import ImageError, load_rgb
 from counting.models import WeightsError
 from counting.zones import zone_counts
 from webapp.ingest.models import Frame
+from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
 from workers.celery_app import app
 from workers.engines import engine_for, model_version
-from workers.routing import count_queue
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def requeue_stale_frames() -> int:
     frames = list(stale)
     for frame in frames:
         Frame.objects.filter(pk=frame.pk).update(enqueued_at=now)
-        count_frame.apply_async(args=[frame.pk], queue=count_queue(frame.camera.counting_model))
+        enqueue_count(frame)
     if frames:
         log.info("re-sent %d stale frames", len(frames))
     return len(frames)
