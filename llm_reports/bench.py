@@ -85,7 +85,8 @@ def speed_rows(llm: LocalLLM, contexts: list[int]) -> list[SpeedRow]:
             megabytes = cache_megabytes(prefilled.cache)
             tokens, seconds = llm.decode(prefilled, DECODE_TOKENS, stop_at_end_of_turn=False)
             rate = len(tokens) / seconds
-            full_mb, full_rate = (megabytes, rate) if budget is None else (full_mb, full_rate)
+            if budget is None:  # the reference the SnapKV rows of this prompt are compared with
+                full_mb, full_rate = megabytes, rate
             rows.append(
                 SpeedRow(
                     prompt_tokens=ids.shape[1],
