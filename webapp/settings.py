@@ -25,8 +25,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "webapp.accounts",
     "webapp.cameras",
     "webapp.ingest",
+    "webapp.alerts",
     "webapp.reports",
     "webapp.dashboard",
     "webapp.demo",
@@ -56,6 +58,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "webapp.accounts.context_processors.role",
             ],
         },
     },
@@ -83,7 +86,7 @@ USE_I18N = True
 USE_TZ = True
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "dashboard:cameras"
+LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
 
 STATIC_URL = "static/"

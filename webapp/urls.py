@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from webapp.alerts import views as alert_views
 from webapp.ingest import api
 
 api_v1 = [
@@ -13,6 +14,7 @@ api_v1 = [
     path("frames/<int:pk>/density.npz", api.FrameDensityView.as_view(), name="api-frame-density"),
     path("frames/<int:pk>/density.json", api.FrameDensityValuesView.as_view(), name="api-frame-density-values"),
     path("cameras/<int:pk>/counts/", api.CameraCountsView.as_view(), name="api-camera-counts"),
+    path("alerts/", alert_views.AlertListView.as_view(), name="api-alerts"),
 ]
 
 urlpatterns = [
@@ -22,5 +24,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("reports/", include("webapp.reports.urls")),
+    path("alerts/", include("webapp.alerts.urls")),
     path("", include("webapp.dashboard.urls")),
 ]

@@ -1,8 +1,12 @@
-// Camera page: the latest frame with its density heatmap (plotly), and the count over time from the API.
+// Camera page: a frame with its density heatmap (plotly) and a scrubber through recent frames; the count over
+// time with a range and bucket, per-zone series and alert markers; a CSV of the same series. Polls every 5 s.
 "use strict";
 
+const POLL_MS = 5000;
 const heatmapDiv = document.getElementById("heatmap");
 const opacityInput = document.getElementById("opacity");
+const scrubber = document.getElementById("scrubber");
+const follow = document.getElementById("follow");
 
 async function getJSON(url) {
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
@@ -22,58 +26,163 @@ function upperLevel(rows) {
   return Math.max(values[Math.floor(0.995 * (values.length - 1))], 1e-6);
 }
 
-async function drawHeatmap() {
-  if (!heatmapDiv) return;
-  const width = Number(heatmapDiv.dataset.width);
-  const height = Number(heatmapDiv.dataset.height);
-  const density = await getJSON(heatmapDiv.dataset.densityUrl);
+let frames = [];
+let shownFrame = null;
+
+async function drawFrame(frame) {
+  const density = await getJSON(frame.density);
   const stride = density.stride;
   // Cell centres in frame pixels, so the heatmap lines up with the frame drawn beneath it.
   const xs = Array.from({ length: density.shape[1] }, (_, i) => (i + 0.5) * stride);
   const ys = Array.from({ length: density.shape[0] }, (_, i) => (i + 0.5) * stride);
-  const images = heatmapDiv.dataset.imageUrl
-    ? [{ source: heatmapDiv.dataset.imageUrl, xref: "x", yref: "y", x: 0, y: 0, sizex: width, sizey: height,
+  const images = frame.image
+    ? [{ source: frame.image, xref: "x", yref: "y", x: 0, y: 0, sizex: frame.width, sizey: frame.height,
          sizing: "stretch", layer: "below" }]
     : [];
   const trace = {
-    type: "heatmap", x: xs, y: ys, z: density.values, colorscale: DENSITY_COLOURS, zmin: 0, zmax: upperLevel(density.values),
-    opacity: Number(opacityInput.value), zsmooth: "best",
-    colorbar: { title: { text: "people per cell" } },
+    type: "heatmap", x: xs, y: ys, z: density.values, colorscale: DENSITY_COLOURS, zmin: 0,
+    zmax: upperLevel(density.values), opacity: Number(opacityInput.value), zsmooth: "best",
+    colorbar: { title: { text: "people per 8x8 px" } },
     hovertemplate: "x %{x:.0f}, y %{y:.0f}: %{z:.3f}<extra></extra>",
   };
   const layout = {
     margin: { l: 10, r: 10, t: 10, b: 10 },
-    xaxis: { range: [0, width], visible: false, constrain: "domain" },
-    yaxis: { range: [height, 0], visible: false, scaleanchor: "x" },
-    images, height: Math.min(640, Math.round(heatmapDiv.clientWidth * height / width)),
+    xaxis: { range: [0, frame.width], visible: false, constrain: "domain" },
+    yaxis: { range: [frame.height, 0], visible: false, scaleanchor: "x" },
+    images, height: Math.min(640, Math.round(heatmapDiv.clientWidth * frame.height / frame.width)),
   };
-  await Plotly.newPlot(heatmapDiv, [trace], layout, { displaylogo: false, responsive: true });
+  await Plotly.react(heatmapDiv, [trace], layout, { displaylogo: false, responsive: true });
+  shownFrame = frame;
+  document.getElementById("frame-count").textContent = frame.count.toFixed(1);
+  const time = document.getElementById("frame-time");
+  time.dateTime = frame.time;
+  time.textContent = new Date(frame.time).toLocaleString();
+  document.querySelector("#zone-table tbody").innerHTML = Object.entries(frame.zones)
+    .map(([name, count]) => `<tr><td>${escapeHTML(name)}</td><td>${count.toFixed(1)}</td></tr>`).join("");
+}
+
+function escapeHTML(text) {
+  const span = document.createElement("span");
+  span.textContent = text;
+  return span.innerHTML;
+}
+
+async function refreshFrames() {
+  if (!heatmapDiv) {
+    // No counted frame when the page was drawn: show the page with its first frame as soon as there is one.
+    const waiting = document.getElementById("no-frame");
+    const data = await getJSON(waiting.dataset.framesUrl);
+    if (data.frames.length) window.location.reload();
+    return;
+  }
+  const data = await getJSON(heatmapDiv.dataset.framesUrl);
+  const stateLabel = document.getElementById("camera-state");
+  stateLabel.textContent = data.state;
+  stateLabel.className = `state-pill state-${data.state}`;
+  frames = data.frames;
+  if (!frames.length) return;
+  scrubber.max = String(frames.length - 1);
+  if (follow.checked || shownFrame === null) {
+    scrubber.value = scrubber.max;
+    const newest = frames[frames.length - 1];
+    if (!shownFrame || shownFrame.id !== newest.id) await drawFrame(newest);
+  } else {
+    const index = frames.findIndex((frame) => frame.id === shownFrame.id);
+    scrubber.value = String(index >= 0 ? index : 0);
+  }
+}
+
+if (heatmapDiv) {
   opacityInput.addEventListener("input", () => Plotly.restyle(heatmapDiv, { opacity: Number(opacityInput.value) }));
+  scrubber.addEventListener("input", () => {
+    const frame = frames[Number(scrubber.value)];
+    follow.checked = Number(scrubber.value) === frames.length - 1;
+    if (frame) drawFrame(frame).catch(showHeatmapError);
+  });
+}
+
+function showHeatmapError(error) {
+  heatmapDiv.textContent = `Could not draw the heatmap: ${error.message}`;
 }
 
 const seriesDiv = document.getElementById("series");
 const rangeSelect = document.getElementById("range");
 const bucketSelect = document.getElementById("bucket");
+const fromInput = document.getElementById("from");
+const toInput = document.getElementById("to");
+const csvLink = document.getElementById("csv");
 
-async function drawSeries() {
-  const to = new Date();
-  const from = new Date(to.getTime() - Number(rangeSelect.value) * 3600 * 1000);
-  const params = new URLSearchParams({ from: from.toISOString(), to: to.toISOString(), bucket: bucketSelect.value });
-  const data = await getJSON(`${seriesDiv.dataset.countsUrl}?${params}`);
-  const raw = data.bucket === "raw";
-  const times = data.points.map((p) => (raw ? p.time : p.start));
-  const traces = [{
-    type: "scatter", mode: raw ? "lines+markers" : "lines", name: raw ? "count" : "mean",
-    x: times, y: data.points.map((p) => (raw ? p.count : p.mean)),
-  }];
-  if (!raw) traces.push({ type: "scatter", mode: "lines", name: "peak", line: { dash: "dot" }, x: times,
-                          y: data.points.map((p) => p.peak) });
-  const layout = { margin: { l: 50, r: 10, t: 10, b: 40 }, yaxis: { title: { text: "people" }, rangemode: "tozero" },
-                   xaxis: { range: [from, to] }, height: 320, legend: { orientation: "h" } };
-  await Plotly.react(seriesDiv, traces, layout, { displaylogo: false, responsive: true });
+function localInputValue(date) {
+  const shifted = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
+  return shifted.toISOString().slice(0, 16);
 }
 
-drawHeatmap().catch((error) => { heatmapDiv.textContent = `Could not draw the heatmap: ${error.message}`; });
-drawSeries().catch((error) => { seriesDiv.textContent = `Could not load the counts: ${error.message}`; });
-rangeSelect.addEventListener("change", drawSeries);
-bucketSelect.addEventListener("change", drawSeries);
+function selectedRange() {
+  if (rangeSelect.value === "custom" && fromInput.value && toInput.value) {
+    return [new Date(fromInput.value), new Date(toInput.value)];
+  }
+  const to = new Date();
+  return [new Date(to.getTime() - Number(rangeSelect.value === "custom" ? 24 : rangeSelect.value) * 3600e3), to];
+}
+
+async function drawSeries() {
+  const [from, to] = selectedRange();
+  const params = new URLSearchParams({ from: from.toISOString(), to: to.toISOString(), bucket: bucketSelect.value });
+  csvLink.href = `${seriesDiv.dataset.countsUrl}?${params}&format=csv`;
+  const [data, alerts] = await Promise.all([
+    getJSON(`${seriesDiv.dataset.countsUrl}?${params}`),
+    getJSON(`${seriesDiv.dataset.alertsUrl}&from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`),
+  ]);
+  const raw = data.bucket === "raw";
+  const times = data.points.map((p) => (raw ? p.time : p.start));
+  const value = (p) => (raw ? p.count : p.mean);
+  const traces = [{ type: "scatter", mode: raw ? "lines+markers" : "lines", name: raw ? "camera" : "camera (mean)",
+                    x: times, y: data.points.map(value), line: { width: 2.5, color: "#1f6feb" } }];
+  if (!raw) traces.push({ type: "scatter", mode: "lines", name: "camera (peak)", line: { dash: "dot", color: "#1f6feb" },
+                          x: times, y: data.points.map((p) => p.peak) });
+  const zoneNames = [...new Set(data.points.flatMap((p) => Object.keys(p.zones)))].sort();
+  for (const name of zoneNames) {
+    traces.push({ type: "scatter", mode: "lines", name: `zone ${name}`, x: times,
+                  y: data.points.map((p) => { const zone = p.zones[name]; return zone === undefined ? null : (raw ? zone : zone.mean); }) });
+  }
+  if (alerts.alerts.length) {
+    traces.push({
+      type: "scatter", mode: "markers", name: "alerts", x: alerts.alerts.map((a) => a.raised_at),
+      y: alerts.alerts.map((a) => (a.kind === "count" ? a.value : null) ?? a.threshold),
+      marker: { symbol: "triangle-up", size: 13, color: alerts.alerts.map((a) => (a.state === "open" ? "#d7191c" : "#999")) },
+      text: alerts.alerts.map((a) => `${a.zone_name ? `zone ${a.zone_name}: ` : ""}${a.value.toFixed(1)} over ${a.threshold} (${a.state})`),
+      hoverinfo: "text+x",
+    });
+  }
+  const shapes = seriesDiv.dataset.threshold ? [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: Number(seriesDiv.dataset.threshold),
+    y1: Number(seriesDiv.dataset.threshold), line: { color: "#d7191c", width: 1, dash: "dash" } }] : [];
+  const layout = { margin: { l: 50, r: 10, t: 10, b: 40 }, yaxis: { title: { text: "people" }, rangemode: "tozero" },
+                   xaxis: { range: [from, to] }, height: 340, legend: { orientation: "h" }, shapes };
+  await Plotly.react(seriesDiv, traces, layout, { displaylogo: false, responsive: true });
+  document.getElementById("series-note").textContent = data.points.length ? "" : "No counted frames in this range.";
+}
+
+function showSeriesError(error) {
+  document.getElementById("series-note").textContent = `Could not load the counts: ${error.message}`;
+}
+
+rangeSelect.addEventListener("change", () => {
+  const custom = rangeSelect.value === "custom";
+  document.getElementById("custom-range").hidden = !custom;
+  if (custom && !fromInput.value) {
+    const to = new Date();
+    fromInput.value = localInputValue(new Date(to.getTime() - 24 * 3600e3));
+    toInput.value = localInputValue(to);
+  }
+  drawSeries().catch(showSeriesError);
+});
+for (const input of [bucketSelect, fromInput, toInput]) input.addEventListener("change", () => drawSeries().catch(showSeriesError));
+
+refreshFrames().catch(showHeatmapError);
+drawSeries().catch(showSeriesError);
+setInterval(() => {
+  if (document.hidden) return;
+  refreshFrames().catch(() => heatmapDiv?.classList.add("live-failed"));
+  // A custom range stays where the operator put it; the others follow the clock.
+  if (rangeSelect.value !== "custom") drawSeries().catch(showSeriesError);
+}, POLL_MS);

@@ -6,12 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
+from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Gateway, Site, Zone
 from webapp.ingest.models import Frame, Result, ZoneCount
 
@@ -45,6 +47,42 @@ def make_gateway(name: str, *cameras: Camera, active: bool = True) -> Gateway:
     gateway.cameras.set(cameras)
     gateway.token = token
     return gateway
+
+
+def user_with_role(username: str, role: Role | None, **fields):
+    """A saved user in `role`'s group (None: signed in, but with no role)."""
+    user = get_user_model().objects.create_user(username, password="not-used", **fields)
+    assign_role(user, role)
+    return user
+
+
+@pytest.fixture
+def pages(settings):
+    """The embedded set-up for page tests (DEBUG on, the default): static files come from the finders, without
+    collectstatic. pytest-django turns DEBUG off, and with DEBUG off the manifest storage wants a manifest."""
+    settings.DEBUG = True
+
+
+@pytest.fixture
+def sign_in(client, pages):
+    """sign_in(role) signs the test client in as a new user in that role and returns the client."""
+    made = iter(range(1_000_000))
+
+    def signed_in(role: Role | None):
+        client.force_login(user_with_role(f"{role.group_name if role else 'nobody'}-{next(made)}", role))
+        return client
+
+    return signed_in
+
+
+@pytest.fixture
+def viewer(sign_in):
+    return sign_in(Role.VIEWER)
+
+
+@pytest.fixture
+def operator(sign_in):
+    return sign_in(Role.OPERATOR)
 
 
 def token_client(token: str) -> APIClient:

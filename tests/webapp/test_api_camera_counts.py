@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from tests.webapp.conftest import counted_frame, token_client
+from tests.webapp.conftest import counted_frame, token_client, user_with_role
+from webapp.accounts.roles import Role
 from webapp.cameras.models import Zone
 
 pytestmark = pytest.mark.django_db
@@ -165,8 +166,8 @@ def test_another_gateways_camera_is_not_found(camera, series, other_gateway):
     assert response.status_code == 404
 
 
-def test_a_signed_in_person_reads_any_camera(client, django_user_model, camera, series):
-    client.force_login(django_user_model.objects.create_user("operator"))
+def test_a_signed_in_viewer_reads_any_camera(client, camera, series):
+    client.force_login(user_with_role("viewer", Role.VIEWER))
     response = client.get(f"/api/v1/cameras/{camera.pk}/counts/", {"from": iso(T0), "to": iso(at(60))})
     assert response.status_code == 200
     assert len(response.json()["points"]) == 5

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
-from tests.webapp.conftest import FRAMES_URL, halves, image_file, store_frame, token_client
+from tests.webapp.conftest import FRAMES_URL, halves, image_file, store_frame, token_client, user_with_role
+from webapp.accounts.roles import Role
 from webapp.cameras.models import Zone
 from webapp.ingest.models import Frame
 from webapp.ingest.results import Counted, store_result
@@ -146,11 +147,18 @@ def test_a_gateway_cannot_read_another_gateways_frame(with_result, api, other_ga
         assert other.get(f"{FRAMES_URL}{with_result.pk}/{path}").status_code == 404, path
 
 
-def test_a_signed_in_person_can_read_any_frame(with_result, django_user_model):
+def test_a_signed_in_viewer_can_read_any_frame(with_result):
     client = APIClient()
-    client.force_login(django_user_model.objects.create_user("operator"))
+    client.force_login(user_with_role("viewer", Role.VIEWER))
     for path in FRAME_PATHS:
         assert client.get(f"{FRAMES_URL}{with_result.pk}/{path}").status_code == 200, path
+
+
+def test_a_signed_in_person_without_a_role_reads_no_frame(with_result):
+    client = APIClient()
+    client.force_login(user_with_role("newcomer", None))
+    for path in FRAME_PATHS:
+        assert client.get(f"{FRAMES_URL}{with_result.pk}/{path}").status_code == 404, path
 
 
 def test_nobody_else_can_read_a_frame(with_result):
@@ -160,7 +168,7 @@ def test_nobody_else_can_read_a_frame(with_result):
 
 def test_an_inactive_person_cannot_read_a_frame(with_result, django_user_model):
     client = APIClient()
-    client.force_login(django_user_model.objects.create_user("former-operator", is_active=False))
+    client.force_login(user_with_role("former-operator", Role.OPERATOR, is_active=False))
     assert client.get(f"{FRAMES_URL}{with_result.pk}/").status_code in (401, 403, 404)
 
 

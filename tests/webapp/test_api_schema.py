@@ -16,6 +16,7 @@ ENDPOINTS = {
     "/api/v1/frames/{id}/density.npz": {"get"},
     "/api/v1/frames/{id}/density.json": {"get"},
     "/api/v1/cameras/{id}/counts/": {"get"},
+    "/api/v1/alerts/": {"get"},
 }
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.template.defaultfilters import linebreaks_filter
 from django.test import Client, override_settings
 from django.utils import timezone
@@ -15,7 +14,8 @@ from django.utils import timezone
 from llm_reports.facts import compute_facts
 from llm_reports.llm import LocalLLM
 from llm_reports.verify import sentence_problems, split_sentences
-from tests.webapp.conftest import counted_frame
+from tests.webapp.conftest import counted_frame, user_with_role
+from webapp.accounts.roles import Role
 from webapp.cameras.models import Camera, Site
 from webapp.ingest.models import Frame
 from webapp.reports.history import build_history, day_period
@@ -73,7 +73,7 @@ def media_root(settings, report_media, tmp_path) -> Path:
 
 @pytest.fixture
 def operator(client):
-    client.force_login(get_user_model().objects.create_user("operator", password="not-used"))
+    client.force_login(user_with_role("operator", Role.OPERATOR))
     return client
 
 
@@ -96,7 +96,7 @@ def written(django_db_setup, django_db_blocker, report_media) -> Written:
         REPORT_SNAPKV_BUDGET=SNAPKV_BUDGET,
     )
     with django_db_blocker.unblock(), overrides:
-        user = get_user_model().objects.create_user("writer", password="not-used")
+        user = user_with_role("writer", Role.OPERATOR)
         cameras = store_history()
         try:
             client = Client()

@@ -6,6 +6,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
+from webapp.accounts.roles import role_of
 from webapp.cameras.models import Camera, Gateway
 
 
@@ -44,7 +45,7 @@ class IsGateway(permissions.BasePermission):
 
 
 def can_read_camera(principal, camera: Camera) -> bool:
-    """A gateway reads its own cameras; a signed-in person reads every camera (roles come with the dashboard)."""
+    """A gateway reads its own cameras; a signed-in person with a role (viewer or above) reads every camera."""
     if isinstance(principal, Gateway):
         return principal.owns(camera)
-    return bool(principal and principal.is_authenticated and principal.is_active)
+    return role_of(principal) is not None

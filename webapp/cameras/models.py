@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from counting.models import ARCHITECTURES, DEFAULT_ARCH
 from counting.zones import ZoneError, validate_polygon
 
 MODEL_CHOICES = [(name, name) for name in ARCHITECTURES]
+HIGH_CROWDING = 0.75  # of the alert threshold
 
 
 class Site(models.Model):
     name = models.CharField(max_length=100, unique=True)
+    # A floor or street plan to place the cameras on, where latitude and longitude mean little (inside a station).
+    plan = models.ImageField(upload_to="plans/", blank=True, help_text="site plan image; cameras go at plan x, y")
 
     class Meta:
         ordering = ["name"]
@@ -35,6 +40,11 @@ class Camera(models.Model):
         null=True, blank=True, validators=[MinValueValidator(0)], help_text="people in view that raise an alert"
     )
     counting_model = models.CharField(max_length=50, choices=MODEL_CHOICES, default=DEFAULT_ARCH)
+    stale_after_minutes = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1)], help_text="the camera is stale after this long without a frame"
+    )
+    plan_x = models.FloatField(null=True, blank=True, help_text="position on the site plan, pixels from the left")
+    plan_y = models.FloatField(null=True, blank=True, help_text="position on the site plan, pixels from the top")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -48,6 +58,26 @@ class Camera(models.Model):
         from webapp.ingest.models import Result
 
         return Result.objects.filter(frame__camera=self).select_related("frame").order_by("-frame__captured_at").first()
+
+    def state(self, now: datetime | None = None) -> str:
+        """live, stale (no frame received for `stale_after_minutes`), failing (its last frame could not be
+        counted) or new (no frame yet)."""
+        last = self.frames.order_by("-received_at").only("received_at", "status").first()
+        if last is None:
+            return "new"
+        if last.status == "failed":
+            return "failing"
+        if (now or timezone.now()) - last.received_at > timedelta(minutes=self.stale_after_minutes):
+            return "stale"
+        return "live"
+
+    def crowding(self, count: float | None) -> str:
+        """How full the view is against the camera's alert threshold: over, high (from 75%), normal, or unknown."""
+        if count is None or not self.alert_threshold:
+            return "unknown"
+        if count > self.alert_threshold:
+            return "over"
+        return "high" if count >= HIGH_CROWDING * self.alert_threshold else "normal"
 
 
 def validate_zone_polygon(value: object) -> None:
@@ -63,7 +93,18 @@ class Zone(models.Model):
     polygon = models.JSONField(
         validators=[validate_zone_polygon], help_text="[[x, y], ...] in pixels of the camera's frame"
     )
-    alert_threshold = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    alert_threshold = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0)], help_text="people in the zone that raise an alert"
+    )
+    area_m2 = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.1)], help_text="the zone's ground area in square metres"
+    )
+    density_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="people per square metre that raise an alert",
+    )
 
     class Meta:
         ordering = ["camera", "name"]
@@ -71,6 +112,13 @@ class Zone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.camera} / {self.name}"
+
+    def clean(self) -> None:
+        if self.density_threshold is not None and not self.area_m2:
+            raise ValidationError({"area_m2": "a people-per-square-metre threshold needs the zone's area"})
+
+    def people_per_m2(self, count: float) -> float | None:
+        return count / self.area_m2 if self.area_m2 else None
 
 
 def hash_token(token: str) -> str:

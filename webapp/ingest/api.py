@@ -17,12 +17,14 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.cameras.auth import GatewayTokenAuthentication, IsGateway, can_read_camera
 from webapp.cameras.models import Camera, Gateway
 from webapp.ingest import series
+from webapp.ingest.csv_export import CountsCSVRenderer
 from webapp.ingest.models import Frame
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.uploads import UploadRejected, check_image
@@ -255,6 +257,10 @@ class FrameDensityValuesView(ReadView):
 
 
 class CameraCountsView(ReadView):
+    """A camera's count series as JSON, or as CSV with `?format=csv` (or `Accept: text/csv`)."""
+
+    renderer_classes = [JSONRenderer, CountsCSVRenderer]
+
     @extend_schema(
         parameters=[
             OpenApiParameter("from", OpenApiTypes.DATETIME, description="default: 24 hours before `to`"),
@@ -281,7 +287,11 @@ class CameraCountsView(ReadView):
                 points = series.bucketed(series.samples(camera.pk, start, end), series.BUCKETS[bucket])
         except series.SeriesTooLong as error:
             raise exceptions.ValidationError({"bucket": [str(error)]}) from error
-        return Response({"camera": camera.pk, "from": start, "to": end, "bucket": bucket, "points": points})
+        response = Response({"camera": camera.pk, "from": start, "to": end, "bucket": bucket, "points": points})
+        if request.accepted_renderer.format == "csv":
+            filename = f"camera-{camera.pk}-counts-{bucket}-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.csv"
+            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
 
 class CountsQuery(serializers.Serializer):

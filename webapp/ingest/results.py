@@ -1,4 +1,5 @@
-"""Storing what a worker counted: density map, heatmap and zone counts in one transaction; then the retention policy."""
+"""Storing what a worker counted: density map, heatmap, zone counts and the alerts they raise in one transaction;
+then the retention policy."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from PIL import Image
 
 from counting.csrnet import OUTPUT_STRIDE
 from counting.overlay import heatmap_rgba
+from webapp.alerts.rules import raise_alerts
 from webapp.ingest.models import Frame, Result, ZoneCount
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ def store_result(frame: Frame, counted: Counted) -> Result | None:
             )
             locked.status, locked.error = Frame.Status.DONE, ""
             locked.save(update_fields=["status", "error"])
+            raise_alerts(frame, counted.count, counted.zone_counts)
         except Exception:
             result.density.delete(save=False)
             result.heatmap.delete(save=False)

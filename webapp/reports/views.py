@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from webapp.accounts.roles import Role, role_required
 from webapp.reports.generation import create_report
 from webapp.reports.models import Question, Report
 from workers.tasks import answer_question, generate_report
@@ -26,12 +26,12 @@ def _list_page(request, error: str = "", status: int = 200):
     return render(request, "reports/report_list.html", context, status=status)
 
 
-@login_required
+@role_required(Role.VIEWER)
 def report_list(request):
     return _list_page(request)
 
 
-@login_required
+@role_required(Role.VIEWER)
 def report_detail(request, pk: int):
     report = get_object_or_404(Report.objects.prefetch_related("cameras", "questions"), pk=pk)
     busy = report.status == Report.Status.PENDING or any(not q.answer for q in report.questions.all())
@@ -39,7 +39,7 @@ def report_detail(request, pk: int):
     return render(request, "reports/report_detail.html", {"report": report, "busy": busy, "facts_json": facts_json})
 
 
-@login_required
+@role_required(Role.OPERATOR)
 @require_POST
 def request_report(request):
     try:
@@ -51,7 +51,7 @@ def request_report(request):
     return redirect("reports:detail", pk=report.pk)
 
 
-@login_required
+@role_required(Role.OPERATOR)
 @require_POST
 def ask(request, pk: int):
     report = get_object_or_404(Report, pk=pk, status=Report.Status.DONE)

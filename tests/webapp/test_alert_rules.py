@@ -1,0 +1,117 @@
+"""Alerts raised as results are stored: a crossing opens one alert, its peak follows the value, it ends when the
+value comes down; an acknowledged episode raises nothing more until the next crossing; zones by count and by
+people per square metre; a frame stored twice raises once."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from tests.webapp.conftest import ago
+from webapp.alerts.models import Alert
+from webapp.cameras.models import Zone
+from webapp.ingest.models import Frame
+from webapp.ingest.results import Counted, store_result
+
+pytestmark = pytest.mark.django_db
+
+START = ago(hours=1)
+
+
+def stored(camera, minute: int, count: float, zones: dict[Zone, float] | None = None) -> Frame:
+    """A frame at START + `minute` whose result goes through store_result, as a worker stores it."""
+    frame = Frame.objects.create(
+        camera=camera, captured_at=START + timedelta(minutes=minute), content_hash="0" * 64, width=64, height=64
+    )
+    zones = zones or {}
+    store_result(
+        Frame.objects.select_related("camera").get(pk=frame.pk),
+        Counted(
+            count=count,
+            density=np.full((8, 8), count / 64, dtype=np.float32),
+            zone_counts={zone.pk: value for zone, value in zones.items()},
+            zone_names={zone.pk: zone.name for zone in zones},
+            model_name="csrnet-lite",
+            model_version="test.pt@000000000000",
+            inference_ms=1.0,
+        ),
+    )
+    return frame
+
+
+@pytest.fixture
+def watched(camera):
+    camera.alert_threshold = 50
+    camera.save()
+    return camera
+
+
+def test_a_crossing_opens_one_alert_whose_peak_follows_the_value(watched):
+    stored(watched, 0, 40)
+    crossing = stored(watched, 1, 60)
+    stored(watched, 2, 75)
+    stored(watched, 3, 70)
+
+    alert = Alert.objects.get()
+    assert (alert.frame, alert.value, alert.peak, alert.threshold) == (crossing, 60, 75, 50)
+    assert alert.state == Alert.State.OPEN and alert.ended_at is None and alert.zone is None
+
+
+def test_the_episode_ends_when_the_value_comes_down_and_the_alert_stays_open(watched):
+    stored(watched, 0, 60)
+    stored(watched, 1, 50)  # at the threshold is not over it
+    alert = Alert.objects.get()
+    assert alert.ended_at == START + timedelta(minutes=1)
+    assert alert.state == Alert.State.OPEN
+
+
+def test_a_new_crossing_after_the_end_opens_a_new_alert(watched):
+    for minute, count in enumerate([60, 30, 55]):
+        stored(watched, minute, count)
+    assert list(Alert.objects.order_by("raised_at").values_list("value", flat=True)) == [60, 55]
+
+
+def test_an_acknowledged_episode_raises_nothing_more_until_the_next_crossing(watched, django_user_model):
+    stored(watched, 0, 60)
+    Alert.objects.get().acknowledge(django_user_model.objects.create_user("operator"))
+    stored(watched, 1, 90)
+    assert Alert.objects.count() == 1 and Alert.objects.get().peak == 90
+    stored(watched, 2, 10)
+    stored(watched, 3, 70)
+    assert Alert.objects.filter(state=Alert.State.OPEN).get().value == 70
+
+
+def test_no_threshold_no_alert(camera):
+    stored(camera, 0, 10_000)
+    assert not Alert.objects.exists()
+
+
+def test_zones_alert_on_their_count_and_on_people_per_square_metre(camera):
+    gate = Zone.objects.create(camera=camera, name="gate", polygon=[[0, 0], [9, 0], [9, 9]], alert_threshold=10)
+    plaza = Zone.objects.create(
+        camera=camera, name="plaza", polygon=[[0, 0], [9, 0], [0, 9]], area_m2=20, density_threshold=2.0
+    )
+    stored(camera, 0, 60, {gate: 12, plaza: 30})  # plaza: 1.5 people per m²
+    stored(camera, 1, 70, {gate: 8, plaza: 50})  # plaza: 2.5 people per m²
+
+    gate_alert = Alert.objects.get(zone=gate)
+    assert (gate_alert.kind, gate_alert.value, gate_alert.zone_name) == (Alert.Kind.COUNT, 12, "gate")
+    assert gate_alert.ended_at == START + timedelta(minutes=1)
+    plaza_alert = Alert.objects.get(zone=plaza)
+    assert (plaza_alert.kind, plaza_alert.value, plaza_alert.threshold) == (Alert.Kind.DENSITY, 2.5, 2.0)
+
+
+def test_a_frame_stored_twice_raises_its_alert_once(watched):
+    frame = stored(watched, 0, 80)
+    again = Counted(80, np.zeros((8, 8), np.float32), {}, {}, "csrnet-lite", "test.pt@000000000000", 1.0)
+    assert store_result(Frame.objects.select_related("camera").get(pk=frame.pk), again) is None
+    assert Alert.objects.count() == 1
+
+
+def test_the_first_acknowledgement_stands(watched, django_user_model):
+    stored(watched, 0, 80)
+    alert = Alert.objects.get()
+    first, second = (django_user_model.objects.create_user(name) for name in ("first", "second"))
+    assert alert.acknowledge(first) is True
+    assert Alert.objects.get().acknowledge(second) is False
+    assert Alert.objects.get().acknowledged_by == first

@@ -1,0 +1,172 @@
+"""The overview: every camera as a card (latest frame and heatmap, count, sparkline, state, open alerts), sorted and
+filtered by site and crowding; its cards fragment for live updates; sign-in and plotly served from our own host."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.webapp.conftest import ago, counted_frame
+from webapp.alerts.models import Alert
+from webapp.cameras.models import Camera, Site
+from webapp.ingest.models import Frame
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pages")]
+
+
+@pytest.mark.parametrize("path", ["/", "/map/", "/alerts/", "/cameras/1/", "/cameras/1/zones/", "/reports/"])
+def test_pages_need_a_signed_in_user(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next={path}"
+
+
+def test_the_login_page_renders(client):
+    response = client.get("/accounts/login/")
+    assert response.status_code == 200
+    assert b'name="password"' in response.content
+
+
+def test_a_user_without_a_role_sees_nothing(sign_in, camera):
+    client = sign_in(None)
+    for path in ["/", "/map/", "/map/data.json", "/alerts/", f"/cameras/{camera.pk}/", "/reports/"]:
+        assert client.get(path).status_code == 403, path
+
+
+def test_each_camera_has_a_card_with_its_latest_count(viewer, camera, other_camera):
+    counted_frame(camera, ago(minutes=20), 12.0)
+    latest = counted_frame(camera, ago(minutes=2), 37.4)
+
+    response = viewer.get("/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'href="/cameras/{camera.pk}/"' in page and f'href="/cameras/{other_camera.pk}/"' in page
+    cards = {card.camera.pk: card for card in response.context["cards"]}
+    assert cards[camera.pk].result == latest.result and cards[other_camera.pk].result is None
+    assert '<span class="count">37</span>' in page
+    assert "no counted frame yet" in page  # the other camera
+
+
+def test_the_sparkline_follows_the_last_hours(viewer, camera):
+    for minutes, count in [(300, 10.0), (200, 40.0), (100, 20.0), (5, 30.0)]:
+        counted_frame(camera, ago(minutes=minutes), count)
+    counted_frame(camera, ago(hours=8), 99.0)  # before the sparkline's six hours
+
+    card = viewer.get("/").context["cards"][0]
+
+    points = [tuple(map(float, pair.split(","))) for pair in card.sparkline.split()]
+    assert len(points) == 4
+    xs, ys = zip(*points, strict=True)
+    assert list(xs) == sorted(xs)
+    # SVG y grows downwards: the peak (40) is highest, then 30, 20, 10.
+    assert sorted(range(4), key=lambda i: ys[i]) == [1, 3, 2, 0]
+    assert min(ys) == pytest.approx(2.0)
+
+
+def test_cards_show_live_stale_failing_and_new_cameras(viewer, site):
+    live = Camera.objects.create(site=site, name="live")
+    counted_frame(live, ago(minutes=1), 5.0)
+    stale = Camera.objects.create(site=site, name="stale", stale_after_minutes=10)
+    Frame.objects.filter(pk=counted_frame(stale, ago(minutes=30), 5.0).pk).update(received_at=ago(minutes=30))
+    failing = Camera.objects.create(site=site, name="failing")
+    counted_frame(failing, ago(minutes=5), 5.0)
+    Frame.objects.create(
+        camera=failing,
+        captured_at=ago(minutes=1),
+        content_hash="1" * 64,
+        width=8,
+        height=8,
+        status=Frame.Status.FAILED,
+        error="not an image",
+    )
+    new = Camera.objects.create(site=site, name="new")
+
+    cards = {card.camera.pk: card.state for card in viewer.get("/").context["cards"]}
+
+    assert cards == {live.pk: "live", stale.pk: "stale", failing.pk: "failing", new.pk: "new"}
+
+
+def test_a_stale_camera_is_live_again_with_a_new_frame(camera):
+    camera.stale_after_minutes = 5
+    Frame.objects.filter(pk=counted_frame(camera, ago(minutes=6), 1.0).pk).update(received_at=ago(minutes=6))
+    assert camera.state() == "stale"
+    counted_frame(camera, ago(seconds=10), 1.0)
+    assert camera.state() == "live"
+
+
+@pytest.fixture
+def fleet(db):
+    """Two sites; cameras over, near and under their thresholds, and one without a threshold."""
+    north, south = Site.objects.create(name="North"), Site.objects.create(name="South")
+    made = {}
+    for name, site, threshold, count in [
+        ("A over", north, 100, 150.0),
+        ("B high", north, 100, 80.0),
+        ("C normal", south, 100, 20.0),
+        ("D unknown", south, None, 500.0),
+    ]:
+        made[name] = Camera.objects.create(site=site, name=name, alert_threshold=threshold)
+        counted_frame(made[name], ago(minutes=1), count)
+    return {"north": north, "south": south, **made}
+
+
+def names(response) -> list[str]:
+    return [card.camera.name for card in response.context["cards"]]
+
+
+def test_cards_filter_by_site(viewer, fleet):
+    assert names(viewer.get("/", {"site": fleet["north"].pk})) == ["A over", "B high"]
+    assert names(viewer.get("/", {"site": fleet["south"].pk})) == ["C normal", "D unknown"]
+
+
+def test_cards_filter_and_sort_by_crowding(viewer, fleet):
+    assert [card.crowding for card in viewer.get("/").context["cards"]] == ["over", "high", "normal", "unknown"]
+    assert names(viewer.get("/", {"crowding": "over"})) == ["A over"]
+    assert names(viewer.get("/", {"crowding": "high"})) == ["B high"]
+    assert names(viewer.get("/", {"sort": "crowding"})) == ["A over", "B high", "C normal", "D unknown"]
+    assert names(viewer.get("/", {"sort": "count"})) == ["D unknown", "A over", "B high", "C normal"]
+
+
+def test_filters_that_match_nothing_say_so(viewer, fleet):
+    response = viewer.get("/", {"site": fleet["south"].pk, "crowding": "over"})
+    assert "No camera matches these filters." in response.content.decode()
+
+
+def test_unknown_filter_values_are_ignored(viewer, fleet):
+    assert len(viewer.get("/", {"crowding": "packed", "sort": "shoe-size", "site": "x"}).context["cards"]) == 4
+
+
+def test_the_cards_fragment_keeps_the_filters_and_shows_new_counts(viewer, fleet):
+    page = viewer.get("/", {"site": fleet["north"].pk}).content.decode()
+    assert f'data-live-url="/?site={fleet["north"].pk}&fragment=cards"' in page
+
+    counted_frame(fleet["B high"], timezone.now() - timedelta(seconds=5), 123.0)
+    fragment = viewer.get("/", {"site": fleet["north"].pk, "fragment": "cards"})
+
+    body = fragment.content.decode()
+    assert "<html" not in body and '<span class="count">123</span>' in body
+    assert "C normal" not in body
+
+
+def test_open_alerts_show_on_the_card_and_in_the_banner(viewer, fleet):
+    frame = fleet["A over"].frames.get()
+    Alert.objects.create(
+        camera=fleet["A over"], threshold=100, value=150, peak=150, frame=frame, raised_at=frame.captured_at
+    )
+    page = viewer.get("/").content.decode()
+    assert '<span class="alert-flag">1 alert</span>' in page
+    assert "1 open alert</a> waiting for acknowledgement" in page
+
+
+def test_the_overview_says_when_there_are_no_cameras(viewer):
+    assert "No cameras yet" in viewer.get("/").content.decode()
+
+
+def test_plotly_is_served_from_static(client, pages):
+    response = client.get("/static/plotly/plotly.min.js")
+    assert response.status_code == 200
+    assert "javascript" in response["Content-Type"]
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    assert len(body) > 1_000_000
+    assert b"plotly.js" in body[:1000]

@@ -1,0 +1,59 @@
+"""Alerts: a camera or zone crossed its threshold. An alert stays open until an operator acknowledges it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from webapp.cameras.models import Camera, Zone
+from webapp.ingest.models import Frame
+
+
+class Alert(models.Model):
+    class Kind(models.TextChoices):
+        COUNT = "count", "people"
+        DENSITY = "density", "people per m²"
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        ACKNOWLEDGED = "acknowledged"
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="alerts")
+    # Null for the whole view; kept (by name) when the zone is deleted later.
+    zone = models.ForeignKey(Zone, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    zone_name = models.CharField(max_length=100, blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.COUNT)
+    threshold = models.FloatField()
+    value = models.FloatField(help_text="at the crossing")
+    peak = models.FloatField(help_text="the highest value while over the threshold")
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="alerts", help_text="the crossing frame")
+    raised_at = models.DateTimeField(help_text="when the crossing frame was captured")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="the first frame back at or under the threshold")
+    state = models.CharField(max_length=14, choices=State.choices, default=State.OPEN)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at"]
+        indexes = [models.Index(fields=["state", "camera"]), models.Index(fields=["camera", "raised_at"])]
+        permissions = [("acknowledge_alert", "Can acknowledge alerts")]
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.value:.1f} {self.get_kind_display()} over {self.threshold:g}"
+
+    @property
+    def subject(self) -> str:
+        return f"{self.camera.name} / {self.zone_name}" if self.zone_name else self.camera.name
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == self.State.OPEN
+
+    def acknowledge(self, user) -> bool:
+        """Mark acknowledged by `user`; False when someone already did (the first acknowledgement stands)."""
+        updated = Alert.objects.filter(pk=self.pk, state=self.State.OPEN).update(
+            state=self.State.ACKNOWLEDGED, acknowledged_by=user, acknowledged_at=timezone.now()
+        )
+        self.refresh_from_db()
+        return bool(updated)

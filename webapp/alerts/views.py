@@ -1,0 +1,132 @@
+"""The alert list (filtered by state and camera), acknowledging an alert, and the alerts through the API."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.accounts.roles import Role, has_role, role_required
+from webapp.alerts.models import Alert
+from webapp.cameras.models import Camera
+
+STATES = ("open", "acknowledged", "all")
+MAX_LISTED = 500
+
+
+def filtered_alerts(state: str, camera: int | None):
+    alerts = Alert.objects.select_related("camera", "acknowledged_by")
+    if state in (Alert.State.OPEN, Alert.State.ACKNOWLEDGED):
+        alerts = alerts.filter(state=state)
+    if camera:
+        alerts = alerts.filter(camera_id=camera)
+    return alerts
+
+
+@role_required(Role.VIEWER)
+def alert_list(request):
+    state = request.GET.get("state", "open")
+    state = state if state in STATES else "open"
+    camera = request.GET.get("camera", "")
+    camera_id = int(camera) if camera.isdigit() else None
+    context = {
+        "alerts": filtered_alerts(state, camera_id)[:MAX_LISTED],
+        "state": state,
+        "states": STATES,
+        "camera": camera_id,
+        "cameras": Camera.objects.select_related("site"),
+        "compact": request.GET.get("compact") == "1",
+        "back": _page_url(request),
+    }
+    template = "alerts/_rows.html" if request.GET.get("fragment") == "rows" else "alerts/alert_list.html"
+    return render(request, template, context)
+
+
+def _page_url(request) -> str:
+    """Where an acknowledgement returns to: the page showing the list (`next`), not the fragment it polls."""
+    if request.GET.get("next", "").startswith("/"):
+        return request.GET["next"]
+    params = request.GET.copy()
+    for name in ("fragment", "compact", "next"):
+        params.pop(name, None)
+    return f"{request.path}?{params.urlencode()}" if params else request.path
+
+
+@role_required(Role.OPERATOR)
+@require_POST
+def acknowledge(request, pk: int):
+    alert = get_object_or_404(Alert, pk=pk)
+    alert.acknowledge(request.user)
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(back)
+    return redirect("alerts:list")
+
+
+class IsViewer(BasePermission):
+    message = "signed-in users with a role (viewer or above) read alerts"
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, Role.VIEWER)
+
+
+class AlertQuery(serializers.Serializer):
+    camera = serializers.IntegerField(required=False, min_value=1)
+    state = serializers.ChoiceField(choices=STATES, required=False)
+    to = serializers.DateTimeField(required=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField(required=False)
+        return fields
+
+
+def alert_body(alert: Alert) -> dict:
+    return {
+        "id": alert.pk,
+        "camera": alert.camera_id,
+        "zone": alert.zone_id,
+        "zone_name": alert.zone_name or None,
+        "kind": alert.kind,
+        "threshold": alert.threshold,
+        "value": alert.value,
+        "peak": alert.peak,
+        "frame": alert.frame_id,
+        "raised_at": alert.raised_at,
+        "ended_at": alert.ended_at,
+        "state": alert.state,
+        "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by else None,
+        "acknowledged_at": alert.acknowledged_at,
+    }
+
+
+class AlertListView(APIView):
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [IsViewer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("camera", OpenApiTypes.INT),
+            OpenApiParameter("state", OpenApiTypes.STR, enum=list(STATES), description="default all"),
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="raised at or after"),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="raised before"),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        query = AlertQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        alerts = filtered_alerts(params.get("state", "all"), params.get("camera"))
+        if "from" in params:
+            alerts = alerts.filter(raised_at__gte=params["from"])
+        if "to" in params:
+            alerts = alerts.filter(raised_at__lt=params["to"])
+        return Response({"alerts": [alert_body(alert) for alert in alerts[:MAX_LISTED]]})

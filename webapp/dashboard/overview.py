@@ -1,0 +1,97 @@
+"""What the overview and the map show of each camera: latest result, state, crowding, sparkline and open alerts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from webapp.alerts.models import Alert
+from webapp.cameras.models import Camera
+from webapp.ingest.models import Result
+
+SPARKLINE_HOURS = 6
+SPARKLINE_POINTS = 72  # one per 5 minutes over the six hours
+SPARKLINE_WIDTH, SPARKLINE_HEIGHT = 120, 28
+CROWDING_ORDER = {"over": 0, "high": 1, "normal": 2, "unknown": 3}
+SORTS = ("name", "crowding", "count")
+
+
+@dataclass
+class CameraCard:
+    camera: Camera
+    result: Result | None
+    state: str
+    crowding: str
+    open_alerts: int
+    sparkline: str  # SVG polyline points, empty when there is nothing to draw
+
+    @property
+    def count(self) -> float | None:
+        return self.result.count if self.result else None
+
+    @property
+    def load(self) -> float:
+        """The count as a share of the threshold, for sorting by crowding; -1 when unknown."""
+        if self.count is None:
+            return -1.0
+        return self.count / self.camera.alert_threshold if self.camera.alert_threshold else self.count / 1e6
+
+
+def sparklines(camera_ids: list[int], now: datetime) -> dict[int, str]:
+    """The last hours of each camera as polyline points (means of 5-minute slots), scaled to the sparkline box."""
+    start = now - timedelta(hours=SPARKLINE_HOURS)
+    slot = timedelta(hours=SPARKLINE_HOURS) / SPARKLINE_POINTS
+    slots: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    rows = Result.objects.filter(
+        frame__camera_id__in=camera_ids, frame__captured_at__gte=start, frame__captured_at__lte=now
+    ).values_list("frame__camera_id", "frame__captured_at", "count")
+    for camera_id, captured_at, count in rows:
+        slots[camera_id][min(int((captured_at - start) / slot), SPARKLINE_POINTS - 1)].append(count)
+    lines = {}
+    for camera_id, by_slot in slots.items():
+        means = {index: sum(values) / len(values) for index, values in by_slot.items()}
+        top = max(means.values()) or 1.0
+        lines[camera_id] = " ".join(
+            f"{index * SPARKLINE_WIDTH / (SPARKLINE_POINTS - 1):.1f},"
+            f"{SPARKLINE_HEIGHT - 2 - mean / top * (SPARKLINE_HEIGHT - 4):.1f}"
+            for index, mean in sorted(means.items())
+        )
+    return lines
+
+
+def camera_cards(site: int | None = None, crowding: str = "", sort: str = "name") -> list[CameraCard]:
+    now = timezone.now()
+    # Ordered explicitly: Meta.ordering does not apply to a query with GROUP BY.
+    cameras = (
+        Camera.objects.select_related("site")
+        .annotate(open_alert_count=Count("alerts", filter=Q(alerts__state=Alert.State.OPEN)))
+        .order_by("site__name", "name")
+    )
+    if site:
+        cameras = cameras.filter(site_id=site)
+    cameras = list(cameras)
+    lines = sparklines([camera.pk for camera in cameras], now)
+    cards = []
+    for camera in cameras:
+        result = camera.latest_result()
+        cards.append(
+            CameraCard(
+                camera=camera,
+                result=result,
+                state=camera.state(now),
+                crowding=camera.crowding(result.count if result else None),
+                open_alerts=camera.open_alert_count,
+                sparkline=lines.get(camera.pk, ""),
+            )
+        )
+    if crowding:
+        cards = [card for card in cards if card.crowding == crowding]
+    if sort == "crowding":
+        cards.sort(key=lambda card: (CROWDING_ORDER[card.crowding], -card.load))
+    elif sort == "count":
+        cards.sort(key=lambda card: -(card.count if card.count is not None else -1))
+    return cards
