@@ -29,7 +29,7 @@ async function drawMap() {
               color: data.cameras.map((c) => (c.state === "live" ? "#333" : "#888")) },
     },
   };
-  const layout = { margin: { l: 50, r: 10, t: 10, b: 40 }, height: 560, hovermode: "closest", showlegend: false };
+  const layout = { margin: { l: 80, r: 10, t: 10, b: 50 }, height: 560, hovermode: "closest", showlegend: false };
   if (data.plan) {
     layout.images = [{ source: data.plan.url, xref: "x", yref: "y", x: 0, y: 0, sizex: data.plan.width,
                        sizey: data.plan.height, sizing: "stretch", layer: "below" }];

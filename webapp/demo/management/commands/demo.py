@@ -19,10 +19,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from counting.models import ARCHITECTURES
+from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Gateway, Site, Zone
 from workers.routing import REPORTS_QUEUE, count_queue
 
-OPERATOR = "operator"
+# One account per role, all with the demo password: try the access rules by signing in as each.
+DEMO_USERS = {"admin": Role.ADMIN, "operator": Role.OPERATOR, "viewer": Role.VIEWER}
 GATEWAY = "demo-gateway"
 # Street cameras around People's Square, Shanghai (ShanghaiTech Part B was filmed on Shanghai's streets).
 FLEET = [
@@ -56,7 +58,7 @@ class Command(BaseCommand):
         # `kill` or a closing terminal stops the demo as Ctrl-C does: every process it started goes with it.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         call_command("migrate", interactive=False, verbosity=0)
-        self._ensure_operator(password)
+        self._ensure_users(password)
         cameras, token = self._seed_fleet()
 
         environment = os.environ.copy()
@@ -94,11 +96,13 @@ class Command(BaseCommand):
         finally:
             self._stop(processes)
 
-    def _ensure_operator(self, password: str) -> None:
-        user, _ = get_user_model().objects.get_or_create(username=OPERATOR, defaults={"is_staff": True})
-        user.is_staff = user.is_superuser = True
-        user.set_password(password)
-        user.save()
+    def _ensure_users(self, password: str) -> None:
+        for username, role in DEMO_USERS.items():
+            user, _ = get_user_model().objects.get_or_create(username=username)
+            user.is_superuser = False
+            user.set_password(password)
+            user.save()
+            assign_role(user, role)
 
     @transaction.atomic
     def _seed_fleet(self) -> tuple[list[Camera], str]:
@@ -118,7 +122,12 @@ class Command(BaseCommand):
             Zone.objects.get_or_create(
                 camera=camera,
                 name="Near side",
-                defaults={"polygon": [[0, 384], [FRAME_WIDTH, 384], [FRAME_WIDTH, FRAME_HEIGHT], [0, FRAME_HEIGHT]]},
+                defaults={
+                    "polygon": [[0, 384], [FRAME_WIDTH, 384], [FRAME_WIDTH, FRAME_HEIGHT], [0, FRAME_HEIGHT]],
+                    # The pavement in front of the camera, about 12 m by 5 m; crowded above one person per m².
+                    "area_m2": 60.0,
+                    "density_threshold": 1.0,
+                },
             )
             cameras.append(camera)
         gateway = Gateway.objects.filter(name=GATEWAY).first() or Gateway(name=GATEWAY)
@@ -161,8 +170,9 @@ class Command(BaseCommand):
 
     def _banner(self, url: str, password: str, token: str, camera: Camera) -> None:
         self.stdout.write(
-            self.style.SUCCESS(f"\nCrowdScope demo running. Dashboard: {url}/  (login {OPERATOR} / {password})")
+            self.style.SUCCESS(f"\nCrowdScope demo running. Dashboard: {url}/  (login operator / {password})")
         )
+        self.stdout.write(f"Other roles, same password: {', '.join(name for name in DEMO_USERS if name != 'operator')}")
         self.stdout.write(
             f"Gateway token ({GATEWAY}): {token}\n"
             f"Upload a frame:  curl -H 'Authorization: Token {token}' -F camera={camera.pk} -F image=@FRAME.jpg "

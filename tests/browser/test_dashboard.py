@@ -1,0 +1,168 @@
+"""The dashboard in a real browser: sign in, the overview's heatmaps and live updates, a camera's plotly heatmap and
+series, the map, drawing a zone by clicking, acknowledging an alert, downloading a CSV, and a viewer refused an
+operator's action. Each main page is photographed (docs/ with CROWDSCOPE_SCREENSHOTS=docs)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from tests.browser.conftest import count_through_the_task
+from webapp.alerts.models import Alert
+from webapp.cameras.models import Zone
+from webapp.ingest.models import Result
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_sign_in_then_the_overview_shows_heatmaps_counts_and_sparklines(operator_page, station, screenshots):
+    page = operator_page
+    page.reload()
+    cards = page.locator(".card")
+    assert cards.count() == 2
+    concourse = page.locator(f'.card[data-camera="{station["concourse"].pk}"]')
+    latest = station["frames"][-1].result
+    assert concourse.locator(".count").inner_text() == f"{latest.count:.0f}"
+    heat = concourse.locator("img.heat")
+    heat.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=heat.element_handle())
+    assert concourse.locator(".state").inner_text() == "live"
+    points = concourse.locator(".sparkline polyline").get_attribute("points").split()
+    assert len(points) == 3  # one a frame: they are 20 minutes apart
+    page.screenshot(path=screenshots / "overview.png", full_page=True)
+
+
+def test_the_overview_updates_without_a_reload(operator_page, station):
+    page = operator_page
+    page.evaluate("window.notReloaded = true")
+    card = page.locator(f'.card[data-camera="{station["platform"].pk}"] .count')
+    before = card.inner_text()
+    frame = count_through_the_task(station["platform"], station["images"][0].read_bytes(), captured_at=timezone.now())
+    expected = f"{frame.result.count:.0f}"
+    assert expected != before
+    page.wait_for_function(
+        "([selector, text]) => document.querySelector(selector)?.textContent === text",
+        arg=[f'.card[data-camera="{station["platform"].pk}"] .count', expected],
+        timeout=15_000,
+    )
+    assert page.evaluate("window.notReloaded") is True
+
+
+def test_the_camera_page_draws_the_heatmap_the_series_and_walks_through_frames(
+    operator_page, live_server, station, screenshots
+):
+    page = operator_page
+    page.goto(f"{live_server.url}/cameras/{station['concourse'].pk}/")
+    # plotly draws a heatmap as an image inside its SVG: it must be there and carry pixels.
+    heatmap_image = page.locator("#heatmap .hm image")
+    heatmap_image.wait_for(state="attached")
+    assert len(heatmap_image.get_attribute("href")) > 1000
+    page.locator("#series .scatterlayer .trace").first.wait_for(state="attached")
+    legend = page.locator("#series .legendtext").all_text_contents()
+    assert {"camera (mean)", "zone Left", "zone Right"} <= set(legend)
+
+    frames = station["frames"]
+    assert page.locator("#frame-count").inner_text() == f"{frames[-1].result.count:.1f}"
+    page.wait_for_function("document.getElementById('scrubber').max === '2'")
+    page.locator("#scrubber").fill("0")
+    page.wait_for_function(
+        "text => document.getElementById('frame-count').textContent === text", arg=f"{frames[0].result.count:.1f}"
+    )
+    assert not page.locator("#follow").is_checked()
+    page.screenshot(path=screenshots / "camera.png", full_page=True)
+
+
+def test_the_map_places_the_cameras(operator_page, live_server, station, screenshots):
+    page = operator_page
+    page.goto(f"{live_server.url}/map/")
+    page.locator("#map .scatterlayer .point").first.wait_for(state="attached")
+    assert page.locator("#map .scatterlayer .point").count() == 2
+    assert set(page.locator("#map .scatterlayer .textpoint").all_text_contents()) == {"Concourse", "Platform 4"}
+    page.screenshot(path=screenshots / "map.png", full_page=True)
+
+
+def test_an_operator_draws_a_zone_by_clicking(operator_page, live_server, station, screenshots):
+    page = operator_page
+    camera = station["concourse"]
+    page.goto(f"{live_server.url}/cameras/{camera.pk}/zones/new/")
+    canvas = page.locator("#zone-canvas")
+    box = canvas.bounding_box()
+    corners = [(0.1, 0.5), (0.6, 0.5), (0.6, 0.95), (0.1, 0.95)]  # shares of the frame's width and height
+    for share_x, share_y in corners:
+        page.mouse.click(box["x"] + share_x * box["width"], box["y"] + share_y * box["height"])
+    assert page.locator("#corners circle").count() == 4
+    page.fill("#zone-name", "Queue")
+    page.fill("input[name=alert_threshold]", "30")
+    page.screenshot(path=screenshots / "zones.png", full_page=True)
+    page.click("#save-zone")
+    page.wait_for_url(f"{live_server.url}/cameras/{camera.pk}/zones/")
+
+    zone = Zone.objects.get(camera=camera, name="Queue")
+    assert zone.alert_threshold == 30
+    expected = [(share_x * 1024, share_y * 768) for share_x, share_y in corners]
+    assert len(zone.polygon) == 4
+    for (x, y), (want_x, want_y) in zip(zone.polygon, expected, strict=True):
+        assert abs(x - want_x) <= 3 and abs(y - want_y) <= 3
+    assert page.locator("td", has_text="Queue").count() == 1
+
+
+@pytest.fixture
+def alert(station) -> Alert:
+    camera = station["concourse"]
+    camera.alert_threshold = 1
+    camera.save()
+    count_through_the_task(camera, station["images"][1].read_bytes(), captured_at=timezone.now())
+    return Alert.objects.get(camera=camera, state=Alert.State.OPEN)
+
+
+def test_an_operator_acknowledges_an_alert(operator_page, live_server, alert, screenshots):
+    page = operator_page
+    page.goto(f"{live_server.url}/alerts/")
+    row = page.locator(f'tr[data-alert="{alert.pk}"]')
+    assert "open" in row.inner_text()
+    page.screenshot(path=screenshots / "alerts.png", full_page=True)
+    row.locator("button.ack").click()
+    page.wait_for_load_state()
+    assert page.locator(f'tr[data-alert="{alert.pk}"]').count() == 0
+    alert.refresh_from_db()
+    assert alert.state == Alert.State.ACKNOWLEDGED and alert.acknowledged_by.username == "olivia"
+
+
+def test_the_csv_download_holds_the_series(operator_page, live_server, station):
+    page = operator_page
+    page.goto(f"{live_server.url}/cameras/{station['concourse'].pk}/")
+    page.select_option("#bucket", "raw")
+    page.wait_for_function("document.getElementById('csv').href.includes('bucket=raw')")
+    with page.expect_download() as download_info:
+        page.click("#csv")
+    download = download_info.value
+    assert download.suggested_filename.startswith(f"camera-{station['concourse'].pk}-counts-raw-")
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text())))
+    results = Result.objects.filter(frame__camera=station["concourse"]).order_by("frame__captured_at")
+    assert [int(row["frame"]) for row in rows] == [result.frame_id for result in results]
+    assert [float(row["count"]) for row in rows] == pytest.approx([result.count for result in results], abs=1e-3)
+    for row, result in zip(rows, results, strict=True):
+        zones = {zone.zone_name: zone.count for zone in result.zone_counts.all()}
+        assert float(row["zone Left"]) == pytest.approx(zones["Left"], abs=1e-3)
+
+
+def test_a_viewer_is_refused_an_operators_actions(viewer_page, live_server, alert, station):
+    page = viewer_page
+    page.goto(f"{live_server.url}/alerts/")
+    assert page.locator(f'tr[data-alert="{alert.pk}"]').count() == 1
+    assert page.locator("button.ack").count() == 0
+    # By URL, with a valid CSRF token, so that only the role can refuse it.
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    response = page.request.post(
+        f"{live_server.url}/alerts/{alert.pk}/acknowledge/",
+        headers={"X-CSRFToken": token, "Referer": f"{live_server.url}/alerts/"},
+    )
+    assert response.status == 403 and "needs the operator role" in response.text()
+    page.goto(f"{live_server.url}/cameras/{station['concourse'].pk}/zones/new/")
+    assert "needs the operator role" in page.content()
+    alert.refresh_from_db()
+    assert alert.state == Alert.State.OPEN
