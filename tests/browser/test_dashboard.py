@@ -166,3 +166,20 @@ def test_a_viewer_is_refused_an_operators_actions(viewer_page, live_server, aler
     assert "needs the operator role" in page.content()
     alert.refresh_from_db()
     assert alert.state == Alert.State.OPEN
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 768, "height": 1024}])
+def test_the_pages_fit_a_desktop_and_a_tablet_without_sideways_scrolling(operator_page, live_server, station, viewport):
+    page = operator_page
+    page.set_viewport_size(viewport)
+    for path in [
+        "/",
+        f"/cameras/{station['concourse'].pk}/",
+        "/map/",
+        "/alerts/",
+        f"/cameras/{station['concourse'].pk}/zones/new/",
+    ]:
+        page.goto(f"{live_server.url}{path}")
+        page.wait_for_load_state("networkidle")
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, (path, viewport, overflow)
