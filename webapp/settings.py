@@ -161,6 +161,19 @@ LLM_DEVICE = os.environ.get("LLM_DEVICE", "cpu")
 LLM_THREADS = _int_env("LLM_THREADS", 0) or None
 REPORT_SNAPKV_BUDGET = _int_env("REPORT_SNAPKV_BUDGET", 1024)
 
+# Email (daily reports): SMTP from the environment; EMAIL_BACKEND may name Django's console backend instead.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = _int_env("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS") == "1"
+EMAIL_USE_SSL = os.environ.get("EMAIL_USE_SSL") == "1"
+EMAIL_TIMEOUT = _int_env("EMAIL_TIMEOUT", 30)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "CrowdScope <crowdscope@localhost>")
+# Where emails link to: the dashboard as its users reach it.
+CROWDSCOPE_BASE_URL = os.environ.get("CROWDSCOPE_BASE_URL", "http://127.0.0.1:8000")
+
 # Celery: Redis as broker. Tasks are acknowledged after they finish and handed to another worker if theirs dies.
 CELERY_BROKER_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CROWDSCOPE_TASKS_IN_PROCESS") == "1"
@@ -168,6 +181,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "workers.tasks.generate_report": {"queue": REPORTS_QUEUE},
     "workers.tasks.answer_question": {"queue": REPORTS_QUEUE},
+    "workers.tasks.send_report_email": {"queue": REPORTS_QUEUE},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -177,6 +191,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _int_env("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-frames": {"task": "workers.tasks.requeue_stale_frames", "schedule": 60.0},
+    # Which reports go to whom and when lives in the database (subscriptions); this only looks every minute.
+    "send-due-reports": {"task": "workers.tasks.send_due_reports", "schedule": 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

@@ -128,3 +128,41 @@ def answer_question(question_id: int) -> str:
     if question.answer:
         return question.answer
     return answer(question, shared_llm()).answer
+
+
+# Seconds before each retry of a failed email: 1, 2, 4, 8 and 15 minutes.
+EMAIL_RETRY_DELAYS = (60, 120, 240, 480, 900)
+
+
+@app.task
+def send_due_reports() -> int:
+    """Run by the beat every minute: send the daily report emails that fell due (subscriptions live in the
+    database, so a change there applies at the next minute) and those whose attempt was lost."""
+    from webapp.reports.delivery import due_deliveries
+
+    deliveries = due_deliveries(timezone.now())
+    for delivery in deliveries:
+        send_report_email.delay(delivery.pk)
+    return len(deliveries)
+
+
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=len(EMAIL_RETRY_DELAYS))
+def send_report_email(self, delivery_id: int) -> str:
+    from webapp.reports.delivery import CannotDeliver, claim, deliver, record_failure
+    from workers.llm import shared_llm
+
+    delivery = claim(delivery_id, timezone.now())
+    if delivery is None:
+        return "sent already, or another attempt holds it"
+    try:
+        deliver(delivery, shared_llm)
+    except CannotDeliver as error:
+        record_failure(delivery, error, final=True)
+        return str(error)
+    except Exception as error:
+        final = self.request.retries >= self.max_retries
+        record_failure(delivery, error, final)
+        if final:
+            raise
+        raise self.retry(exc=error, countdown=EMAIL_RETRY_DELAYS[self.request.retries]) from error
+    return "sent"

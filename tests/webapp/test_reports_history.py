@@ -281,3 +281,29 @@ def test_a_day_that_gains_an_hour_has_25_hourly_buckets(sites):
     assert len(moments) == 25
     assert [bucket.frames for bucket in buckets] == [1] * 25
     assert [bucket.start for bucket in buckets] == [moment - timedelta(minutes=1) for moment in moments]
+
+
+def test_the_periods_people_alerts_come_with_the_history(cameras, zones, period):
+    from webapp.alerts.models import Alert
+
+    left, _ = zones
+    north = cameras["north"]
+    start, end = period
+
+    def alert(at: datetime, **fields) -> Alert:
+        frame = counted_frame(north, at, 60.0)
+        defaults = {"threshold": 50, "value": 60, "peak": 70}
+        return Alert.objects.create(camera=north, frame=frame, raised_at=at, **{**defaults, **fields})
+
+    alert(report_day(9, 15))
+    alert(report_day(18), zone=left, zone_name="Left", threshold=20, value=25, state=Alert.State.ACKNOWLEDGED)
+    alert(report_day(12), kind=Alert.Kind.DENSITY, threshold=2, value=2.5)  # people per m²: not a count
+    alert(start - timedelta(seconds=1))  # the day before
+    alert(end)  # the next day
+
+    history = build_history(list(cameras.values()), start, end, TIMEZONE)
+
+    assert [(a.camera, a.zone, a.raised_at, a.count, a.threshold, a.acknowledged) for a in history.alerts] == [
+        ("North Hall / Entrance", None, report_day(9, 15), 60, 50, False),
+        ("North Hall / Entrance", "Left", report_day(18), 25, 20, True),
+    ]

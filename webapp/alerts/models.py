@@ -37,7 +37,6 @@ class Alert(models.Model):
     class Meta:
         ordering = ["-raised_at"]
         indexes = [models.Index(fields=["state", "camera"]), models.Index(fields=["camera", "raised_at"])]
-        permissions = [("acknowledge_alert", "Can acknowledge alerts")]
 
     def __str__(self) -> str:
         return f"{self.subject}: {self.value:.1f} {self.get_kind_display()} over {self.threshold:g}"

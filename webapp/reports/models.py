@@ -1,13 +1,16 @@
-"""Narrative reports written by the local LLM from the stored counts, and operators' follow-up questions."""
+"""Narrative reports written by the local LLM from the stored counts, operators' follow-up questions, and the
+daily report emails users subscribe to."""
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from webapp.cameras.models import Camera
+from webapp.cameras.models import Camera, Site
 
 
 def history_cache_path(report: Report, filename: str) -> str:
@@ -65,3 +68,69 @@ class Question(models.Model):
 
     class Meta:
         ordering = ["asked_at"]
+
+
+def validate_timezone(name: str) -> None:
+    if name not in available_timezones():
+        raise ValidationError(f"{name!r} is not a time zone name such as Europe/London or Asia/Shanghai")
+
+
+class Subscription(models.Model):
+    """A user's daily report email: which cameras (directly or by site), at what local time, in which time zone.
+
+    The report covers the subscriber's previous local day; it goes out once their local time passes `send_at`.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subscription")
+    cameras = models.ManyToManyField(Camera, blank=True, related_name="subscriptions")
+    sites = models.ManyToManyField(Site, blank=True, related_name="subscriptions", help_text="every camera of these")
+    send_at = models.TimeField(default=time(7, 0), help_text="local time of day")
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return f"daily report for {self.user} at {self.send_at:%H:%M} {self.timezone}"
+
+    def report_cameras(self) -> list[Camera]:
+        """The chosen cameras and those of the chosen sites."""
+        chosen = Camera.objects.filter(models.Q(subscriptions=self) | models.Q(site__subscriptions=self))
+        return list(chosen.distinct().select_related("site").order_by("site__name", "name"))
+
+    def day_due(self, now: datetime) -> date | None:
+        """The local day whose report is due at `now` (yesterday, once today's `send_at` has passed), else None."""
+        local = now.astimezone(ZoneInfo(self.timezone))
+        return local.date() - timedelta(days=1) if local.time() >= self.send_at else None
+
+
+class Delivery(models.Model):
+    """One subscriber's email for one day. The unique key is what makes it one email, however often the job runs."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="deliveries")
+    day = models.DateField(help_text="the subscriber's local day the report covers")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="why the last attempt failed")
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="when the running attempt began")
+    report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
+    recipient = models.EmailField(blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-day", "subscription"]
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["subscription", "day"], name="one_delivery_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.subscription.user} {self.day} ({self.status})"

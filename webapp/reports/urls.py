@@ -7,6 +7,7 @@ app_name = "reports"
 urlpatterns = [
     path("", views.report_list, name="list"),
     path("new/", views.request_report, name="request"),
+    path("subscription/", views.subscription, name="subscription"),
     path("<int:pk>/", views.report_detail, name="detail"),
     path("<int:pk>/ask/", views.ask, name="ask"),
 ]

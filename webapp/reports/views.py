@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.roles import Role, role_required
+from webapp.reports.forms import SubscriptionForm
 from webapp.reports.generation import create_report
-from webapp.reports.models import Question, Report
+from webapp.reports.models import Question, Report, Subscription
 from workers.tasks import answer_question, generate_report
 
 MAX_QUESTION_LENGTH = Question._meta.get_field("text").max_length
@@ -61,3 +63,19 @@ def ask(request, pk: int):
     question = Question.objects.create(report=report, text=text, asked_by=request.user)
     answer_question.delay(question.pk)
     return redirect("reports:detail", pk=report.pk)
+
+
+@role_required(Role.VIEWER)
+def subscription(request):
+    """The signed-in user's daily report email: cameras or sites, local time and time zone."""
+    current = Subscription.objects.filter(user=request.user).first() or Subscription(
+        user=request.user, timezone=settings.TIME_ZONE
+    )
+    form = SubscriptionForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        return redirect("reports:subscription")
+    status = 400 if request.method == "POST" else 200
+    deliveries = current.deliveries.all()[:10] if current.pk else []
+    context = {"form": form, "deliveries": deliveries, "email": request.user.email}
+    return render(request, "reports/subscription.html", context, status=status)

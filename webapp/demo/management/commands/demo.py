@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import redis
@@ -17,14 +18,18 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from counting.models import ARCHITECTURES
 from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Gateway, Site, Zone
+from webapp.reports.models import Subscription
 from workers.routing import REPORTS_QUEUE, count_queue
 
 # One account per role, all with the demo password: try the access rules by signing in as each.
 DEMO_USERS = {"admin": Role.ADMIN, "operator": Role.OPERATOR, "viewer": Role.VIEWER}
+DEMO_SMTP_PORT = 8025
+DEMO_EMAIL_AFTER_MINUTES = 6
 GATEWAY = "demo-gateway"
 # Street cameras around People's Square, Shanghai (ShanghaiTech Part B was filmed on Shanghai's streets).
 FLEET = [
@@ -63,6 +68,8 @@ class Command(BaseCommand):
 
         environment = os.environ.copy()
         processes: list[tuple[str, subprocess.Popen]] = []
+        mailbox = self._start_mail_sink(environment, processes)
+        email_at = self._subscribe_operator(cameras)
         in_process = not self._broker_ready(environment, processes)
         if in_process:
             environment["CROWDSCOPE_TASKS_IN_PROCESS"] = "1"
@@ -92,9 +99,40 @@ class Command(BaseCommand):
             simulator += [arg for camera in cameras for arg in ("--camera", str(camera.pk))]
             processes.append(("simulator", self._start(simulator, environment)))
             self._banner(url, password, token, cameras[0])
+            self.stdout.write(
+                f"The operator's daily report email goes out at {email_at:%H:%M} ({settings.TIME_ZONE}) through the"
+                f" beat; it lands in {mailbox}/new (a local SMTP sink on {environment['EMAIL_HOST']}"
+                f":{environment['EMAIL_PORT']})."
+            )
             self._supervise(processes)
         finally:
             self._stop(processes)
+
+    def _start_mail_sink(self, environment: dict[str, str], processes: list) -> Path:
+        """A local SMTP server that keeps every message in a maildir, unless EMAIL_HOST names a real one."""
+        mailbox = Path(settings.MEDIA_ROOT) / "demo-mail"
+        if "EMAIL_HOST" in os.environ:
+            return mailbox
+        mailbox.parent.mkdir(parents=True, exist_ok=True)
+        environment.update(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(DEMO_SMTP_PORT))
+        sink = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{DEMO_SMTP_PORT}"]
+        processes.append(
+            ("mail sink", self._start([*sink, "-c", "aiosmtpd.handlers.Mailbox", str(mailbox)], environment))
+        )
+        return mailbox
+
+    def _subscribe_operator(self, cameras: list[Camera]) -> datetime:
+        """The operator subscribes to the fleet's daily report, due a few minutes from now (once the back-fill has
+        counted yesterday), so the demo shows the beat sending it."""
+        user = get_user_model().objects.get(username="operator")
+        user.email = user.email or "operator@crowdscope.local"
+        user.save(update_fields=["email"])
+        send_at = timezone.localtime() + timedelta(minutes=DEMO_EMAIL_AFTER_MINUTES)
+        subscription, _ = Subscription.objects.update_or_create(
+            user=user, defaults={"send_at": send_at.time(), "timezone": settings.TIME_ZONE, "active": True}
+        )
+        subscription.cameras.set(cameras)
+        return send_at
 
     def _ensure_users(self, password: str) -> None:
         for username, role in DEMO_USERS.items():

@@ -1,0 +1,77 @@
+"""Images for the daily email: each camera's counts over the day, and the frame of its peak with the heatmap."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and workers
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+from PIL import Image
+
+from webapp.cameras.models import Camera
+from webapp.ingest.models import Result
+
+PEAK_IMAGE_WIDTH = 480
+
+
+def day_results(camera: Camera, start: datetime, end: datetime) -> list[Result]:
+    return list(
+        Result.objects.filter(frame__camera=camera, frame__captured_at__gte=start, frame__captured_at__lt=end)
+        .select_related("frame")
+        .order_by("frame__captured_at")
+    )
+
+
+def counts_chart(camera: Camera, results: list[Result], start: datetime, end: datetime, timezone: str) -> bytes:
+    """A PNG of the counts over the local day, with the camera's alert threshold when it has one."""
+    zone = ZoneInfo(timezone)
+    figure, axes = plt.subplots(figsize=(6.4, 2.2), dpi=100)
+    try:
+        times = [result.frame.captured_at.astimezone(zone) for result in results]
+        axes.plot(times, [result.count for result in results], color="#1f6feb", linewidth=1.6)
+        if camera.alert_threshold:
+            axes.axhline(camera.alert_threshold, color="#d7191c", linestyle="--", linewidth=1, label="alert threshold")
+            axes.legend(loc="upper left", fontsize=8, frameon=False)
+        axes.set_xlim(start.astimezone(zone), end.astimezone(zone))
+        axes.set_ylim(bottom=0)
+        axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone))
+        axes.set_ylabel("people", fontsize=9)
+        axes.set_title(camera.name, fontsize=10, loc="left")
+        axes.tick_params(labelsize=8)
+        axes.grid(alpha=0.3)
+        for side in ("top", "right"):
+            axes.spines[side].set_visible(False)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(figure)
+
+
+def peak_heatmap(results: list[Result]) -> tuple[Result, bytes] | None:
+    """The day's busiest frame with its heatmap laid over it (the heatmap alone if the frame is not kept), as PNG."""
+    peak = max(results, key=lambda result: result.count, default=None)
+    if peak is None or not peak.heatmap:
+        return None
+    with peak.heatmap.open("rb") as handle:
+        heat = Image.open(handle).convert("RGBA")
+        heat.load()
+    base = Image.new("RGBA", heat.size, (34, 34, 34, 255))
+    if peak.frame.image:
+        try:
+            with peak.frame.image.open("rb") as handle:
+                base = Image.open(handle).convert("RGBA").resize(heat.size, Image.Resampling.LANCZOS)
+        except FileNotFoundError:
+            pass
+    picture = Image.alpha_composite(base, heat).convert("RGB")
+    picture.thumbnail((PEAK_IMAGE_WIDTH, PEAK_IMAGE_WIDTH), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return peak, buffer.getvalue()

@@ -1,0 +1,19 @@
+from zoneinfo import available_timezones
+
+from django import forms
+
+from webapp.reports.models import Subscription
+
+
+class SubscriptionForm(forms.ModelForm):
+    timezone = forms.ChoiceField(choices=[(name, name) for name in sorted(available_timezones())])
+
+    class Meta:
+        model = Subscription
+        fields = ["active", "cameras", "sites", "send_at", "timezone"]
+        widgets = {
+            "cameras": forms.CheckboxSelectMultiple,
+            "sites": forms.CheckboxSelectMultiple,
+            "send_at": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        }
+        labels = {"active": "Send me the daily report", "send_at": "Local time of day"}
