@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from counting.csrnet import CSRNet, CSRNetConfig
+from counting.skynet import SkyNet, SkyNetConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -18,6 +19,8 @@ ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "csrnet": lambda: CSRNet(CSRNetConfig()),
     # 1/4 width with batch norm: the compact CSRNet that a CPU can train from scratch.
     "csrnet-lite": lambda: CSRNet(CSRNetConfig(width=0.25, batch_norm=True)),
+    # SkyNet's hardware-efficient backbone with a density head, for CPUs and gateways.
+    "skynet-count": lambda: SkyNet(SkyNetConfig(head="density")),
 }
 
 # Our own trained weights, used when no --weights is given. An architecture without an entry has none yet.

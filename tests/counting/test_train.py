@@ -24,9 +24,9 @@ def small_folder(tmp_path_factory, shanghaitech):
     return folder.parent
 
 
-def _config(data, out, epochs):
+def _config(data, out, epochs, arch="csrnet-lite"):
     return TrainConfig(
-        arch="csrnet-lite",
+        arch=arch,
         data=str(data),
         out=str(out),
         epochs=epochs,
@@ -44,16 +44,17 @@ def _losses(out):
     return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_a_short_run_lowers_the_loss_and_keeps_the_best_model(small_folder, tmp_path):
-    best = train(_config(small_folder, tmp_path / "run", epochs=12))
+@pytest.mark.parametrize("arch", ["csrnet-lite", "skynet-count"])
+def test_a_short_run_lowers_the_loss_and_keeps_the_best_model(small_folder, tmp_path, arch):
+    best = train(_config(small_folder, tmp_path / "run", epochs=12, arch=arch))
     losses = _losses(tmp_path / "run")
     assert len(losses) == 12
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
     assert np.isfinite(best["val_mae"])
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert len(config["val_images"]) == 1
-    _, arch, _ = load_model(None, tmp_path / "run" / "best.pt")
-    assert arch == "csrnet-lite"
+    _, loaded_arch, _ = load_model(None, tmp_path / "run" / "best.pt")
+    assert loaded_arch == arch
 
 
 def test_resuming_continues_where_the_run_stopped(small_folder, tmp_path):

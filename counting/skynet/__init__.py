@@ -1,0 +1,3 @@
+from counting.skynet.model import OUTPUT_STRIDE, SkyNet, SkyNetConfig, reorg
+
+__all__ = ["OUTPUT_STRIDE", "SkyNet", "SkyNetConfig", "reorg"]
