@@ -132,6 +132,8 @@ def answer_question(question_id: int) -> str:
 
 # Seconds before each retry of a failed email: 1, 2, 4, 8 and 15 minutes.
 EMAIL_RETRY_DELAYS = (60, 120, 240, 480, 900)
+# Shorter than webapp.reports.delivery.SENDING_LEASE (not imported here: counting workers never load the LLM code).
+ATTEMPT_TIME_LIMIT = timedelta(minutes=15)
 
 
 @app.task
@@ -146,9 +148,16 @@ def send_due_reports() -> int:
     return len(deliveries)
 
 
-@app.task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=len(EMAIL_RETRY_DELAYS))
+@app.task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=len(EMAIL_RETRY_DELAYS),
+    # Shorter than the delivery's claim, so an attempt never runs on after another may have taken over.
+    soft_time_limit=int(ATTEMPT_TIME_LIMIT.total_seconds()),
+)
 def send_report_email(self, delivery_id: int) -> str:
-    from webapp.reports.delivery import CannotDeliver, claim, deliver, record_failure
+    from webapp.reports.delivery import CannotDeliver, SentUnrecorded, claim, deliver, record_failure
     from workers.llm import shared_llm
 
     delivery = claim(delivery_id, timezone.now())
@@ -156,6 +165,9 @@ def send_report_email(self, delivery_id: int) -> str:
         return "sent already, or another attempt holds it"
     try:
         deliver(delivery, shared_llm)
+    except SentUnrecorded:
+        log.exception("delivery %s", delivery_id)
+        return "sent, not recorded"
     except CannotDeliver as error:
         record_failure(delivery, error, final=True)
         return str(error)

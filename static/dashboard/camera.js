@@ -102,7 +102,7 @@ if (heatmapDiv) {
 }
 
 function showHeatmapError(error) {
-  heatmapDiv.textContent = `Could not draw the heatmap: ${error.message}`;
+  (heatmapDiv || document.getElementById("no-frame")).textContent = `Could not draw the heatmap: ${error.message}`;
 }
 
 const seriesDiv = document.getElementById("series");
@@ -125,7 +125,24 @@ function selectedRange() {
   return [new Date(to.getTime() - Number(rangeSelect.value === "custom" ? 24 : rangeSelect.value) * 3600e3), to];
 }
 
+let seriesBusy = false;
+let seriesAgain = false;
+
 async function drawSeries() {
+  // One request at a time, so a slow answer never redraws over a newer one; a change meanwhile draws after it.
+  if (seriesBusy) { seriesAgain = true; return; }
+  seriesBusy = true;
+  try {
+    do {
+      seriesAgain = false;
+      await fetchAndDrawSeries();
+    } while (seriesAgain);
+  } finally {
+    seriesBusy = false;
+  }
+}
+
+async function fetchAndDrawSeries() {
   const [from, to] = selectedRange();
   const params = new URLSearchParams({ from: from.toISOString(), to: to.toISOString(), bucket: bucketSelect.value });
   csvLink.href = `${seriesDiv.dataset.countsUrl}?${params}&format=csv`;
@@ -148,7 +165,8 @@ async function drawSeries() {
   if (alerts.alerts.length) {
     traces.push({
       type: "scatter", mode: "markers", name: "alerts", x: alerts.alerts.map((a) => a.raised_at),
-      y: alerts.alerts.map((a) => (a.kind === "count" ? a.value : null) ?? a.threshold),
+      // A people-per-m² alert has no height on the people axis: it sits on the time axis.
+      y: alerts.alerts.map((a) => (a.kind === "count" ? a.value : 0)),
       marker: { symbol: "triangle-up", size: 13, color: alerts.alerts.map((a) => (a.state === "open" ? "#d7191c" : "#999")) },
       text: alerts.alerts.map((a) => `${a.zone_name ? `zone ${a.zone_name}: ` : ""}${a.value.toFixed(1)} over ${a.threshold} (${a.state})`),
       hoverinfo: "text+x",

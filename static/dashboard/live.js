@@ -10,6 +10,8 @@ function startLiveRegion(element) {
     busy = true;
     try {
       const response = await fetch(element.dataset.liveUrl, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      // A lapsed session answers with the login page: show it instead of pasting it into the region.
+      if (response.redirected) { window.location.reload(); return; }
       if (!response.ok) throw new Error(String(response.status));
       const html = await response.text();
       if (html !== element.dataset.liveLast) {

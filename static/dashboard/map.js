@@ -45,6 +45,7 @@ async function drawMap() {
                      scaleratio: 1 / Math.cos((meanLatitude * Math.PI) / 180) };
   }
   await Plotly.react(mapDiv, [trace], layout, { displaylogo: false, responsive: true });
+  mapDiv.classList.remove("live-failed");
   if (!mapDiv.dataset.clickBound) {
     mapDiv.on("plotly_click", (event) => { window.location.href = event.points[0].customdata; });
     mapDiv.dataset.clickBound = "1";

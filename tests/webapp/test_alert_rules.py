@@ -115,3 +115,14 @@ def test_the_first_acknowledgement_stands(watched, django_user_model):
     assert alert.acknowledge(first) is True
     assert Alert.objects.get().acknowledge(second) is False
     assert Alert.objects.get().acknowledged_by == first
+
+
+def test_a_deleted_zones_ongoing_alert_does_not_pass_for_the_cameras(watched):
+    gate = Zone.objects.create(camera=watched, name="gate", polygon=[[0, 0], [9, 0], [9, 9]], alert_threshold=10)
+    stored(watched, 0, 20, {gate: 15})  # the zone is over, the camera is not
+    gate.delete()
+    stored(watched, 1, 60)  # now the camera crosses
+
+    camera_alert = Alert.objects.get(zone_name="")
+    assert (camera_alert.value, camera_alert.zone) == (60, None)
+    assert Alert.objects.get(zone_name="gate").peak == 15

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone as django_timezone
 
-from tests.webapp.conftest import store_frame
+from tests.webapp.conftest import store_frame, user_with_role
+from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Site
 from webapp.reports.delivery import SENDING_LEASE, due_deliveries
 from webapp.reports.generation import create_report
@@ -80,9 +80,15 @@ def quay(small_jpeg_bytes) -> Camera:
     return camera
 
 
+SUBSCRIBED_SINCE = datetime(2026, 11, 1, tzinfo=UTC)
+
+
 def subscriber(username: str, *cameras: Camera, zone: str = SHANGHAI, send_at: time = time(7, 0)) -> Subscription:
-    user = get_user_model().objects.create_user(username, email=f"{username}@example.org")
+    """A viewer subscribed since 1 November to these cameras."""
+    user = user_with_role(username, Role.VIEWER, email=f"{username}@example.org")
     subscription = Subscription.objects.create(user=user, timezone=zone, send_at=send_at)
+    Subscription.objects.filter(pk=subscription.pk).update(created_at=SUBSCRIBED_SINCE)
+    subscription.refresh_from_db()
     subscription.cameras.set(cameras)
     return subscription
 
@@ -219,7 +225,7 @@ def test_the_subscribers_time_zone_decides_the_day_and_the_time(quay):
     new_york = subscriber("bo", quay, zone="America/New_York", send_at=time(7, 0))
     late_evening_utc = datetime(2026, 11, 29, 22, 0, tzinfo=UTC)  # 06:00 on the 30th in Shanghai, 17:00 in New York
 
-    assert shanghai.day_due(late_evening_utc) is None  # not yet 07:00 there
+    assert shanghai.day_due(late_evening_utc) == date(2026, 11, 28)  # the 29th's is due at 07:00 on the 30th
     assert new_york.day_due(late_evening_utc) == date(2026, 11, 28)
     assert shanghai.day_due(late_evening_utc + timedelta(hours=1)) == date(2026, 11, 29)
 
@@ -228,6 +234,32 @@ def test_the_subscribers_time_zone_decides_the_day_and_the_time(quay):
         ("ana", date(2026, 11, 29)),
         ("bo", date(2026, 11, 28)),
     }
+
+
+def test_a_day_missed_while_the_beat_was_down_is_sent_after_midnight(quay):
+    subscription = subscriber("ana", quay, send_at=time(23, 30))
+    # The beat was down from 23:00 on the 30th to 00:10 on 1 December (Shanghai): the 29th's email is still owed.
+    assert subscription.day_due(local(date(2026, 12, 1), 0, 10)) == date(2026, 11, 29)
+    assert subscription.day_due(local(date(2026, 12, 1), 23, 31)) == date(2026, 11, 30)
+
+
+def test_no_day_falls_due_before_the_subscription_existed(quay):
+    subscription = subscriber("ana", quay)
+    Subscription.objects.filter(pk=subscription.pk).update(created_at=local(REPORT_DAY, 12))
+    subscription.refresh_from_db()
+    assert subscription.day_due(local(REPORT_DAY, 13)) is None  # the 28th was due at 07:00, before it existed
+    assert subscription.day_due(MORNING_AFTER) == REPORT_DAY
+
+
+def test_a_subscriber_who_lost_their_role_gets_no_email(inbox, quay):
+    subscription = subscriber("ana", quay)
+    written_report(REPORT_DAY, [quay])
+    assign_role(subscription.user, None)
+    assert due_deliveries(MORNING_AFTER) == []
+    with pytest.raises(CommandError, match="1 email"):
+        call_command("send_daily_reports", "--date", REPORT_DAY.isoformat())
+    assert inbox.messages == []
+    assert "no longer has a role" in Delivery.objects.get().error
 
 
 def test_a_subscriber_with_no_cameras_gets_no_email(inbox, quay):

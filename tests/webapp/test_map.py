@@ -73,3 +73,9 @@ def test_a_site_without_a_plan_falls_back_to_latitude_and_longitude(viewer, site
 def test_the_map_page_loads_plotly_from_our_host(viewer):
     page = viewer.get("/map/").content.decode()
     assert 'src="/static/plotly/plotly.min.js"' in page and 'data-url="/map/data.json"' in page
+
+
+def test_a_site_that_is_not_an_id_is_not_found(viewer):
+    for path in ["/map/", "/map/data.json"]:
+        assert viewer.get(path, {"site": "abc"}).status_code == 404
+        assert viewer.get(path, {"site": "999999"}).status_code == 404

@@ -134,7 +134,8 @@ def test_filters_that_match_nothing_say_so(viewer, fleet):
 
 
 def test_unknown_filter_values_are_ignored(viewer, fleet):
-    assert len(viewer.get("/", {"crowding": "packed", "sort": "shoe-size", "site": "x"}).context["cards"]) == 4
+    for site in ["x", "²"]:
+        assert len(viewer.get("/", {"crowding": "packed", "sort": "shoe-size", "site": site}).context["cards"]) == 4
 
 
 def test_the_cards_fragment_keeps_the_filters_and_shows_new_counts(viewer, fleet):

@@ -69,6 +69,8 @@ def test_an_operator_deletes_a_zone_and_its_history_keeps_the_name(operator, cam
         ({"polygon": "not json"}, "Draw the zone"),
         ({"name": ""}, "name"),
         ({"alert_threshold": "lots"}, "Enter a number"),
+        ({"alert_threshold": "nan"}, "Enter a number"),
+        ({"area_m2": "inf"}, "Enter a number"),
         ({"alert_threshold": "-3"}, "alert_threshold"),
         ({"density_threshold": "2"}, "needs the zone&#x27;s area"),
     ],

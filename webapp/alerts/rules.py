@@ -42,11 +42,20 @@ def readings(camera: Camera, count: float, zone_counts: dict[int, float]) -> lis
 
 def raise_alerts(frame: Frame, count: float, zone_counts: dict[int, float]) -> list[Alert]:
     """Start, follow or end each subject's episode; returns the alerts raised by this frame."""
+    # The camera's row is the lock: two workers storing frames of one camera decide its episodes one at a time
+    # (locking the alerts alone would lock nothing when there is none yet).
+    list(Camera.objects.select_for_update().filter(pk=frame.camera_id).order_by("pk").values_list("pk", flat=True))
     raised = []
     for reading in readings(frame.camera, count, zone_counts):
+        # By name too: a deleted zone's alerts keep their name but lose the zone, and must not pass for the camera's.
         ongoing = (
-            Alert.objects.select_for_update()
-            .filter(camera=frame.camera, zone=reading.zone, kind=reading.kind, ended_at__isnull=True)
+            Alert.objects.filter(
+                camera=frame.camera,
+                zone=reading.zone,
+                zone_name=reading.zone.name if reading.zone else "",
+                kind=reading.kind,
+                ended_at__isnull=True,
+            )
             .order_by("-raised_at")
             .first()
         )

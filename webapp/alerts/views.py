@@ -35,7 +35,7 @@ def alert_list(request):
     state = request.GET.get("state", "open")
     state = state if state in STATES else "open"
     camera = request.GET.get("camera", "")
-    camera_id = int(camera) if camera.isdigit() else None
+    camera_id = int(camera) if camera.isascii() and camera.isdecimal() else None
     context = {
         "alerts": filtered_alerts(state, camera_id)[:MAX_LISTED],
         "state": state,

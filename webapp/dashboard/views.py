@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, JsonResponse
@@ -23,7 +24,17 @@ SCRUBBER_FRAMES = 120
 
 
 def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return int(value) if value and value.isascii() and value.isdecimal() else None
+
+
+def _site_or_none(request) -> Site | None:
+    """The site named by ?site= (404 for one that is not a site id), or None for every site."""
+    if not request.GET.get("site"):
+        return None
+    site_id = _int_or_none(request.GET["site"])
+    if site_id is None:
+        raise Http404("site must be a site's id")
+    return get_object_or_404(Site, pk=site_id)
 
 
 @viewer_required
@@ -48,15 +59,13 @@ def overview(request):
 
 @viewer_required
 def site_map(request):
-    sites = Site.objects.all()
-    site = get_object_or_404(Site, pk=request.GET["site"]) if request.GET.get("site") else None
-    return render(request, "dashboard/map.html", {"sites": sites, "site": site})
+    return render(request, "dashboard/map.html", {"sites": Site.objects.all(), "site": _site_or_none(request)})
 
 
 @viewer_required
 def map_data(request):
     """Cameras with a position, their current count and state: by latitude/longitude, or on a site's plan."""
-    site = get_object_or_404(Site, pk=request.GET["site"]) if request.GET.get("site") else None
+    site = _site_or_none(request)
     on_plan = bool(site and site.plan)
     cameras = []
     for card in camera_cards(site.pk if site else None):
@@ -108,7 +117,7 @@ def camera_detail(request, pk: int):
         "state": camera.state(),
         "zones": camera.zones.all(),
         "waiting": waiting,
-        "open_alerts": camera.alerts.filter(state=Alert.State.OPEN).select_related("frame"),
+        "open_alerts": camera.alerts.filter(state=Alert.State.OPEN).select_related("camera", "acknowledged_by"),
     }
     return render(request, "dashboard/camera_detail.html", context)
 
@@ -120,6 +129,7 @@ def camera_frames(request, pk: int):
     results = list(
         Result.objects.filter(frame__camera=camera)
         .select_related("frame")
+        .prefetch_related("zone_counts")
         .order_by("-frame__captured_at")[:SCRUBBER_FRAMES]
     )
     frames = [
@@ -179,10 +189,13 @@ def _optional_float(text: str, field: str, errors: dict) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
         errors[field] = ["Enter a number."]
         return None
+    return value
 
 
 @operator_required

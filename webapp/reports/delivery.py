@@ -1,30 +1,35 @@
 """Daily report emails: which are due, claiming one so that a single attempt runs at a time, and sending it.
 
-Exactly one email per subscriber and day: the delivery row is unique per (subscription, day), a sent one is never
-sent again, and an attempt first claims its row (pending -> sending). A claim that a dead worker left behind
-lapses after SENDING_LEASE, and the next dispatch sends the delivery again.
+One email per subscriber and day: the delivery row is unique per (subscription, day), a sent one is never sent
+again, and an attempt first claims its row (pending -> sending), then writes to it only while the claim is still its
+own. A claim that a dead worker left behind lapses after SENDING_LEASE (the task's time limit is shorter), and the
+next dispatch sends the delivery again. The one gap left: a worker that dies after the mail server took the message
+and before the row says so; the email then goes out twice.
 """
 
 from __future__ import annotations
 
+import time as time_module
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from llm_reports.llm import LocalLLM
+from webapp.accounts.roles import role_of
 from webapp.cameras.models import Camera
 from webapp.reports.emails import report_email
 from webapp.reports.generation import create_report, generate
 from webapp.reports.history import day_period
 from webapp.reports.models import Delivery, Report, Subscription
 
-# Longer than writing a report takes, so a running attempt is never taken for a dead one.
+# Longer than an attempt may run (the task's time limit), so a running attempt is never taken for a dead one.
 SENDING_LEASE = timedelta(minutes=20)
 # Longer than the longest back-off between retries: a pending delivery older than this lost its task.
 LOST_AFTER = timedelta(minutes=30)
+RECORD_PAUSES = (1, 2, 4, 8, 15)  # seconds between tries to record a sent email
 
 
 def open_delivery(subscription: Subscription, day: date) -> tuple[Delivery, bool]:
@@ -40,19 +45,21 @@ def due_deliveries(now: datetime) -> list[Delivery]:
     """Open the deliveries that fell due (each subscriber's previous local day, once their send time has passed) and
     return them with those whose attempt was lost. A subscriber with no cameras gets nothing."""
     to_send = []
-    for subscription in Subscription.objects.filter(active=True):
+    for subscription in Subscription.objects.filter(active=True).select_related("user"):
         day = subscription.day_due(now)
-        if day is None or not subscription.report_cameras():
+        if day is None or role_of(subscription.user) is None or not subscription.report_cameras():
             continue
         delivery, made = open_delivery(subscription, day)
         if made:
             to_send.append(delivery)
     lost = Delivery.objects.filter(
-        Q(status=Delivery.Status.PENDING, created_at__lt=now - LOST_AFTER)
-        & (Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - LOST_AFTER))
+        Q(status=Delivery.Status.PENDING, enqueued_at__lt=now - LOST_AFTER)
         | Q(status=Delivery.Status.SENDING, claimed_at__lt=now - SENDING_LEASE)
     )
-    return to_send + list(lost)
+    to_send += list(lost)
+    # Stamped as handed over, so that one waiting in a busy queue is not handed over again every minute.
+    Delivery.objects.filter(pk__in=[delivery.pk for delivery in to_send]).update(enqueued_at=now)
+    return to_send
 
 
 def claim(delivery_id: int, now: datetime, retry_failed: bool = False) -> Delivery | None:
@@ -81,35 +88,59 @@ def report_for(day: date, cameras: list[Camera], zone: str, llm: Callable[[], Lo
 
 
 class CannotDeliver(ValueError):
-    """Nothing to retry: the subscription itself cannot be delivered (no address, no cameras)."""
+    """Nothing to retry: the subscription itself cannot be delivered (no role, no address, no cameras)."""
+
+
+class SentUnrecorded(RuntimeError):
+    """The mail server took the message but the delivery could not be marked sent: never send it again."""
+
+
+def _held(delivery: Delivery):
+    """The delivery's row, only while this attempt's claim holds it."""
+    return Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
 
 
 def deliver(delivery: Delivery, llm: Callable[[], LocalLLM]) -> None:
-    """Write (or reuse) the report, send the email and record it. Errors propagate; the caller records them."""
+    """Write (or reuse) the report, send the email and record it. Errors before the send propagate for the caller
+    to record; after it, a failure to record raises SentUnrecorded."""
     subscription = delivery.subscription
-    recipient = subscription.user.email
-    if not recipient:
-        raise CannotDeliver(f"{subscription.user} has no email address")
+    user = subscription.user
+    if role_of(user) is None:
+        raise CannotDeliver(f"{user} no longer has a role: reports go to viewers, operators and admins only")
+    if not user.email:
+        raise CannotDeliver(f"{user} has no email address")
     cameras = subscription.report_cameras()
     if not cameras:
-        raise CannotDeliver(f"{subscription.user} subscribes to no camera")
+        raise CannotDeliver(f"{user} subscribes to no camera")
     report = report_for(delivery.day, cameras, subscription.timezone, llm)
-    message = report_email(report, cameras, recipient, subscription.timezone)
+    message = report_email(report, cameras, user.email, subscription.timezone)
+    if not _held(delivery).exists():
+        return  # the claim lapsed while the report was written: the attempt that holds it now sends
     message.send()
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.SENT,
-        sent_at=timezone.now(),
-        report=report,
-        recipient=recipient,
-        message_id=message.extra_headers["Message-ID"],
-        error="",
-    )
+    sent = {
+        "status": Delivery.Status.SENT,
+        "sent_at": timezone.now(),
+        "report": report,
+        "recipient": user.email,
+        "message_id": message.extra_headers["Message-ID"],
+        "error": "",
+    }
+    # The message is out: a busy or briefly unreachable database must not turn into a second email.
+    for pause in RECORD_PAUSES:
+        try:
+            _held(delivery).update(**sent)
+            return
+        except DatabaseError as error:
+            last_error = error
+            time_module.sleep(pause)
+    raise SentUnrecorded(f"sent to {user.email} but not recorded: {last_error}")
 
 
 def record_failure(delivery: Delivery, error: Exception, final: bool) -> None:
-    """Keep why it failed; pending again for the next retry, or failed for good."""
-    Delivery.objects.filter(pk=delivery.pk).update(
+    """Keep why it failed (while the claim is this attempt's): pending again for the next retry, or failed for
+    good."""
+    _held(delivery).update(
         status=Delivery.Status.FAILED if final else Delivery.Status.PENDING,
         error=f"{type(error).__name__}: {error}",
-        claimed_at=timezone.now(),
+        enqueued_at=timezone.now(),
     )

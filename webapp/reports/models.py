@@ -101,9 +101,14 @@ class Subscription(models.Model):
         return list(chosen.distinct().select_related("site").order_by("site__name", "name"))
 
     def day_due(self, now: datetime) -> date | None:
-        """The local day whose report is due at `now` (yesterday, once today's `send_at` has passed), else None."""
-        local = now.astimezone(ZoneInfo(self.timezone))
-        return local.date() - timedelta(days=1) if local.time() >= self.send_at else None
+        """The latest local day whose report was due by `now` (a day's report is due at `send_at` the next local
+        day), unless it fell due before the subscription existed. A missed minute, or a beat that was down at
+        `send_at`, delays that day's email; it never skips it for the next day's."""
+        zone = ZoneInfo(self.timezone)
+        local = now.astimezone(zone)
+        day = local.date() - timedelta(days=1 if local.time() >= self.send_at else 2)
+        due_at = datetime.combine(day + timedelta(days=1), self.send_at, tzinfo=zone)
+        return day if self.created_at is None or due_at >= self.created_at else None
 
 
 class Delivery(models.Model):
@@ -121,6 +126,7 @@ class Delivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, help_text="why the last attempt failed")
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="when the running attempt began")
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="when it was last handed to the workers")
     report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
     recipient = models.EmailField(blank=True)
     message_id = models.CharField(max_length=255, blank=True)
