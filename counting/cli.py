@@ -136,6 +136,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from counting.models import load_model, read_checkpoint, save_weights
 
     model, arch, _ = load_model(args.arch, args.checkpoint)
+    if args.onnx:
+        from counting.onnx_export import export_onnx
+
+        export_onnx(model, args.out)
+        print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.2f} MB, {arch}, ONNX, float32)")
+        return 0
     meta = read_checkpoint(args.checkpoint).get("meta", {})
     save_weights(model, arch, args.out, half=args.half, **meta)
     size_mb = Path(args.out).stat().st_size / 1e6
@@ -202,11 +208,12 @@ def parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
     train_cmd.set_defaults(run=cmd_train)
 
-    export = commands.add_parser("export", help="write shipping weights from a checkpoint")
+    export = commands.add_parser("export", help="write shipping weights (or an ONNX graph) from a checkpoint")
     export.add_argument("checkpoint")
     export.add_argument("out")
     export.add_argument("--arch", choices=sorted(ARCHITECTURES))
     export.add_argument("--half", action="store_true", help="store float16")
+    export.add_argument("--onnx", action="store_true", help="write an ONNX graph for onnxruntime instead")
     export.set_defaults(run=cmd_export)
 
     bench = commands.add_parser("bench", help="images/s at 1024x768 per architecture and precision")

@@ -27,7 +27,7 @@ def export_onnx(model, path: str | Path) -> Path:
     height = torch.export.Dim("height", min=1, max=MAX_SIDE // OUTPUT_STRIDE)
     width = torch.export.Dim("width", min=1, max=MAX_SIDE // OUTPUT_STRIDE)
     # Sides as multiples of 8 make every pooling exact, so one graph fits every padded frame.
-    dynamic = {"x": {2: OUTPUT_STRIDE * height, 3: OUTPUT_STRIDE * width}}
+    dynamic = ({2: OUTPUT_STRIDE * height, 3: OUTPUT_STRIDE * width},)  # by position: models name it differently
     path = Path(path)
     program = torch.onnx.export(
         model, (sample,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=dynamic, dynamo=True
