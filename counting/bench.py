@@ -1,4 +1,4 @@
-"""Inference speed at 1024x768 for each architecture and precision, against a plain fp32 eager forward of the
+"""Parameters, FLOPs and inference speed at 1024x768 for each architecture and precision, against a plain fp32 eager forward of the
 same weights, measured side by side in one run. Medians of repeated runs; the machines are noisy."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from counting.engine import predict_density
 from counting.images import to_input_tensor
@@ -31,6 +32,14 @@ def _median_seconds(run: Callable[[], object], repeats: int) -> float:
 def _plain_forward(model: nn.Module, rgb: np.ndarray) -> None:
     with torch.no_grad():
         model(to_input_tensor(rgb)[None])
+
+
+def forward_gflops(model: nn.Module, rgb: np.ndarray) -> float:
+    """Floating-point operations of one forward pass over `rgb` (a multiply-add counts two), in billions."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(to_input_tensor(rgb)[None])
+    return counter.get_total_flops() / 1e9
 
 
 def bench_architecture(arch: str, rgb: np.ndarray, repeats: int) -> list[dict]:
@@ -55,9 +64,11 @@ def bench_architecture(arch: str, rgb: np.ndarray, repeats: int) -> list[dict]:
                 "speedup": plain / seconds,
             }
         )
+    gflops = forward_gflops(model, rgb)
     for row in rows:
         row["weights"] = "trained" if trained else "untrained (speed only)"
         row["params"] = sum(p.numel() for p in model.parameters())
+        row["gflops"] = gflops
     if trained:
         rows[-1]["count_change_pct"] = 100 * abs(counts["bf16"] - counts["fp32"]) / max(counts["fp32"], 1e-6)
     return rows
@@ -74,12 +85,13 @@ def run_bench(image: np.ndarray | None = None, archs: list[str] | None = None, r
 
 def format_table(rows: list[dict]) -> str:
     lines = [
-        f"{'arch':<13}{'path':<13}{'precision':<10}{'images/s':>9}{'x plain':>9}  {'bf16 count change':<18}weights"
+        f"{'arch':<14}{'params':>11}{'GFLOPs':>8}  {'path':<13}{'precision':<10}{'images/s':>9}{'x plain':>9}  "
+        f"{'bf16 count change':<18}weights"
     ]
     for row in rows:
         change = f"{row['count_change_pct']:.2f}%" if "count_change_pct" in row else ""
         lines.append(
-            f"{row['arch']:<13}{row['path']:<13}{row['precision']:<10}{row['images_per_s']:>9.2f}"
-            f"{row['speedup']:>9.2f}  {change:<18}{row['weights']}"
+            f"{row['arch']:<14}{row['params']:>11,}{row['gflops']:>8.1f}  {row['path']:<13}{row['precision']:<10}"
+            f"{row['images_per_s']:>9.2f}{row['speedup']:>9.2f}  {change:<18}{row['weights']}"
         )
     return "\n".join(lines)
