@@ -1,5 +1,6 @@
-"""Parameters, FLOPs and inference speed at 1024x768 for each architecture and precision, against a plain fp32 eager forward of the
-same weights, measured side by side in one run. Medians of repeated runs; the machines are noisy."""
+"""Parameters, FLOPs and inference speed at 1024x768 for each architecture and precision, against a plain fp32
+eager forward of the same weights, measured side by side in one run. Medians of repeated runs; the machines are
+noisy."""
 
 from __future__ import annotations
 
