@@ -171,3 +171,20 @@ def test_plotly_is_served_from_static(client, pages):
     body = b"".join(response.streaming_content) if response.streaming else response.content
     assert len(body) > 1_000_000
     assert b"plotly.js" in body[:1000]
+
+
+def test_the_overview_costs_the_same_queries_for_many_cameras(viewer, site):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for_cards() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            viewer.get("/", {"fragment": "cards"})
+        return len(captured)
+
+    for index in range(2):
+        counted_frame(Camera.objects.create(site=site, name=f"few {index}", alert_threshold=10), ago(minutes=1), 5.0)
+    few = queries_for_cards()
+    for index in range(10):
+        counted_frame(Camera.objects.create(site=site, name=f"many {index}"), ago(minutes=1), 5.0)
+    assert queries_for_cards() == few

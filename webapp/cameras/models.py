@@ -63,11 +63,15 @@ class Camera(models.Model):
         """live, stale (no frame received for `stale_after_minutes`), failing (its last frame could not be
         counted) or new (no frame yet)."""
         last = self.frames.order_by("-received_at").only("received_at", "status").first()
-        if last is None:
+        return self.state_given(last.received_at if last else None, last.status if last else None, now)
+
+    def state_given(self, last_received: datetime | None, last_status: str | None, now: datetime | None = None) -> str:
+        """The state from the camera's last received frame (for many cameras at once, fetched together)."""
+        if last_received is None:
             return "new"
-        if last.status == "failed":
+        if last_status == "failed":
             return "failing"
-        if (now or timezone.now()) - last.received_at > timedelta(minutes=self.stale_after_minutes):
+        if (now or timezone.now()) - last_received > timedelta(minutes=self.stale_after_minutes):
             return "stale"
         return "live"
 

@@ -6,12 +6,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera
-from webapp.ingest.models import Result
+from webapp.ingest.models import Frame, Result
 
 SPARKLINE_HOURS = 6
 SPARKLINE_POINTS = 72  # one per 5 minutes over the six hours
@@ -65,24 +66,29 @@ def sparklines(camera_ids: list[int], now: datetime) -> dict[int, str]:
 
 def camera_cards(site: int | None = None, crowding: str = "", sort: str = "name") -> list[CameraCard]:
     now = timezone.now()
-    # Ordered explicitly: Meta.ordering does not apply to a query with GROUP BY.
-    cameras = (
-        Camera.objects.select_related("site")
-        .annotate(open_alert_count=Count("alerts", filter=Q(alerts__state=Alert.State.OPEN)))
-        .order_by("site__name", "name")
+    # A fixed number of queries however many cameras: the pages poll this every few seconds.
+    last_received = Frame.objects.filter(camera=OuterRef("pk")).order_by("-received_at")
+    latest_result = Result.objects.filter(frame__camera=OuterRef("pk")).order_by("-frame__captured_at")
+    open_alerts = Alert.objects.filter(camera=OuterRef("pk"), state=Alert.State.OPEN).values("camera")
+    cameras = Camera.objects.select_related("site").annotate(
+        last_received=Subquery(last_received.values("received_at")[:1]),
+        last_status=Subquery(last_received.values("status")[:1]),
+        latest_result_id=Subquery(latest_result.values("pk")[:1]),
+        open_alert_count=Coalesce(Subquery(open_alerts.annotate(n=Count("pk")).values("n")), 0),
     )
     if site:
         cameras = cameras.filter(site_id=site)
     cameras = list(cameras)
+    results = Result.objects.select_related("frame").in_bulk([camera.latest_result_id for camera in cameras])
     lines = sparklines([camera.pk for camera in cameras], now)
     cards = []
     for camera in cameras:
-        result = camera.latest_result()
+        result = results.get(camera.latest_result_id)
         cards.append(
             CameraCard(
                 camera=camera,
                 result=result,
-                state=camera.state(now),
+                state=camera.state_given(camera.last_received, camera.last_status, now),
                 crowding=camera.crowding(result.count if result else None),
                 open_alerts=camera.open_alert_count,
                 sparkline=lines.get(camera.pk, ""),
