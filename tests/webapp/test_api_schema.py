@@ -10,6 +10,7 @@ pytestmark = pytest.mark.django_db
 
 ENDPOINTS = {
     "/api/v1/frames/": {"post"},
+    "/api/v1/edge-results/": {"post"},
     "/api/v1/frames/{id}/": {"get"},
     "/api/v1/frames/{id}/image": {"get"},
     "/api/v1/frames/{id}/heatmap.png": {"get"},
