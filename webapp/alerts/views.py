@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from webapp.accounts.roles import Role, has_role, role_required
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera
+from webapp.ingest.api import PeriodQuery
 
 STATES = ("open", "acknowledged", "all")
 MAX_LISTED = 500
@@ -77,15 +78,9 @@ class IsViewer(BasePermission):
         return has_role(request.user, Role.VIEWER)
 
 
-class AlertQuery(serializers.Serializer):
+class AlertQuery(PeriodQuery):
     camera = serializers.IntegerField(required=False, min_value=1)
     state = serializers.ChoiceField(choices=STATES, required=False)
-    to = serializers.DateTimeField(required=False)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = serializers.DateTimeField(required=False)
-        return fields
 
 
 def alert_body(alert: Alert) -> dict:

@@ -50,7 +50,6 @@ def overview(request):
         "sort": sort,
         "crowding_levels": list(CROWDING_ORDER),
         "sorts": SORTS,
-        "open_alerts": Alert.objects.filter(state=Alert.State.OPEN).count(),
     }
     # The page polls this same URL for its cards alone, so filters and sorting survive each refresh.
     template = "dashboard/_cards.html" if request.GET.get("fragment") == "cards" else "dashboard/overview.html"

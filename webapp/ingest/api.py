@@ -56,6 +56,18 @@ class FrameAcceptedSerializer(serializers.Serializer):
     status_url = serializers.URLField()
 
 
+def idempotency_key(request) -> str | None:
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > 200:
+        raise exceptions.ValidationError({"Idempotency-Key": ["at most 200 characters"]})
+    return key
+
+
+def earlier_frame(gateway: Gateway, key: str | None) -> Frame | None:
+    """The frame this gateway already sent with `key`: a retry answers with it instead of storing a copy."""
+    return Frame.objects.filter(gateway=gateway, idempotency_key=key).first() if key else None
+
+
 def frame_url(request, frame: Frame, name: str = "api-frame") -> str:
     return request.build_absolute_uri(reverse(name, args=[frame.pk]))
 
@@ -94,10 +106,8 @@ class FrameUploadView(APIView):
         # Refuse an oversized body from its declared length, before reading it.
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit + MULTIPART_OVERHEAD:
             raise PayloadTooLarge(f"the upload is over the limit of {limit:,} bytes")
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > 200:
-            raise exceptions.ValidationError({"Idempotency-Key": ["at most 200 characters"]})
-        if key and (earlier := Frame.objects.filter(gateway=gateway, idempotency_key=key).first()):
+        key = idempotency_key(request)
+        if earlier := earlier_frame(gateway, key):
             return self._replay(request, earlier)
 
         unknown = sorted(set(request.data.keys()) - UPLOAD_FIELDS)
@@ -134,7 +144,7 @@ class FrameUploadView(APIView):
         except IntegrityError:
             # The same key raced in from a parallel retry: keep the first frame, drop this copy's file.
             frame.image.delete(save=False)
-            earlier = Frame.objects.filter(gateway=gateway, idempotency_key=key).first()
+            earlier = earlier_frame(gateway, key)
             if earlier is None:
                 raise
             return self._replay(request, earlier)
@@ -294,12 +304,17 @@ class CameraCountsView(ReadView):
         return response
 
 
-class CountsQuery(serializers.Serializer):
+class PeriodQuery(serializers.Serializer):
+    """Optional `from` (inclusive) and `to` (exclusive) query parameters."""
+
     # `from` is a Python keyword, so the field is declared through the serializer's fields mapping below.
     to = serializers.DateTimeField(required=False)
-    bucket = serializers.ChoiceField(choices=[*series.BUCKETS, "raw"], required=False)
 
     def get_fields(self):
         fields = super().get_fields()
         fields["from"] = serializers.DateTimeField(required=False)
         return fields
+
+
+class CountsQuery(PeriodQuery):
+    bucket = serializers.ChoiceField(choices=[*series.BUCKETS, "raw"], required=False)

@@ -24,7 +24,7 @@ from counting.csrnet import OUTPUT_STRIDE
 from counting.zones import zone_counts
 from webapp.cameras.auth import GatewayTokenAuthentication, IsGateway
 from webapp.cameras.models import Camera, Gateway
-from webapp.ingest.api import accepted_body
+from webapp.ingest.api import accepted_body, earlier_frame, idempotency_key
 from webapp.ingest.models import Frame
 from webapp.ingest.results import Counted, store_result
 
@@ -86,10 +86,8 @@ class EdgeResultView(APIView):
     )
     def post(self, request):
         gateway: Gateway = request.user
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > 200:
-            raise exceptions.ValidationError({"Idempotency-Key": ["at most 200 characters"]})
-        if key and (earlier := Frame.objects.filter(gateway=gateway, idempotency_key=key).first()):
+        key = idempotency_key(request)
+        if earlier := earlier_frame(gateway, key):
             return _replay(request, earlier)
         unknown = sorted(set(request.data.keys()) - EDGE_FIELDS)
         if unknown:
@@ -133,7 +131,7 @@ class EdgeResultView(APIView):
                     ),
                 )
         except IntegrityError:
-            earlier = Frame.objects.filter(gateway=gateway, idempotency_key=key).first()
+            earlier = earlier_frame(gateway, key)
             if earlier is None:
                 raise
             return _replay(request, earlier)

@@ -55,10 +55,9 @@ def counts_chart(camera: Camera, results: list[Result], start: datetime, end: da
         plt.close(figure)
 
 
-def peak_heatmap(results: list[Result]) -> tuple[Result, bytes] | None:
+def peak_heatmap(peak: Result) -> bytes | None:
     """The day's busiest frame with its heatmap laid over it (the heatmap alone if the frame is not kept), as PNG."""
-    peak = max(results, key=lambda result: result.count, default=None)
-    if peak is None or not peak.heatmap:
+    if not peak.heatmap:
         return None
     with peak.heatmap.open("rb") as handle:
         heat = Image.open(handle).convert("RGBA")
@@ -74,4 +73,4 @@ def peak_heatmap(results: list[Result]) -> tuple[Result, bytes] | None:
     picture.thumbnail((PEAK_IMAGE_WIDTH, PEAK_IMAGE_WIDTH), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", optimize=True)
-    return peak, buffer.getvalue()
+    return buffer.getvalue()

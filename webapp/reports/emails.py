@@ -51,13 +51,13 @@ def report_email(report: Report, cameras: list[Camera], recipient: str, timezone
                 f"counts-{index}.png",
             )
         )
-        peak = peak_heatmap(results)
+        top = max(results, key=lambda result: result.count, default=None)
+        picture = peak_heatmap(top) if top else None
         peak_cid = None
-        if peak is not None:
+        if picture is not None:
             peak_cid = f"peak-{index}@crowdscope"
-            images.append(_inline_image(peak[1], peak_cid, f"peak-{index}.png"))
+            images.append(_inline_image(picture, peak_cid, f"peak-{index}.png"))
         counts = [result.count for result in results]
-        top = max(results, key=lambda result: result.count) if results else None
         sections.append(
             CameraSection(
                 camera=camera,
