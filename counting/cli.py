@@ -135,11 +135,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from counting.models import load_model, read_checkpoint, save_weights
 
-    model, arch, _ = load_model(args.arch, args.checkpoint)
+    model, arch, weights = load_model(args.arch, args.checkpoint)
     if args.onnx:
         from counting.onnx_export import export_onnx
+        from counting.versions import weights_version
 
-        export_onnx(model, args.out)
+        export_onnx(model, args.out, {"arch": arch, "weights": weights_version(weights)})
         print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.2f} MB, {arch}, ONNX, float32)")
         return 0
     meta = read_checkpoint(args.checkpoint).get("meta", {})

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import ExifTags, Image, ImageOps
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -51,9 +54,16 @@ def upright_size(path: str | Path) -> tuple[int, int]:
         raise ImageError(f"cannot read {path} as an image: {error}") from error
 
 
-def to_input_tensor(rgb: np.ndarray) -> torch.Tensor:
+def normalise(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 [H, W, 3] -> normalised float32 [3, H, W] (ImageNet mean and std, as VGG expects)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return tensor.sub_(mean).div_(std)
+    mean = np.array(IMAGENET_MEAN, np.float32)[:, None, None]
+    std = np.array(IMAGENET_STD, np.float32)[:, None, None]
+    return (rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0) - mean) / std
+
+
+def to_input_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """`normalise` as a torch tensor. torch is imported here, not above: gateways count with onnxruntime and
+    `normalise` alone, without torch installed."""
+    import torch
+
+    return torch.from_numpy(normalise(rgb))

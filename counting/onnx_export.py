@@ -11,15 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from counting.images import IMAGENET_MEAN, IMAGENET_STD
+from counting.images import normalise
 
 OUTPUT_STRIDE = 8
 INPUT_NAME, OUTPUT_NAME = "image", "density"
 MAX_SIDE = 8192
 
 
-def export_onnx(model, path: str | Path) -> Path:
-    """Write `model` (eval mode, fp32) as ONNX with a free height and width."""
+def export_onnx(model, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write `model` (eval mode, fp32) as ONNX with a free height and width; `metadata` (for example the
+    architecture and the source weights' version) goes into the file, where `OnnxCounter` reads it back."""
+    import onnx
     import torch
 
     model = model.eval().float()
@@ -33,6 +35,10 @@ def export_onnx(model, path: str | Path) -> Path:
         model, (sample,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=dynamic, dynamo=True
     )
     program.save(str(path))
+    if metadata:
+        graph = onnx.load(str(path))
+        onnx.helper.set_model_props(graph, metadata)
+        onnx.save(graph, str(path))
     return path
 
 
@@ -40,9 +46,8 @@ def normalised_input(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 [H, W, 3] -> [1, 3, H', W'] float32, normalised and padded with the mean colour (zero) to
     multiples of 8: what the exported graph takes."""
     height, width = rgb.shape[:2]
-    image = (rgb.astype(np.float32) / 255.0 - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
     padded = np.zeros((1, 3, height + -height % OUTPUT_STRIDE, width + -width % OUTPUT_STRIDE), np.float32)
-    padded[0, :, :height, :width] = image.transpose(2, 0, 1)
+    padded[0, :, :height, :width] = normalise(rgb)
     return padded
 
 
@@ -56,6 +61,7 @@ class OnnxCounter:
         if threads:
             options.intra_op_num_threads = threads
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def density(self, rgb: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: normalised_input(rgb)})[0][0, 0]

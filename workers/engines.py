@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from functools import cache
@@ -11,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 
 from counting.engine import CountingEngine, configure_threads
+from counting.versions import weights_version
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,4 @@ def engine_for(arch: str) -> CountingEngine:
 
 @cache
 def model_version(weights: Path) -> str:
-    """The weights file's name and the start of its SHA-256, so results say exactly which weights counted them."""
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
-    return f"{Path(weights).name}@{digest[:12]}"
+    return weights_version(weights)

@@ -61,7 +61,7 @@ class SkyNet(nn.Module):
         if self.config.head == "detect":
             self.head = nn.Conv2d(self.config.fused_width, self.config.anchors * 5, kernel_size=1, bias=False)
         elif self.config.head == "density":
-            self.head = nn.Sequential(nn.Conv2d(self.config.fused_width, 1, kernel_size=1), nn.ReLU(inplace=True))
+            self.head = nn.Conv2d(self.config.fused_width, 1, kernel_size=1)
         else:
             raise ValueError(f"head must be 'density' or 'detect', not {self.config.head!r}")
 
@@ -76,4 +76,10 @@ class SkyNet(nn.Module):
         # Where a side is not a multiple of 8, the stride-4 bypass has a row or column the reorg cannot pair: trim it.
         height, width = x.shape[-2:]
         bypass = bypass[..., : height * REORG_STRIDE, : width * REORG_STRIDE]
-        return self.head(self.fuse(torch.cat([x, reorg(bypass)], dim=1)))
+        out = self.head(self.fuse(torch.cat([x, reorg(bypass)], dim=1)))
+        # A ReLU on the density head died in training (every cell at zero within the first epoch at lr 1e-3, and no
+        # gradient to bring it back): train on the plain output, whose loss pulls negative cells up to zero anyway,
+        # and clamp at inference, where a count must not be negative.
+        if self.config.head == "density" and not self.training:
+            out = out.clamp_min(0)
+        return out

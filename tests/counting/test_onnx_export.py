@@ -10,6 +10,7 @@ from counting.engine import predict_density
 from counting.images import load_rgb
 from counting.models import build, load_model
 from counting.onnx_export import OnnxCounter, export_onnx, normalised_input
+from counting.versions import weights_version
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def skynet_with_varied_statistics() -> torch.nn.Module:
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.2, 0.2)
             module.running_var.uniform_(0.5, 1.5)
-    model.head[0].bias.data.fill_(0.05)
+    model.head.bias.data.fill_(0.05)
     return model.eval()
 
 
@@ -62,6 +63,9 @@ def test_export_onnx_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "csrnet-lite.onnx"
     from counting.models import DEFAULT_WEIGHTS
 
-    assert main(["export", str(DEFAULT_WEIGHTS["csrnet-lite"]), str(out), "--onnx"]) == 0
+    weights = DEFAULT_WEIGHTS["csrnet-lite"]
+    assert main(["export", str(weights), str(out), "--onnx"]) == 0
     assert "ONNX" in capsys.readouterr().out
     assert out.stat().st_size > 1_000_000
+    # The graph names the weights it came from, so a gateway's results say which weights counted them.
+    assert OnnxCounter(out).metadata == {"arch": "csrnet-lite", "weights": weights_version(weights)}

@@ -20,7 +20,7 @@ def test_the_detector_has_442049_parameters():
 def test_skynet_count_swaps_the_detection_head_for_a_density_head():
     count = build("skynet-count")
     assert parameters(count) == 442_049 - 96 * 10 + 96 + 1
-    assert isinstance(count.head[0], nn.Conv2d) and count.head[0].out_channels == 1
+    assert isinstance(count.head, nn.Conv2d) and count.head.out_channels == 1
 
 
 def test_each_bundle_is_depthwise_bn_relu6_pointwise_bn_relu6_without_conv_biases():
@@ -65,3 +65,11 @@ def test_the_detector_predicts_two_anchors_of_five_values_per_cell():
 def test_an_unknown_head_is_refused():
     with pytest.raises(ValueError, match="head must be"):
         SkyNet(SkyNetConfig(head="segment"))
+
+
+def test_skynet_count_never_gives_a_negative_density_at_inference():
+    model = build("skynet-count")
+    model.head.bias.data.fill_(-1.0)  # a head that would say minus one person a cell
+    frame = torch.randn(1, 3, 64, 96)
+    assert (model.train()(frame) < 0).any()  # training sees the plain output, whose gradient never dies
+    assert model.eval()(frame).min() >= 0

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from tests.conftest import REPO
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379"
 # Redis databases 10 and up are the tests'; each stack flushes its own.
-REDIS_DATABASES = {"postgresql": 10, "sqlite": 11}
+REDIS_DATABASES = {"postgresql": 10, "sqlite": 11, "edge": 12}
 QUEUES = "count.csrnet-lite,count.csrnet,default,reports"
 
 
@@ -55,7 +56,8 @@ class Stack:
         return result.stdout
 
     def start_web(self) -> None:
-        port = free_port()
+        """Start gunicorn; again after `stop("web")`, on the same port, as a restarted server comes back."""
+        port = int(self.url.rsplit(":", 1)[1]) if self.url else free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.processes["web"] = self._spawn(
             "web", [sys.executable, "-m", "gunicorn", "webapp.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"]
@@ -168,12 +170,10 @@ def _drop_database(name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def stack(request, tmp_path_factory) -> Iterator[Stack]:
-    kind = request.param
-    folder = tmp_path_factory.mktemp(f"stack-{kind}")
+@contextmanager
+def running_stack(kind: str, folder: Path, redis_database: int) -> Iterator[Stack]:
     database_url, postgres_name = _create_database(kind, folder)
-    redis_url = f"{REDIS_URL}/{REDIS_DATABASES[kind]}"
+    redis_url = f"{REDIS_URL}/{redis_database}"
     redis.Redis.from_url(redis_url).flushdb()
     environment = {
         **os.environ,
@@ -204,3 +204,10 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
             stack.stop(name)
         if postgres_name:
             _drop_database(postgres_name)
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def stack(request, tmp_path_factory) -> Iterator[Stack]:
+    kind = request.param
+    with running_stack(kind, tmp_path_factory.mktemp(f"stack-{kind}"), REDIS_DATABASES[kind]) as running:
+        yield running

@@ -1,0 +1,222 @@
+"""The gateway agent: frames from a source, counted on the gateway (privacy mode) or passed on as they are (full
+mode), queued on disk, delivered by a sending thread, with a health report on a local HTTP port.
+
+Privacy mode sends the count and the density map at 1/8 of the frame (float16, compressed: about 20 kB for a
+1024x768 frame) to `/api/v1/edge-results/`; the server computes zone counts from that map with the camera's zones,
+renders the heatmap and raises alerts. The frame itself never leaves the gateway. Full mode uploads the frame to
+`/api/v1/frames/`, where the server's workers count it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from counting.edge.outbox import Outbox, Outgoing
+from counting.edge.sources import Frame
+from counting.edge.uploader import DeliveryState, Uploader
+
+log = logging.getLogger(__name__)
+
+MODES = ("privacy", "full")
+DEFAULT_ARCH = "skynet-count"
+
+
+class Counter(Protocol):
+    arch: str
+    version: str
+
+    def density(self, rgb: np.ndarray) -> np.ndarray: ...
+
+
+class OnnxModel:
+    """An exported graph on onnxruntime: what a gateway without torch runs."""
+
+    def __init__(self, path: Path, threads: int | None) -> None:
+        from counting.onnx_export import OnnxCounter
+        from counting.versions import weights_version
+
+        self.counter = OnnxCounter(path, threads)
+        # The export names the architecture and the weights it came from; a graph from elsewhere is named by itself.
+        self.arch = self.counter.metadata.get("arch", path.stem)
+        self.version = self.counter.metadata.get("weights", weights_version(path))
+
+    def density(self, rgb: np.ndarray) -> np.ndarray:
+        return self.counter.density(rgb)
+
+
+class TorchModel:
+    """Our PyTorch weights through the counting engine (a gateway with torch, or a CPU server in edge mode)."""
+
+    def __init__(self, path: Path | None, threads: int | None) -> None:
+        from counting.engine import CountingEngine, configure_threads
+        from counting.versions import weights_version
+
+        configure_threads(threads)
+        self.engine = CountingEngine(None if path else DEFAULT_ARCH, path)
+        self.arch = self.engine.arch
+        self.version = weights_version(self.engine.weights)
+
+    def density(self, rgb: np.ndarray) -> np.ndarray:
+        return self.engine.density(rgb)
+
+
+def load_counter(model: str | None, threads: int | None = None) -> Counter:
+    """`model`: an .onnx graph (onnxruntime), our .pt weights (torch), or None for our trained SkyNet-Count."""
+    path = Path(model) if model else None
+    if path is not None and path.suffix == ".onnx":
+        return OnnxModel(path, threads)
+    return TorchModel(path, threads)
+
+
+def density_npz(density: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, density=density.astype(np.float16))
+    return buffer.getvalue()
+
+
+@dataclass
+class FrameState:
+    """What the health report says about counting; written by the counting thread."""
+
+    frames: int = 0
+    last_frame_at: str | None = None
+    last_count: float | None = None
+    last_inference_ms: float | None = None
+
+
+class Agent:
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        camera: int,
+        source,
+        mode: str,
+        outbox: Outbox,
+        counter: Counter | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if mode == "privacy" and counter is None:
+            raise ValueError("privacy mode counts on the gateway: it needs a model")
+        self.camera = camera
+        self.source = source
+        self.mode = mode
+        self.counter = counter
+        self.outbox = outbox
+        self.outbox_path = outbox.path
+        self.frame_state = FrameState()
+        self.delivery_state = DeliveryState()
+        self.uploader = Uploader(server, token, self.outbox_path, self.delivery_state)
+        self.started = time.time()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        sender = threading.Thread(target=self.uploader.run, args=(self.stop,), name="sender", daemon=True)
+        sender.start()
+        try:
+            for frame in self.source.frames(self.stop):
+                self.outbox.put(self.outgoing(frame), frame.taken)
+                self.uploader.wake.set()
+        finally:
+            self.stop.set()
+            sender.join(timeout=60)
+            self.outbox.close()
+
+    def outgoing(self, frame: Frame) -> Outgoing:
+        height, width = frame.rgb.shape[:2]
+        captured_at = frame.captured_at.isoformat()
+        fields = {"camera": str(self.camera), "captured_at": captured_at}
+        if self.mode == "full":
+            self._counted(frame, count=None, inference_ms=None)
+            return Outgoing("frames", fields, "image", frame.name, frame.encoded, captured_at)
+        started = time.perf_counter()
+        density = self.counter.density(frame.rgb)
+        inference_ms = (time.perf_counter() - started) * 1000
+        count = float(density.sum(dtype=np.float64))
+        self._counted(frame, count, inference_ms)
+        fields |= {
+            "count": f"{count:.4f}",
+            "width": str(width),
+            "height": str(height),
+            "model": self.counter.arch,
+            "model_version": self.counter.version,
+            "inference_ms": f"{inference_ms:.1f}",
+        }
+        return Outgoing("edge-results", fields, "density", "density.npz", density_npz(density), captured_at)
+
+    def _counted(self, frame: Frame, count: float | None, inference_ms: float | None) -> None:
+        state = self.frame_state
+        state.frames += 1
+        state.last_frame_at = frame.captured_at.isoformat()
+        state.last_count = None if count is None else round(count, 2)
+        state.last_inference_ms = None if inference_ms is None else round(inference_ms, 1)
+        log.info(
+            "%s captured %s%s",
+            frame.name,
+            state.last_frame_at,
+            "" if count is None else f": {count:.1f} people in {inference_ms:.0f} ms",
+        )
+
+    def health(self, outbox: Outbox) -> dict[str, object]:
+        with self.delivery_state.lock:
+            delivery = {
+                "server_reachable": self.delivery_state.server_reachable,
+                "last_delivered_at": _iso(self.delivery_state.last_delivered_at),
+                "last_error": self.delivery_state.last_error,
+            }
+        frames = self.frame_state
+        return {
+            "mode": self.mode,
+            "camera": self.camera,
+            "model": None if self.counter is None else {"arch": self.counter.arch, "version": self.counter.version},
+            "uptime_s": round(time.time() - self.started, 1),
+            "frames_since_start": frames.frames,
+            "last_frame_at": frames.last_frame_at,
+            "last_count": frames.last_count,
+            "last_inference_ms": frames.last_inference_ms,
+            **outbox.stats(),
+            **delivery,
+        }
+
+    def serve_health(self, host: str, port: int) -> ThreadingHTTPServer:
+        """GET /health answers the health report as JSON, for the site's monitoring or a person with curl."""
+        agent = self
+
+        class HealthHandler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != "/health":
+                    self.send_error(404, "only /health is here")
+                    return
+                outbox = Outbox(agent.outbox_path)  # SQLite connections stay in their thread: one per request
+                try:
+                    body = json.dumps(agent.health(outbox)).encode()
+                finally:
+                    outbox.close()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args) -> None:
+                log.debug("health: " + format, *args)
+
+        server = ThreadingHTTPServer((host, port), HealthHandler)
+        threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+        return server
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
