@@ -1,21 +1,30 @@
-"""Parameters, FLOPs and inference speed at 1024x768 for each architecture and precision, against a plain fp32
-eager forward of the same weights, measured side by side in one run. Medians of repeated runs; the machines are
-noisy."""
+"""Parameters, FLOPs, inference speed at 1024x768 and test MAE for each architecture and precision, against a plain
+fp32 eager forward of the same weights, measured side by side in one run. Medians of repeated runs; the machines
+are noisy.
+
+Trained architectures also run as exported ONNX graphs on onnxruntime, in fp32 and quantised to int8 (calibrated on
+training frames); the test MAE is measured for the engine's fp32 path and for int8, on the test split of `data`."""
 
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from counting.engine import predict_density
+from counting.datasets import AnnotatedImage
+from counting.engine import CountingEngine, predict_density
+from counting.evaluate import evaluate_images, summarise
 from counting.images import to_input_tensor
 from counting.models import ARCHITECTURES, DEFAULT_WEIGHTS, build, load_model
+from counting.onnx_export import OnnxCounter, export_onnx, quantise_int8
 
 BENCH_SIZE = (768, 1024)  # height, width: a ShanghaiTech Part B frame
 
@@ -43,8 +52,42 @@ def forward_gflops(model: nn.Module, rgb: np.ndarray) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def bench_architecture(arch: str, rgb: np.ndarray, repeats: int) -> list[dict]:
-    """Rows for one architecture: plain fp32, then the engine's path (channels-last, inference mode) in fp32/bf16."""
+@dataclass(frozen=True)
+class Accuracy:
+    """What accuracy is measured on: annotated test images, and training frames to calibrate int8 on."""
+
+    test: list[AnnotatedImage]
+    calibration: list[np.ndarray]
+
+
+def _test_mae(model, accuracy: Accuracy | None) -> float | None:
+    return None if accuracy is None else summarise(evaluate_images(model, accuracy.test, progress=False))["mae"]
+
+
+def _onnx_rows(arch: str, model: nn.Module, rgb: np.ndarray, repeats: int, plain: float, accuracy) -> list[dict]:
+    """onnxruntime rows: the exported fp32 graph, and its int8 quantisation with the count change and test MAE."""
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32_path = export_onnx(model, Path(scratch) / "fp32.onnx")
+        counters = {"fp32": OnnxCounter(fp32_path, torch.get_num_threads())}
+        if accuracy is not None:
+            int8_path = quantise_int8(fp32_path, Path(scratch) / "int8.onnx", accuracy.calibration)
+            counters["int8"] = OnnxCounter(int8_path, torch.get_num_threads())
+        counts = {}
+        for precision, counter in counters.items():
+            seconds = _median_seconds(lambda c=counter: c.density(rgb), repeats)
+            counts[precision] = float(counter.density(rgb).sum())
+            row = {"arch": arch, "path": "onnxruntime", "precision": precision}
+            rows.append(row | {"images_per_s": 1 / seconds, "speedup": plain / seconds})
+        if "int8" in counters:
+            rows[-1]["count_change_pct"] = 100 * abs(counts["int8"] - counts["fp32"]) / max(counts["fp32"], 1e-6)
+            rows[-1]["test_mae"] = _test_mae(counters["int8"], accuracy)
+    return rows
+
+
+def bench_architecture(arch: str, rgb: np.ndarray, repeats: int, accuracy: Accuracy | None = None) -> list[dict]:
+    """Rows for one architecture: plain fp32, then the engine's path (channels-last, inference mode) in fp32/bf16;
+    with trained weights, onnxruntime fp32 and int8 too, and test MAE where `accuracy` is given."""
     trained = arch in DEFAULT_WEIGHTS and DEFAULT_WEIGHTS[arch].exists()
     model = load_model(arch)[0] if trained else build(arch).eval()
     plain = _median_seconds(lambda: _plain_forward(model, rgb), repeats)
@@ -65,34 +108,46 @@ def bench_architecture(arch: str, rgb: np.ndarray, repeats: int) -> list[dict]:
                 "speedup": plain / seconds,
             }
         )
+    if trained:
+        rows[-1]["count_change_pct"] = 100 * abs(counts["bf16"] - counts["fp32"]) / max(counts["fp32"], 1e-6)
+        rows[1]["test_mae"] = _test_mae(CountingEngine(arch), accuracy)
+        rows += _onnx_rows(arch, model, rgb, repeats, plain, accuracy)
     gflops = forward_gflops(model, rgb)
     for row in rows:
         row["weights"] = "trained" if trained else "untrained (speed only)"
         row["params"] = sum(p.numel() for p in model.parameters())
         row["gflops"] = gflops
-    if trained:
-        rows[-1]["count_change_pct"] = 100 * abs(counts["bf16"] - counts["fp32"]) / max(counts["fp32"], 1e-6)
     return rows
 
 
-def run_bench(image: np.ndarray | None = None, archs: list[str] | None = None, repeats: int = 5) -> list[dict]:
+def run_bench(
+    image: np.ndarray | None = None,
+    archs: list[str] | None = None,
+    repeats: int = 5,
+    accuracy: Accuracy | None = None,
+) -> list[dict]:
     if image is None:
         image = np.random.default_rng(0).integers(0, 256, (*BENCH_SIZE, 3), dtype=np.uint8)
     rows = []
     for arch in archs or list(ARCHITECTURES):
-        rows += bench_architecture(arch, image, repeats)
+        rows += bench_architecture(arch, image, repeats, accuracy)
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     lines = [
         f"{'arch':<14}{'params':>11}{'GFLOPs':>8}  {'path':<13}{'precision':<10}{'images/s':>9}{'x plain':>9}  "
-        f"{'bf16 count change':<18}weights"
+        f"{'count change':<14}{'test MAE':>9}  weights"
     ]
     for row in rows:
         change = f"{row['count_change_pct']:.2f}%" if "count_change_pct" in row else ""
+        mae = f"{row['test_mae']:.2f}" if row.get("test_mae") is not None else ""
         lines.append(
             f"{row['arch']:<14}{row['params']:>11,}{row['gflops']:>8.1f}  {row['path']:<13}{row['precision']:<10}"
-            f"{row['images_per_s']:>9.2f}{row['speedup']:>9.2f}  {change:<18}{row['weights']}"
+            f"{row['images_per_s']:>9.2f}{row['speedup']:>9.2f}  {change:<14}{mae:>9}  {row['weights']}"
         )
+    lines.append(
+        "count change: bf16 against the engine's fp32, int8 against onnxruntime fp32, on the timed frame; "
+        "test MAE on the data's test split"
+    )
     return "\n".join(lines)

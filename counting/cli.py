@@ -136,13 +136,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from counting.models import load_model, read_checkpoint, save_weights
 
     model, arch, weights = load_model(args.arch, args.checkpoint)
-    if args.onnx:
+    if args.onnx or args.int8:
         from counting.onnx_export import export_onnx
         from counting.versions import weights_version
 
-        export_onnx(model, args.out, {"arch": arch, "weights": weights_version(weights)})
-        print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.2f} MB, {arch}, ONNX, float32)")
-        return 0
+        metadata = {"arch": arch, "weights": weights_version(weights)}
+        if not args.int8:
+            export_onnx(model, args.out, metadata)
+            print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.2f} MB, {arch}, ONNX, float32)")
+            return 0
+        return _export_int8(model, metadata, args)
     meta = read_checkpoint(args.checkpoint).get("meta", {})
     save_weights(model, arch, args.out, half=args.half, **meta)
     size_mb = Path(args.out).stat().st_size / 1e6
@@ -150,12 +153,44 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_int8(model, metadata: dict[str, str], args: argparse.Namespace) -> int:
+    import tempfile
+
+    from counting.onnx_export import calibration_frames, export_onnx, quantise_int8
+
+    if not args.calibrate:
+        print("error: --int8 needs --calibrate with frames to calibrate on", file=sys.stderr)
+        return 2
+    try:
+        frames = calibration_frames(args.calibrate, args.calibration_frames)
+    except (ValueError, ImageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not frames:
+        print(f"error: no images in {args.calibrate}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32 = export_onnx(model, Path(scratch) / "fp32.onnx", metadata)
+        quantise_int8(fp32, args.out, frames)
+    size_mb = Path(args.out).stat().st_size / 1e6
+    print(f"wrote {args.out} ({size_mb:.2f} MB, {metadata['arch']}, ONNX, int8, calibrated on {len(frames)} frames)")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from counting.bench import format_table, run_bench
 
     configure_threads(args.threads)
-    image = load_rgb(args.image) if args.image else None
-    rows = run_bench(image, args.arch, args.repeats)
+    accuracy = None
+    if args.data:
+        from counting.bench import Accuracy
+        from counting.datasets import load_annotated
+        from counting.onnx_export import calibration_frames
+
+        test = load_annotated(args.data, "test")[: args.mae_images]
+        accuracy = Accuracy(test, calibration_frames(args.data, 16))
+    image_path = args.image or (accuracy.test[0].image_path if accuracy else None)
+    rows = run_bench(load_rgb(image_path) if image_path else None, args.arch, args.repeats, accuracy)
     print(json.dumps(rows) if args.json else format_table(rows))
     return 0
 
@@ -215,11 +250,16 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--arch", choices=sorted(ARCHITECTURES))
     export.add_argument("--half", action="store_true", help="store float16")
     export.add_argument("--onnx", action="store_true", help="write an ONNX graph for onnxruntime instead")
+    export.add_argument("--int8", action="store_true", help="with --onnx: quantise to int8 (needs --calibrate)")
+    export.add_argument("--calibrate", help="frames for int8 calibration: a folder of images or a ShanghaiTech part")
+    export.add_argument("--calibration-frames", type=positive_int, default=16)
     export.set_defaults(run=cmd_export)
 
-    bench = commands.add_parser("bench", help="images/s at 1024x768 per architecture and precision")
+    bench = commands.add_parser("bench", help="images/s at 1024x768 and test MAE per architecture and precision")
     bench.add_argument("--arch", action="append", choices=sorted(ARCHITECTURES))
-    bench.add_argument("--image", help="a frame to time (default: random 1024x768 pixels)")
+    bench.add_argument("--image", help="a frame to time (default: the first test image of --data, else random pixels)")
+    bench.add_argument("--data", help="a ShanghaiTech part: test MAE on its test split, int8 calibrated on train")
+    bench.add_argument("--mae-images", type=positive_int, help="only the first N test images (default: all)")
     bench.add_argument("--repeats", type=positive_int, default=5)
     bench.add_argument("--threads", type=positive_int)
     bench.add_argument("--json", action="store_true")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from counting.images import normalise
+from counting.images import load_rgb, normalise
 
 OUTPUT_STRIDE = 8
 INPUT_NAME, OUTPUT_NAME = "image", "density"
@@ -21,7 +21,6 @@ MAX_SIDE = 8192
 def export_onnx(model, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write `model` (eval mode, fp32) as ONNX with a free height and width; `metadata` (for example the
     architecture and the source weights' version) goes into the file, where `OnnxCounter` reads it back."""
-    import onnx
     import torch
 
     model = model.eval().float()
@@ -32,14 +31,74 @@ def export_onnx(model, path: str | Path, metadata: dict[str, str] | None = None)
     dynamic = ({2: OUTPUT_STRIDE * height, 3: OUTPUT_STRIDE * width},)  # by position: models name it differently
     path = Path(path)
     program = torch.onnx.export(
-        model, (sample,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=dynamic, dynamo=True
+        model,
+        (sample,),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes=dynamic,
+        dynamo=True,
+        verbose=False,
     )
     program.save(str(path))
     if metadata:
-        graph = onnx.load(str(path))
-        onnx.helper.set_model_props(graph, metadata)
-        onnx.save(graph, str(path))
+        _set_metadata(path, metadata)
     return path
+
+
+def quantise_int8(fp32_path: str | Path, out_path: str | Path, calibration: list[np.ndarray]) -> Path:
+    """Static int8 quantisation of an exported graph (weights per channel, activations per tensor, QDQ format, which
+    onnxruntime runs with VNNI int8 kernels), with activation ranges calibrated on `calibration` frames: a camera's
+    own frames are best, since the ranges depend on the scene."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise ValueError("int8 quantisation needs at least one calibration frame")
+
+    class CalibrationFrames(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.inputs = iter([{INPUT_NAME: normalised_input(rgb)} for rgb in calibration])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.inputs, None)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        # The sides are free: symbolic shape inference cannot resolve them, and the quantiser does not need it.
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(out_path),
+            CalibrationFrames(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    _set_metadata(out_path, {**OnnxCounter(fp32_path).metadata, "precision": "int8"})
+    return Path(out_path)
+
+
+def calibration_frames(path: str | Path, limit: int) -> list[np.ndarray]:
+    """Up to `limit` frames, spread evenly, from a folder of images or a ShanghaiTech part (its train split)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder of frames")
+    if (folder / "train" / "images").is_dir():
+        folder = folder / "train" / "images"
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    chosen = images[:: max(1, len(images) // limit)][:limit]
+    return [load_rgb(image) for image in chosen]
+
+
+def _set_metadata(path: str | Path, metadata: dict[str, str]) -> None:
+    import onnx
+
+    graph = onnx.load(str(path))
+    onnx.helper.set_model_props(graph, metadata)
+    onnx.save(graph, str(path))
 
 
 def normalised_input(rgb: np.ndarray) -> np.ndarray:

@@ -57,6 +57,7 @@ async function drawFrame(frame) {
   const time = document.getElementById("frame-time");
   time.dateTime = frame.time;
   time.textContent = new Date(frame.time).toLocaleString();
+  document.getElementById("frame-origin").textContent = frame.origin;
   document.querySelector("#zone-table tbody").innerHTML = Object.entries(frame.zones)
     .map(([name, count]) => `<tr><td>${escapeHTML(name)}</td><td>${count.toFixed(1)}</td></tr>`).join("");
 }

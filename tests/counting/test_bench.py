@@ -1,11 +1,16 @@
-"""The bench's FLOP count: a multiply-add counts two, and SkyNet-Count needs a fraction of compact CSRNet's."""
+"""The bench: its FLOP count (a multiply-add counts two; SkyNet-Count needs a fraction of compact CSRNet's), and speed
+beside test MAE in one table, with no accuracy figure for weights we do not have."""
 
 import numpy as np
 import pytest
 from torch import nn
 
-from counting.bench import forward_gflops
+from counting.bench import Accuracy, format_table, forward_gflops, run_bench
+from counting.datasets import load_annotated
+from counting.engine import CountingEngine
+from counting.evaluate import evaluate_images, summarise
 from counting.models import build
+from counting.onnx_export import calibration_frames
 
 
 def test_a_pointwise_conv_costs_two_flops_per_multiply_add():
@@ -16,3 +21,20 @@ def test_a_pointwise_conv_costs_two_flops_per_multiply_add():
 def test_skynet_count_costs_under_half_of_compact_csrnet():
     rgb = np.zeros((96, 128, 3), np.uint8)
     assert forward_gflops(build("skynet-count"), rgb) < 0.5 * forward_gflops(build("csrnet-lite"), rgb)
+
+
+def test_the_bench_puts_speed_and_test_mae_side_by_side(shanghaitech):
+    data = shanghaitech / "part_B"
+    test = load_annotated(data, "test")[:2]
+    rows = run_bench(archs=["csrnet-lite", "csrnet"], repeats=1, accuracy=Accuracy(test, calibration_frames(data, 2)))
+    by_path = {(row["arch"], row["path"], row["precision"]): row for row in rows}
+    engine = by_path["csrnet-lite", "engine", "fp32"]
+    expected = summarise(evaluate_images(CountingEngine("csrnet-lite"), test, progress=False))["mae"]
+    assert engine["test_mae"] == pytest.approx(expected)
+    assert by_path["csrnet-lite", "onnxruntime", "int8"]["test_mae"] > 0
+    assert {"test_mae", "count_change_pct"} <= set(by_path["csrnet-lite", "onnxruntime", "int8"])
+    # Full CSRNet has no trained weights here: speed only, and no accuracy figure is made up for it.
+    assert all(row.get("test_mae") is None for row in rows if row["arch"] == "csrnet")
+    assert not [row for row in rows if row["arch"] == "csrnet" and row["path"] == "onnxruntime"]
+    table = format_table(rows)
+    assert "test MAE" in table and f"{engine['test_mae']:.2f}" in table and "untrained (speed only)" in table

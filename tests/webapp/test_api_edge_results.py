@@ -65,6 +65,7 @@ def test_an_edge_result_is_stored_like_a_counted_frame(api, camera):
     assert Alert.objects.get().value == pytest.approx(12.0)
     detail = api.get(f"/api/v1/frames/{frame.pk}/").json()
     assert detail["model"]["name"] == "skynet-count" and detail["links"]["image"] is None
+    assert detail["counted_on"] == "gateway"
     stored = np.load(io.BytesIO(api.get(f"/api/v1/frames/{frame.pk}/density.npz").getvalue()))["density"]
     np.testing.assert_allclose(stored.astype(np.float32), a_map(), atol=1e-3)
 

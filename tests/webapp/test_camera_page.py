@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.webapp.conftest import ago, counted_frame
+from tests.webapp.test_api_edge_results import fields as edge_fields
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Zone
 from webapp.ingest.models import Frame
@@ -53,6 +54,24 @@ def test_the_scrubber_gets_recent_frames_oldest_first(viewer, camera):
     assert first["density"] == f"/api/v1/frames/{made[0].pk}/density.json"
     assert first["zones"] == {"left": 1.0} and (first["width"], first["height"]) == (1024, 768)
     assert data["state"] == "live" and data["open_alerts"] == 0
+    assert first["origin"] == "counted by csrnet-lite"
+
+
+def test_a_frame_counted_on_the_gateway_says_so_and_shows_its_heatmap_without_the_frame(viewer, api, camera):
+    sent = api.post("/api/v1/edge-results/", edge_fields(camera, captured_at=ago(minutes=1).isoformat()))
+    assert sent.status_code == 201, sent.content
+    frame = Frame.objects.get(pk=sent.json()["id"])
+
+    page = viewer.get(f"/cameras/{camera.pk}/").content.decode()
+    overview = viewer.get("/").content.decode()
+    data = viewer.get(f"/cameras/{camera.pk}/frames.json").json()
+
+    assert "counted on the gateway by skynet-count; the frame stays on site" in page
+    assert 'data-image-url=""' in page and f'data-density-url="/api/v1/frames/{frame.pk}/density.json"' in page
+    assert "counted on the gateway" in overview and f"/api/v1/frames/{frame.pk}/heatmap.png" in overview
+    assert f"/api/v1/frames/{frame.pk}/image" not in overview
+    assert data["frames"][0]["image"] is None
+    assert data["frames"][0]["origin"] == "counted on the gateway by skynet-count; the frame stays on site"
 
 
 def open_alert(camera: Camera) -> Alert:

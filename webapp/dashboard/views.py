@@ -141,6 +141,7 @@ def camera_frames(request, pk: int):
             "image": reverse("api-frame-image", args=[result.frame.pk]) if result.frame.image else None,
             "density": reverse("api-frame-density-values", args=[result.frame.pk]),
             "zones": {zone.zone_name: zone.count for zone in result.zone_counts.all()},
+            "origin": result.origin(),
         }
         for result in reversed(results)
     ]

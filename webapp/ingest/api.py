@@ -185,6 +185,7 @@ class FrameDetailView(ReadView):
             "count": None,
             "zones": [],
             "model": None,
+            "counted_on": "gateway" if frame.counted_on_gateway else "server",
             "links": {"image": frame_url(request, frame, "api-frame-image") if frame.image else None},
         }
         result = getattr(frame, "result", None)

@@ -117,6 +117,7 @@ class EdgeResultView(APIView):
                     width=fields["width"],
                     height=fields["height"],
                     idempotency_key=key,
+                    counted_on_gateway=True,
                 )
                 store_result(
                     frame,

@@ -38,6 +38,9 @@ class Frame(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    counted_on_gateway = models.BooleanField(
+        default=False, help_text="counted by its gateway (edge mode): the frame itself never reached the server"
+    )
 
     class Meta:
         ordering = ["-captured_at"]
@@ -78,6 +81,12 @@ class Result(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count:.1f} people in {self.frame}"
+
+    def origin(self) -> str:
+        """Who counted the frame, and with what, as the dashboard says it."""
+        if self.frame.counted_on_gateway:
+            return f"counted on the gateway by {self.model_name}; the frame stays on site"
+        return f"counted by {self.model_name}"
 
 
 class ZoneCount(models.Model):
