@@ -127,7 +127,14 @@ class Agent:
         sender.start()
         try:
             for frame in self.source.frames(self.stop):
-                self.outbox.put(self.outgoing(frame), frame.taken)
+                try:
+                    outgoing = self.outgoing(frame)
+                except Exception:  # one frame the model cannot take must not stop a gateway's counting
+                    log.exception("could not count %s; skipping it", frame.name)
+                    if frame.taken is not None:
+                        self.outbox.record_taken(frame.taken)
+                    continue
+                self.outbox.put(outgoing, frame.taken)
                 self.uploader.wake.set()
         finally:
             self.stop.set()

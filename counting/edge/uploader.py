@@ -11,6 +11,7 @@ What the server's answer means for a result:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,12 +54,17 @@ class Uploader:
         backoff = 1.0
         try:
             while not stop.is_set():
-                item = outbox.next_due()
-                if item is None:
-                    self.wake.wait(IDLE_POLL_S)
-                    self.wake.clear()
-                    continue
-                if self._send(session, outbox, item):
+                try:
+                    item = outbox.next_due()
+                    if item is None:
+                        self.wake.wait(IDLE_POLL_S)
+                        self.wake.clear()
+                        continue
+                    settled = self._send(session, outbox, item)
+                except sqlite3.Error as error:  # a busy or full disk: the queue is still there next time
+                    log.error("outbox: %s", error)
+                    settled = False
+                if settled:
                     backoff = 1.0
                 else:
                     stop.wait(backoff)
@@ -67,7 +73,8 @@ class Uploader:
             outbox.close()
 
     def _send(self, session: requests.Session, outbox: Outbox, item: Queued) -> bool:
-        """One attempt; False when the server could not take it now (wait before the next)."""
+        """One attempt; True when it is settled (delivered or rejected), False when the server could not take it
+        now (wait before the next)."""
         outgoing = item.outgoing
         try:
             response = session.post(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import shutil
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -43,6 +45,16 @@ def upload(session: requests.Session, url: str, camera: int, image: Path, captur
     raise RuntimeError(f"could not upload {image} for camera {camera}")
 
 
+def drop_frame(folder: Path, image: Path, captured_at: datetime) -> None:
+    """Write a frame into a camera folder as a camera's FTP upload would, with the capture time as the file's time;
+    it appears under its final name only when whole."""
+    target = folder / f"frame-{captured_at:%Y%m%dT%H%M%S}.jpg"
+    partial = target.with_suffix(".part")
+    shutil.copyfile(image, partial)
+    os.utime(partial, (captured_at.timestamp(), captured_at.timestamp()))
+    partial.replace(target)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", type=Path, help="a folder of frames (jpg, png)")
@@ -52,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=20.0, help="seconds between live rounds of uploads")
     parser.add_argument("--backfill-hours", type=float, default=48.0)
     parser.add_argument("--backfill-step-minutes", type=float, default=30.0)
+    parser.add_argument("--edge-folder", type=Path, help="also write frames here, for a gateway agent to count")
     args = parser.parse_args(argv)
 
     frames = sorted(path for path in args.images.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
@@ -61,17 +74,22 @@ def main(argv: list[str] | None = None) -> None:
     session.headers["Authorization"] = f"Token {args.token}"
     # Each camera walks its own slice of the folder, so cameras show different scenes.
     streams = {camera: itertools.cycle(frames[index :: len(args.camera)]) for index, camera in enumerate(args.camera)}
+    edge_stream = itertools.cycle(frames[::-1])
     now = datetime.now(UTC)
     step = timedelta(minutes=args.backfill_step_minutes)
     moment = now - timedelta(hours=args.backfill_hours)
     while moment < now:
         for camera, stream in streams.items():
             upload(session, args.url, camera, next(stream), moment)
+        if args.edge_folder:
+            drop_frame(args.edge_folder, next(edge_stream), moment)
         moment += step
     print(f"simulator: back-filled {args.backfill_hours:g} hours for {len(streams)} cameras", flush=True)
     while True:
         for camera, stream in streams.items():
             upload(session, args.url, camera, next(stream), datetime.now(UTC))
+        if args.edge_folder:
+            drop_frame(args.edge_folder, next(edge_stream), datetime.now(UTC))
         time.sleep(args.interval)
 
 

@@ -38,6 +38,10 @@ FLEET = [
     ("Square north", "People's Square, north lawn", 31.2330, 121.4740),
     ("Bund promenade", "Zhongshan East 1st Road", 31.2400, 121.4900),
 ]
+# A camera counted on its own gateway (privacy mode): its frames never reach the server.
+EDGE_CAMERA = ("Metro concourse", "People's Square station, line 2 hall (counted on its gateway)", 31.2335, 121.4760)
+EDGE_GATEWAY = "demo-edge-gateway"
+EDGE_HEALTH_PORT = 8765
 FRAME_WIDTH, FRAME_HEIGHT = 1024, 768
 
 
@@ -65,6 +69,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self._ensure_users(password)
         cameras, token = self._seed_fleet()
+        edge_camera, edge_token = self._seed_edge_camera(cameras[0].site)
 
         environment = os.environ.copy()
         processes: list[tuple[str, subprocess.Popen]] = []
@@ -97,7 +102,17 @@ class Command(BaseCommand):
             simulator = [python, "-m", "webapp.demo.simulator", str(images), "--url", url, "--token", token]
             simulator += ["--interval", str(interval)]
             simulator += [arg for camera in cameras for arg in ("--camera", str(camera.pk))]
+            # The edge camera's frames land in a folder on "its gateway", as a camera's FTP upload would.
+            edge_folder = settings.MEDIA_ROOT / "demo-edge" / "camera"
+            edge_folder.mkdir(parents=True, exist_ok=True)
+            simulator += ["--edge-folder", str(edge_folder)]
             processes.append(("simulator", self._start(simulator, environment)))
+            agent = [python, "-m", "counting.edge", "--server", url, "--camera", str(edge_camera.pk)]
+            agent += ["--folder", str(edge_folder), "--interval", "2", "--threads", "1"]
+            agent += ["--state-dir", str(edge_folder.parent / "state"), "--health-port", str(EDGE_HEALTH_PORT)]
+            processes.append(
+                ("gateway agent", self._start(agent, environment | {"CROWDSCOPE_GATEWAY_TOKEN": edge_token}))
+            )
             self._banner(url, password, token, cameras[0])
             self.stdout.write(
                 f"The operator's daily report email goes out at {email_at:%H:%M} ({settings.TIME_ZONE}) through the"
@@ -215,8 +230,29 @@ class Command(BaseCommand):
             f"Gateway token ({GATEWAY}): {token}\n"
             f"Upload a frame:  curl -H 'Authorization: Token {token}' -F camera={camera.pk} -F image=@FRAME.jpg "
             f"{url}/api/v1/frames/\n"
+            f"The {EDGE_CAMERA[0]} camera is counted on its gateway (python -m counting.edge, privacy mode);"
+            f" its health: http://127.0.0.1:{EDGE_HEALTH_PORT}/health\n"
             f"API schema: {url}/api/schema/   Stop with Ctrl-C.\n"
         )
+
+    def _seed_edge_camera(self, site: Site) -> tuple[Camera, str]:
+        name, place, latitude, longitude = EDGE_CAMERA
+        camera, _ = Camera.objects.get_or_create(
+            site=site,
+            name=name,
+            defaults={
+                "place": place,
+                "latitude": latitude,
+                "longitude": longitude,
+                "alert_threshold": 150,
+                "counting_model": "skynet-count",
+            },
+        )
+        gateway = Gateway.objects.filter(name=EDGE_GATEWAY).first() or Gateway(name=EDGE_GATEWAY)
+        token = gateway.issue_token()
+        gateway.save()
+        gateway.cameras.set([camera])
+        return camera, token
 
     def _check_alive(self, processes: list[tuple[str, subprocess.Popen]]) -> None:
         for name, process in processes:
