@@ -26,6 +26,7 @@ ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
 # Our own trained weights, used when no --weights is given. An architecture without an entry has none yet.
 DEFAULT_WEIGHTS: dict[str, Path] = {
     "csrnet-lite": WEIGHTS_DIR / "csrnet-lite-shtb.pt",
+    "skynet-count": WEIGHTS_DIR / "skynet-count-shtb.pt",
 }
 DEFAULT_ARCH = "csrnet-lite"
 

@@ -1,7 +1,7 @@
 """The gateway agent: frames from a source, counted on the gateway (privacy mode) or passed on as they are (full
 mode), queued on disk, delivered by a sending thread, with a health report on a local HTTP port.
 
-Privacy mode sends the count and the density map at 1/8 of the frame (float16, compressed: about 20 kB for a
+Privacy mode sends the count and the density map at 1/8 of the frame (float16, compressed: about 15 kB for a
 1024x768 frame) to `/api/v1/edge-results/`; the server computes zone counts from that map with the camera's zones,
 renders the heatmap and raises alerts. The frame itself never leaves the gateway. Full mode uploads the frame to
 `/api/v1/frames/`, where the server's workers count it.
