@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from counting.edge.outbox import Outbox, Outgoing
-from counting.edge.sources import Frame
+from counting.edge.sources import Frame, Source
 from counting.edge.uploader import DeliveryState, Uploader
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Agent:
         server: str,
         token: str,
         camera: int,
-        source,
+        source: Source,
         mode: str,
         outbox: Outbox,
         counter: Counter | None = None,

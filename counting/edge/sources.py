@@ -190,3 +190,6 @@ def _without_credentials(url: str) -> str:
     if not sep or "@" not in rest.split("/", 1)[0]:
         return url
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+Source = FolderSource | SnapshotSource | StreamSource
