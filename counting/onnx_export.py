@@ -77,7 +77,7 @@ def quantise_int8(fp32_path: str | Path, out_path: str | Path, calibration: list
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
-    _set_metadata(out_path, {**OnnxCounter(fp32_path).metadata, "precision": "int8"})
+    _set_metadata(out_path, {**_metadata(fp32_path), "precision": "int8"})
     return Path(out_path)
 
 
@@ -91,6 +91,12 @@ def calibration_frames(path: str | Path, limit: int) -> list[np.ndarray]:
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     chosen = images[:: max(1, len(images) // limit)][:limit]
     return [load_rgb(image) for image in chosen]
+
+
+def _metadata(path: str | Path) -> dict[str, str]:
+    import onnx
+
+    return {prop.key: prop.value for prop in onnx.load(str(path)).metadata_props}
 
 
 def _set_metadata(path: str | Path, metadata: dict[str, str]) -> None:

@@ -49,7 +49,7 @@ class OnnxModel:
         self.counter = OnnxCounter(path, threads)
         # The export names the architecture and the weights it came from; a graph from elsewhere is named by itself.
         self.arch = self.counter.metadata.get("arch", path.stem)
-        self.version = self.counter.metadata.get("weights", weights_version(path))
+        self.version = self.counter.metadata.get("weights") or weights_version(path)
 
     def density(self, rgb: np.ndarray) -> np.ndarray:
         return self.counter.density(rgb)
