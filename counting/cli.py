@@ -126,6 +126,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         freeze_batch_norm=args.freeze_batch_norm,
         batch_norm_batches=args.batch_norm_batches,
         warmup_epochs=args.warmup_epochs,
+        count_loss_weight=args.count_loss_weight,
+        swa_start_epoch=args.swa_start_epoch,
     )
     best = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
     print(json.dumps({"run": out, "best": best}))
@@ -238,6 +240,12 @@ def parser() -> argparse.ArgumentParser:
     )
     train_cmd.add_argument("--batch-norm-batches", type=positive_int, default=TrainConfig.batch_norm_batches)
     train_cmd.add_argument("--warmup-epochs", type=int, default=TrainConfig.warmup_epochs)
+    train_cmd.add_argument(
+        "--count-loss-weight", type=float, default=TrainConfig.count_loss_weight, help="weight of the count error term"
+    )
+    train_cmd.add_argument(
+        "--swa-start-epoch", type=positive_int, help="average the weights of every epoch from this one on (swa.pt)"
+    )
     train_cmd.add_argument("--vgg16", help="local torchvision VGG-16 state dict for full CSRNet's front end")
     train_cmd.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train_cmd.add_argument("--stop-after-epochs", type=int, help="end this invocation after N epochs (then --resume)")

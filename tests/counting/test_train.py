@@ -92,3 +92,21 @@ def test_a_frozen_batch_norm_phase_starts_from_given_weights_and_keeps_its_stati
     # The weights did train, starting from the first run's (not from a fresh initialisation).
     assert not torch.equal(after_one["output_layer.weight"], after_two["output_layer.weight"])
     assert (after_one["frontend.0.weight"] - start["frontend.0.weight"].float()).abs().max() < 0.05
+
+
+def test_weight_averaging_is_the_mean_of_each_epochs_ema_weights_across_a_resume(small_folder, tmp_path):
+    config = replace(_config(small_folder, tmp_path / "run", epochs=3), swa_start_epoch=2)
+    train(config, stop_after_epochs=2)
+    after_two = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["ema"]
+    averaged_two = torch.load(tmp_path / "run" / "swa.pt", weights_only=True)["state_dict"]
+    train(config, resume=True)
+    after_three = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["ema"]
+    averaged = torch.load(tmp_path / "run" / "swa.pt", weights_only=True)
+    assert averaged["meta"]["epoch"] == 3
+    for key, value in averaged_two.items():
+        if "running_" not in key and "num_batches" not in key:
+            torch.testing.assert_close(value, after_two[key])
+            torch.testing.assert_close(averaged["state_dict"][key], (after_two[key] + after_three[key]) / 2)
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "swa_val_mae" not in metrics[0]
+    assert all(np.isfinite(m["swa_val_mae"]) for m in metrics[1:])
