@@ -164,17 +164,17 @@ def _train_mode(model: nn.Module, freeze_batch_norm: bool) -> None:
 
 
 def _average_epoch_weights(
-    swa: AveragedModel, model: nn.Module, dataset: CrowdCrops, val_samples: list, val_images: dict, config: TrainConfig
+    swa: AveragedModel, ema: nn.Module, dataset: CrowdCrops, val_samples: list, val_images: dict, config: TrainConfig
 ) -> dict[str, float]:
-    """Fold this epoch's weights (those of the EMA model) into the average; its validation figures, prefixed `swa_`.
+    """Fold this epoch's EMA weights into the average; its validation figures, prefixed `swa_`.
 
     The EMA weights, not the raw ones: a fraction of a per-mille on the output bias moves a frame's count by tens
     (the raw weights at an epoch's end counted 78 too many on validation where their EMA counted 4), and only an
     average of very many epochs would smooth that.
     """
-    swa.update_parameters(model)
+    swa.update_parameters(ema)
     with torch.no_grad():
-        for average_buffer, buffer in zip(swa.module.buffers(), model.buffers(), strict=True):
+        for average_buffer, buffer in zip(swa.module.buffers(), ema.buffers(), strict=True):
             average_buffer.copy_(buffer)
     if not config.freeze_batch_norm:
         recalibrate_batch_norm(swa.module, dataset, config)
