@@ -173,9 +173,7 @@ def _average_epoch_weights(
     average of very many epochs would smooth that.
     """
     swa.update_parameters(ema)
-    with torch.no_grad():
-        for average_buffer, buffer in zip(swa.module.buffers(), ema.buffers(), strict=True):
-            average_buffer.copy_(buffer)
+    _copy_buffers(swa.module, ema)
     if not config.freeze_batch_norm:
         recalibrate_batch_norm(swa.module, dataset, config)
     if not val_samples:
@@ -184,11 +182,17 @@ def _average_epoch_weights(
 
 
 @torch.no_grad()
+def _copy_buffers(target: nn.Module, source: nn.Module) -> None:
+    """Batch-norm statistics are not averaged: they follow the model they are copied from."""
+    for target_buffer, buffer in zip(target.buffers(), source.buffers(), strict=True):
+        target_buffer.copy_(buffer)
+
+
+@torch.no_grad()
 def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
         ema_p.lerp_(p, 1 - decay)
-    for ema_b, b in zip(ema.buffers(), model.buffers(), strict=True):
-        ema_b.copy_(b)
+    _copy_buffers(ema, model)
 
 
 def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | None = None) -> dict[str, float]:
