@@ -183,11 +183,7 @@ class Command(BaseCommand):
                 },
             )
             cameras.append(camera)
-        gateway = Gateway.objects.filter(name=GATEWAY).first() or Gateway(name=GATEWAY)
-        token = gateway.issue_token()  # a fresh token each run: the old one is never shown again
-        gateway.save()
-        gateway.cameras.set(cameras)
-        return cameras, token
+        return cameras, self._gateway_token(GATEWAY, cameras)
 
     def _broker_ready(self, environment: dict[str, str], processes: list) -> bool:
         """Redis at the configured URL, or one we start on 127.0.0.1:6379 when redis-server is installed."""
@@ -248,11 +244,15 @@ class Command(BaseCommand):
                 "counting_model": "skynet-count",
             },
         )
-        gateway = Gateway.objects.filter(name=EDGE_GATEWAY).first() or Gateway(name=EDGE_GATEWAY)
+        return camera, self._gateway_token(EDGE_GATEWAY, [camera])
+
+    def _gateway_token(self, name: str, cameras: list[Camera]) -> str:
+        """The gateway `name`, owning `cameras`, with a fresh token each run: the old one is never shown again."""
+        gateway = Gateway.objects.filter(name=name).first() or Gateway(name=name)
         token = gateway.issue_token()
         gateway.save()
-        gateway.cameras.set([camera])
-        return camera, token
+        gateway.cameras.set(cameras)
+        return token
 
     def _check_alive(self, processes: list[tuple[str, subprocess.Popen]]) -> None:
         for name, process in processes:
