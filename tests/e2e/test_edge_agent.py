@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from counting.onnx_export import OnnxCounter, export_onnx
 from counting.versions import weights_version
 from tests.conftest import REPO
 from tests.e2e.conftest import REDIS_DATABASES, Stack, free_port, running_stack
+from webapp.demo.simulator import drop_frame
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +101,7 @@ class EdgeAgent:
     def drop_frame(self, source: Path, minute: int) -> datetime:
         """A frame written by the camera at 10:`minute` of the agent's day, as its file time says."""
         captured_at = datetime(2026, 11, self.day, 10, minute, tzinfo=UTC)
-        target = self.camera_folder / f"frame-{minute:02d}.jpg"
-        shutil.copyfile(source, target)
-        os.utime(target, (captured_at.timestamp(), captured_at.timestamp()))
+        drop_frame(self.camera_folder, source, captured_at)
         return captured_at
 
 
