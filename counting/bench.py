@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from counting.datasets import AnnotatedImage
-from counting.engine import CountingEngine, predict_density
+from counting.engine import CountingEngine, bf16_is_native, predict_density
 from counting.evaluate import evaluate_images, summarise
 from counting.images import to_input_tensor
 from counting.models import ARCHITECTURES, DEFAULT_WEIGHTS, build, load_model
@@ -148,6 +148,7 @@ def format_table(rows: list[dict]) -> str:
         )
     lines.append(
         "count change: bf16 against the engine's fp32, int8 against onnxruntime fp32, on the timed frame; "
-        "test MAE on the data's test split"
+        "test MAE on the data's test split; bf16 is "
+        + ("native on this CPU" if bf16_is_native() else "emulated on this CPU (no AVX512-BF16 or AMX), hence slow")
     )
     return "\n".join(lines)

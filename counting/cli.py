@@ -118,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         device=args.device,
-        bf16=not args.no_bf16,
+        bf16=False if args.no_bf16 else None,
         threads=args.threads,
         max_steps_per_epoch=args.max_steps_per_epoch,
         vgg16=args.vgg16,
@@ -127,6 +127,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_norm_batches=args.batch_norm_batches,
         warmup_epochs=args.warmup_epochs,
         count_loss_weight=args.count_loss_weight,
+        loss=args.loss,
+        bayesian_sigma=args.bayesian_sigma,
         swa_start_epoch=args.swa_start_epoch,
     )
     best = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
@@ -233,7 +235,11 @@ def parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--seed", type=int, default=TrainConfig.seed)
     train_cmd.add_argument("--device", default="cpu")
     train_cmd.add_argument("--threads", type=positive_int)
-    train_cmd.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
+    train_cmd.add_argument(
+        "--no-bf16",
+        action="store_true",
+        help="train in fp32 (default: bf16 autocast where the hardware computes bf16 natively)",
+    )
     train_cmd.add_argument("--init-weights", help="start from these weights (a fine-tuning phase)")
     train_cmd.add_argument(
         "--freeze-batch-norm", action="store_true", help="estimate batch-norm statistics once and train with them fixed"
@@ -242,6 +248,15 @@ def parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--warmup-epochs", type=int, default=TrainConfig.warmup_epochs)
     train_cmd.add_argument(
         "--count-loss-weight", type=float, default=TrainConfig.count_loss_weight, help="weight of the count error term"
+    )
+    train_cmd.add_argument(
+        "--loss",
+        choices=("density", "bayesian"),
+        default=TrainConfig.loss,
+        help="density: MSE against Gaussian maps plus the count term; bayesian: Bayesian loss on the head points",
+    )
+    train_cmd.add_argument(
+        "--bayesian-sigma", type=float, default=TrainConfig.bayesian_sigma, help="the Bayesian loss's sigma in pixels"
     )
     train_cmd.add_argument(
         "--swa-start-epoch", type=positive_int, help="average the weights of every epoch from this one on (swa.pt)"

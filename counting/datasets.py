@@ -268,9 +268,18 @@ class CrowdCrops(Dataset):
             self._images[index] = load_rgb(self.samples[index].image_path)
         return self._images[index]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The augmented crop, its 1/8 density target and its heads ([N, 2] x, y pixels of the crop)."""
         sample = self.samples[index]
         rng = np.random.default_rng((self.seed, self.epoch, index))
         rgb, points, sigmas = augment(self.image(index), sample.points, self.cache.sigmas(sample), rng, self.aug)
         target = density_map(points, sigmas, rgb.shape[0], rgb.shape[1], cell=OUTPUT_STRIDE)
-        return to_input_tensor(rgb), torch.from_numpy(target)[None]
+        return to_input_tensor(rgb), torch.from_numpy(target)[None], torch.from_numpy(points.astype(np.float32))
+
+
+def collate_crops(
+    batch: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Stack crops and targets; head points stay a list, one tensor a crop, since their numbers differ."""
+    images, targets, points = zip(*batch, strict=True)
+    return torch.stack(images), torch.stack(targets), list(points)

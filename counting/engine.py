@@ -39,6 +39,17 @@ def configure_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def bf16_is_native(device: str = "cpu") -> bool:
+    """Whether `device` computes bf16 in hardware (AVX512-BF16 or AMX on a CPU).
+
+    Elsewhere oneDNN emulates it: on an AVX2-only CPU a csrnet-lite forward at 1024x768 took 3.3 s in bf16 against
+    0.43 s in fp32, so bf16 is a choice only where this holds.
+    """
+    if torch.device(device).type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
 def predict_density(model: nn.Module, rgb: np.ndarray, precision: str = "fp32", device: str = "cpu") -> np.ndarray:
     """One forward pass over a whole frame, padded with the mean colour to a multiple of 8."""
     height, width = rgb.shape[:2]

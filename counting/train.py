@@ -23,9 +23,10 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from counting.bayesian_loss import bayesian_loss
 from counting.csrnet import init_frontend_from_vgg16
-from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated
-from counting.engine import configure_threads, predict_density
+from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, collate_crops, load_annotated
+from counting.engine import bf16_is_native, configure_threads, predict_density
 from counting.images import load_rgb
 from counting.models import build, load_model, save_weights
 
@@ -47,13 +48,17 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_epochs: int = 2
     count_loss_weight: float = 0.1
+    # "density": MSE against the Gaussian density map plus the count term; "bayesian": the Bayesian loss on the head
+    # points (counting.bayesian_loss), with a Gaussian likelihood of this sigma in pixels.
+    loss: str = "density"
+    bayesian_sigma: float = 8.0
     batch_norm_batches: int = 8  # batches of training crops that re-estimate batch-norm statistics
     ema_decay: float = 0.995
     val_fraction: float = 0.1
     val_every: int = 1
     seed: int = 0
     device: str = "cpu"
-    bf16: bool = True
+    bf16: bool | None = None  # bf16 autocast; None: where the hardware computes bf16 natively
     threads: int | None = None
     max_steps_per_epoch: int | None = None  # for short runs (tests, smoke checks)
     vgg16: str | None = None  # a local torchvision VGG-16 state dict to start full CSRNet's front end from
@@ -107,7 +112,7 @@ def validate(model: nn.Module, samples: list, images: dict[str, np.ndarray], con
         key = str(sample.image_path)
         if key not in images:
             images[key] = load_rgb(sample.image_path)
-        predicted = predict_density(model, images[key], "bf16" if config.bf16 else "fp32", config.device).sum()
+        predicted = predict_density(model, images[key], "bf16" if _uses_bf16(config) else "fp32", config.device).sum()
         errors.append(float(predicted) - sample.count)
     errors_arr = np.asarray(errors)
     return {
@@ -124,8 +129,14 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def _uses_bf16(config: TrainConfig) -> bool:
+    return bf16_is_native(config.device) if config.bf16 is None else config.bf16
+
+
 def _autocast(config: TrainConfig) -> torch.autocast:
-    return torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=config.bf16)
+    return torch.autocast(
+        device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=_uses_bf16(config)
+    )
 
 
 @torch.no_grad()
@@ -276,12 +287,13 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             batch_size=config.batch_size,
             shuffle=True,
             drop_last=False,
+            collate_fn=collate_crops,
             generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
         )
         _train_mode(model, config.freeze_batch_norm)
         losses = []
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
-        for batch_index, (images, targets) in enumerate(bar):
+        for batch_index, (images, targets, points) in enumerate(bar):
             if batch_index >= steps_per_epoch:
                 break
             for group in optimizer.param_groups:
@@ -290,7 +302,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             targets = targets.to(config.device)
             with autocast:
                 pred = model(images)
-            loss = density_loss(pred.float(), targets, config.count_loss_weight)
+            if config.loss == "bayesian":
+                loss = bayesian_loss(pred.float(), [p.to(config.device) for p in points], config.bayesian_sigma)
+            else:
+                loss = density_loss(pred.float(), targets, config.count_loss_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 10.0)

@@ -458,7 +458,8 @@ def test_crowd_crops_give_input_and_target_with_the_crop_count(tmp_path: Path, m
     for epoch in range(3):
         dataset.epoch = epoch
         for index in range(2):
-            image, target = dataset[index]
+            image, target, points = dataset[index]
+            assert len(points) == round(float(target.sum(dtype=torch.float64)))
             assert image.dtype == torch.float32 and tuple(image.shape) == (3, 384, 512)
             assert target.dtype == torch.float32 and tuple(target.shape) == (1, 48, 64)
             if index == 1:  # smaller than the crop: padded, every head kept
@@ -481,7 +482,7 @@ def test_crowd_crops_give_input_and_target_with_the_crop_count(tmp_path: Path, m
     assert len(set(counts[0::2])) > 1  # different crops across epochs
 
     # The same (seed, epoch, index) gives the same sample
-    first_image, first_target = dataset[0]
-    again_image, again_target = dataset[0]
+    first_image, first_target, _ = dataset[0]
+    again_image, again_target, _ = dataset[0]
     assert torch.equal(first_image, again_image) and torch.equal(first_target, again_target)
     assert math.isclose(float(first_target.sum()), counts[-2], abs_tol=1e-3)

@@ -1,9 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from counting.engine import CountingEngine, predict_density, predict_density_tiled
+from counting.engine import CountingEngine, bf16_is_native, predict_density, predict_density_tiled
 from counting.images import load_rgb
 
 
@@ -63,3 +65,8 @@ def test_bf16_counts_stay_close_to_fp32(engine, shanghaitech):
 def test_unknown_precision_is_refused(engine):
     with pytest.raises(ValueError, match="precision"):
         CountingEngine(engine.arch, engine.weights, precision="int4")
+
+
+def test_bf16_counts_as_native_exactly_where_the_cpu_has_bf16_instructions():
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    assert bf16_is_native("cpu") == bool(flags & {"avx512_bf16", "amx_tile"})

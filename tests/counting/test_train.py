@@ -57,6 +57,15 @@ def test_a_short_run_lowers_the_loss_and_keeps_the_best_model(small_folder, tmp_
     assert loaded_arch == arch
 
 
+def test_a_short_run_with_the_bayesian_loss_lowers_it(small_folder, tmp_path):
+    config = replace(_config(small_folder, tmp_path / "run", epochs=12), loss="bayesian")
+    best = train(config)
+    losses = _losses(tmp_path / "run")
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+    assert np.isfinite(best["val_mae"])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["loss"] == "bayesian"
+
+
 def test_resuming_continues_where_the_run_stopped(small_folder, tmp_path):
     train(_config(small_folder, tmp_path / "straight", epochs=4))
     train(_config(small_folder, tmp_path / "resumed", epochs=4), stop_after_epochs=2)
