@@ -3,7 +3,8 @@
 Each density cell's mass is shared among the heads by the posterior that the cell belongs to head n, from a
 Gaussian likelihood around each head (equal priors). A head's expected count is the density mass the posterior gives
 it, and its target is 1; a background pseudo-head at distance `d - distance to the nearest head` of each cell takes
-the mass far from every head, with target 0. The loss is the L1 error of these expected counts, summed per frame.
+the mass far from every head, with target 0 (the paper's BL+; without it, every cell's mass goes to the heads). The
+loss is the L1 error of these expected counts, summed per frame.
 
 Unlike the density MSE against fixed-sigma Gaussians, it does not ask the network for one shape per head: in the
 far field, where heads are closer together than the Gaussians are wide, the MSE target blurs neighbours into each
@@ -31,23 +32,24 @@ def bayesian_loss(
     """Mean over the batch of the per-frame Bayesian loss.
 
     `density` is [B, 1, H, W] at 1/8 of the crop; `points[b]` holds frame b's heads as [N, 2] (x, y) pixels of the
-    crop. The background distance `d` is `background_ratio` times the crop's shorter side, as in the paper.
+    crop. The background distance `d` is `background_ratio` times the crop's shorter side, as in the paper; a ratio
+    of 0 leaves the background pseudo-head out.
     """
     batch, _, height, width = density.shape
     centres = cell_centres(height, width, density.device)
     d = background_ratio * min(height, width) * OUTPUT_STRIDE
     losses = []
     for frame, heads in zip(density.reshape(batch, -1), points, strict=True):
-        if len(heads) == 0:
+        if len(heads) == 0:  # all background, which should hold nothing
             losses.append(frame.sum().abs())
             continue
         squared = torch.cdist(heads.to(centres), centres).square()  # [N, cells]
-        nearest = squared.min(dim=0).values.sqrt()
-        background = (d - nearest).clamp(min=0).square()
-        logits = -torch.cat([squared, background[None]]) / (2 * sigma**2)
-        posterior = torch.softmax(logits, dim=0)  # [N + 1, cells], each cell's mass shared out
+        target = torch.ones(len(heads) + (background_ratio > 0), device=density.device)
+        if background_ratio > 0:
+            nearest = squared.min(dim=0).values.sqrt()
+            squared = torch.cat([squared, (d - nearest).clamp(min=0).square()[None]])
+            target[-1] = 0
+        posterior = torch.softmax(-squared / (2 * sigma**2), dim=0)  # each cell's mass shared out
         expected = posterior @ frame
-        target = torch.ones_like(expected)
-        target[-1] = 0
         losses.append(torch.abs(expected - target).sum())
     return torch.stack(losses).mean()

@@ -129,6 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         count_loss_weight=args.count_loss_weight,
         loss=args.loss,
         bayesian_sigma=args.bayesian_sigma,
+        bayesian_background_ratio=args.bayesian_background_ratio,
         swa_start_epoch=args.swa_start_epoch,
     )
     best = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
@@ -257,6 +258,12 @@ def parser() -> argparse.ArgumentParser:
     )
     train_cmd.add_argument(
         "--bayesian-sigma", type=float, default=TrainConfig.bayesian_sigma, help="the Bayesian loss's sigma in pixels"
+    )
+    train_cmd.add_argument(
+        "--bayesian-background-ratio",
+        type=float,
+        default=TrainConfig.bayesian_background_ratio,
+        help="the background pseudo-head's distance as a fraction of the crop's shorter side (0: none)",
     )
     train_cmd.add_argument(
         "--swa-start-epoch", type=positive_int, help="average the weights of every epoch from this one on (swa.pt)"

@@ -52,6 +52,7 @@ class TrainConfig:
     # points (counting.bayesian_loss), with a Gaussian likelihood of this sigma in pixels.
     loss: str = "density"
     bayesian_sigma: float = 8.0
+    bayesian_background_ratio: float = 0.15  # 0: no background pseudo-head
     batch_norm_batches: int = 8  # batches of training crops that re-estimate batch-norm statistics
     ema_decay: float = 0.995
     val_fraction: float = 0.1
@@ -303,7 +304,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             with autocast:
                 pred = model(images)
             if config.loss == "bayesian":
-                loss = bayesian_loss(pred.float(), [p.to(config.device) for p in points], config.bayesian_sigma)
+                loss = bayesian_loss(
+                    pred.float(),
+                    [p.to(config.device) for p in points],
+                    config.bayesian_sigma,
+                    config.bayesian_background_ratio,
+                )
             else:
                 loss = density_loss(pred.float(), targets, config.count_loss_weight)
             optimizer.zero_grad(set_to_none=True)

@@ -64,3 +64,12 @@ def test_the_batch_loss_is_the_mean_of_the_frames_and_its_gradient_moves_mass_to
     # Descending the gradient adds mass at the head and none far from it
     assert float(grad[6, 6]) < -0.4
     assert float(grad[20, 28]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_without_the_background_far_mass_is_the_nearest_heads():
+    heads = [(3, 3), (20, 28)]
+    far = _density_with_mass_at([(3, 4, 1.0), (20, 20, 1.0)])  # 64 px from its head: background with it
+    points = [_heads_at(heads)]
+    assert float(bayesian_loss(far, points)) > 1.8
+    assert float(bayesian_loss(far, points, background_ratio=0)) == pytest.approx(0.0, abs=1e-3)
+    assert float(bayesian_loss(torch.zeros(1, 1, 96, 128), points, background_ratio=0)) == pytest.approx(2.0)
