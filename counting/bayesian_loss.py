@@ -8,7 +8,8 @@ loss is the L1 error of these expected counts, summed per frame.
 
 Unlike the density MSE against fixed-sigma Gaussians, it does not ask the network for one shape per head: in the
 far field, where heads are closer together than the Gaussians are wide, the MSE target blurs neighbours into each
-other and its optimum is a shape the network cannot read off the pixels.
+other and its optimum is a shape the network cannot read off the pixels. (As a short fine-tune of our MSE-trained
+csrnet-lite it drifted to under-counting; its model card has the figures.)
 """
 
 from __future__ import annotations
