@@ -10,7 +10,7 @@ from pathlib import Path
 from counting.engine import PRECISIONS, CountingEngine, configure_threads
 from counting.images import ImageError, load_rgb
 from counting.models import ARCHITECTURES, WeightsError
-from counting.train import TrainConfig, saved_config, train
+from counting.train import LOSSES, TrainConfig, saved_config, train
 
 
 def positive_int(text: str) -> int:
@@ -252,7 +252,7 @@ def parser() -> argparse.ArgumentParser:
     )
     train_cmd.add_argument(
         "--loss",
-        choices=("density", "bayesian"),
+        choices=LOSSES,
         default=TrainConfig.loss,
         help="density: MSE against Gaussian maps plus the count term; bayesian: Bayesian loss on the head points",
     )

@@ -34,6 +34,8 @@ from counting.models import build, load_model, save_weights
 # above float resolution. The count term (weight `count_loss_weight`) then stays a minor correction to the MSE.
 DENSITY_SCALE = 100.0
 
+LOSSES = ("density", "bayesian")
+
 
 @dataclass
 class TrainConfig:
@@ -230,6 +232,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
         if ignored:
             print(f"resuming with the run's own recipe; ignoring {ignored}")
         config = replace(saved, epochs=config.epochs, device=config.device, threads=config.threads)
+    if config.loss not in LOSSES:
+        raise ValueError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
     out.mkdir(parents=True, exist_ok=True)
 
     configure_threads(config.threads)

@@ -66,6 +66,12 @@ def test_a_short_run_with_the_bayesian_loss_lowers_it(small_folder, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["loss"] == "bayesian"
 
 
+def test_an_unknown_loss_is_refused_before_anything_is_written(small_folder, tmp_path):
+    with pytest.raises(ValueError, match="unknown loss 'bayes'"):
+        train(replace(_config(small_folder, tmp_path / "run", epochs=1), loss="bayes"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_resuming_continues_where_the_run_stopped(small_folder, tmp_path):
     train(_config(small_folder, tmp_path / "straight", epochs=4))
     train(_config(small_folder, tmp_path / "resumed", epochs=4), stop_after_epochs=2)
