@@ -125,6 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         init_weights=args.init_weights,
         freeze_batch_norm=args.freeze_batch_norm,
         batch_norm_batches=args.batch_norm_batches,
+        head_lr_scale=args.head_lr_scale,
         warmup_epochs=args.warmup_epochs,
         count_loss_weight=args.count_loss_weight,
         loss=args.loss,
@@ -246,6 +247,12 @@ def parser() -> argparse.ArgumentParser:
         "--freeze-batch-norm", action="store_true", help="estimate batch-norm statistics once and train with them fixed"
     )
     train_cmd.add_argument("--batch-norm-batches", type=positive_int, default=TrainConfig.batch_norm_batches)
+    train_cmd.add_argument(
+        "--head-lr-scale",
+        type=float,
+        default=TrainConfig.head_lr_scale,
+        help="the density head's learning rate relative to the rest's",
+    )
     train_cmd.add_argument("--warmup-epochs", type=int, default=TrainConfig.warmup_epochs)
     train_cmd.add_argument(
         "--count-loss-weight", type=float, default=TrainConfig.count_loss_weight, help="weight of the count error term"

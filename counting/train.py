@@ -55,7 +55,8 @@ class TrainConfig:
     loss: str = "density"
     bayesian_sigma: float = 8.0
     bayesian_background_ratio: float = 0.15  # 0: no background pseudo-head
-    batch_norm_batches: int = 8  # batches of training crops that re-estimate batch-norm statistics
+    batch_norm_batches: int = 32  # batches of training frames that re-estimate batch-norm statistics
+    head_lr_scale: float = 0.1  # the density head's learning rate relative to the rest's (see `optimizer_groups`)
     ema_decay: float = 0.995
     val_fraction: float = 0.1
     val_every: int = 1
@@ -125,6 +126,31 @@ def validate(model: nn.Module, samples: list, images: dict[str, np.ndarray], con
     }
 
 
+def density_head(model: nn.Module) -> nn.Conv2d:
+    """The 1x1 conv that writes the density map: CSRNet's `output_layer`, SkyNet-Count's `head`."""
+    head = getattr(model, "output_layer", None) or getattr(model, "head", None)
+    if not isinstance(head, nn.Conv2d) or head.out_channels != 1:
+        raise ValueError(f"{type(model).__name__} has no one-channel density head")
+    return head
+
+
+def optimizer_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """Parameter groups: weights decayed, biases and batch-norm scales not, the density head at a lower rate.
+
+    The head writes densities of about 1e-3 a cell, so its weights are of that order too, and Adam moves every
+    parameter by about the learning rate a step, whatever its scale: at 3e-4 its bias alone moved a frame's count
+    (the sum of 12,288 cells) by up to 4 a step and its weights by several per cent. At a tenth of the rate a step
+    is a small change; at a hundredth the head learned too slowly and the count stayed low (see the model card).
+    """
+    head = set(density_head(model).parameters())
+    body = [p for p in model.parameters() if p not in head]
+    return [
+        {"params": [p for p in body if p.ndim > 1], "weight_decay": config.weight_decay, "lr_scale": 1.0},
+        {"params": [p for p in body if p.ndim <= 1], "weight_decay": 0.0, "lr_scale": 1.0},
+        {"params": list(head), "weight_decay": 0.0, "lr_scale": config.head_lr_scale},
+    ]
+
+
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -144,11 +170,14 @@ def _autocast(config: TrainConfig) -> torch.autocast:
 
 @torch.no_grad()
 def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainConfig) -> None:
-    """Re-estimate batch-norm running statistics for `model`'s current weights (precise BN).
+    """Re-estimate batch-norm running statistics for `model`'s current weights (precise BN) on `dataset`.
 
     The running averages kept during training trail weights that keep moving, and those of an EMA model belong to
-    other weights altogether; evaluation with them under-counts badly. A few batches of training crops, averaged
-    exactly (momentum None), give statistics that match the weights being evaluated or shipped.
+    other weights altogether; evaluation with them under-counts badly. Batches of training frames, averaged exactly
+    (momentum None), give statistics that match the weights being evaluated or shipped. `dataset` is meant to be
+    `calibration_frames`: the same frames each time, as inference sees them, so that two epochs' counts differ by
+    their weights and not by the draw of frames (with a fresh augmented draw each time, the validation count swung by 10
+    to 40 a frame between epochs).
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -169,6 +198,11 @@ def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainC
     model.eval()
 
 
+def calibration_frames(samples: list, config: TrainConfig, cache: GroundTruthCache) -> CrowdCrops:
+    """Training frames (or crops of them) at their own scale and unflipped: what inference normalises."""
+    return CrowdCrops(samples, Augmentation(config.crop, (1.0, 1.0), flip=False), cache, config.seed)
+
+
 def _train_mode(model: nn.Module, freeze_batch_norm: bool) -> None:
     model.train()
     if freeze_batch_norm:
@@ -178,7 +212,12 @@ def _train_mode(model: nn.Module, freeze_batch_norm: bool) -> None:
 
 
 def _average_epoch_weights(
-    swa: AveragedModel, ema: nn.Module, dataset: CrowdCrops, val_samples: list, val_images: dict, config: TrainConfig
+    swa: AveragedModel,
+    ema: nn.Module,
+    calibration: CrowdCrops,
+    val_samples: list,
+    val_images: dict,
+    config: TrainConfig,
 ) -> dict[str, float]:
     """Fold this epoch's EMA weights into the average; its validation figures, prefixed `swa_`.
 
@@ -189,7 +228,7 @@ def _average_epoch_weights(
     swa.update_parameters(ema)
     _copy_buffers(swa.module, ema)
     if not config.freeze_batch_norm:
-        recalibrate_batch_norm(swa.module, dataset, config)
+        recalibrate_batch_norm(swa.module, calibration, config)
     if not val_samples:
         return {}
     return {f"swa_{name}": value for name, value in validate(swa.module, val_samples, val_images, config).items()}
@@ -248,6 +287,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
 
     cache = GroundTruthCache()
     dataset = CrowdCrops(train_samples, Augmentation(config.crop, config.scale_range), cache, config.seed)
+    calibration = calibration_frames(train_samples, config, cache)
     model = build(config.arch)
     if config.vgg16 and saved is None:
         init_frontend_from_vgg16(model, torch.load(config.vgg16, map_location="cpu", weights_only=True))
@@ -255,16 +295,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
         model.load_state_dict(load_model(config.arch, config.init_weights)[0].state_dict())
     model = model.to(config.device)
     if config.freeze_batch_norm and saved is None:
-        recalibrate_batch_norm(model, dataset, config)
+        recalibrate_batch_norm(model, calibration, config)
     ema = copy.deepcopy(model).eval()
     swa = AveragedModel(model) if config.swa_start_epoch else None
-    # Biases and batch-norm scales are not decayed.
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-    )
+    optimizer = torch.optim.AdamW(optimizer_groups(model, config), lr=config.lr)
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
@@ -302,7 +336,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             if batch_index >= steps_per_epoch:
                 break
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, total_steps, warmup_steps, config.lr)
+                group["lr"] = _lr_at(step, total_steps, warmup_steps, config.lr) * group["lr_scale"]
             images = images.to(config.device).contiguous(memory_format=torch.channels_last)
             targets = targets.to(config.device)
             with autocast:
@@ -334,7 +368,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
         }
         if val_samples and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
             if not config.freeze_batch_norm:
-                recalibrate_batch_norm(ema, dataset, config)
+                recalibrate_batch_norm(ema, calibration, config)
             record.update(validate(ema, val_samples, val_images, config))
             if record["val_mae"] < best["val_mae"]:
                 best = {"val_mae": record["val_mae"], "val_mse": record["val_mse"], "epoch": epoch + 1}
@@ -342,7 +376,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
                     ema, config.arch, out / "best.pt", epoch=epoch + 1, val_mae=record["val_mae"], data=config.data
                 )
         if swa is not None and epoch + 1 >= config.swa_start_epoch:
-            record.update(_average_epoch_weights(swa, ema, dataset, val_samples, val_images, config))
+            record.update(_average_epoch_weights(swa, ema, calibration, val_samples, val_images, config))
             save_weights(swa.module, config.arch, out / "swa.pt", epoch=epoch + 1, data=config.data)
         elapsed += time.perf_counter() - epoch_started
         record["elapsed_s"] = round(elapsed, 1)
@@ -366,6 +400,6 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             print(f"stopping after {stop_after_epochs} epochs; continue with --resume", flush=True)
             return best
     if not val_samples and not config.freeze_batch_norm:
-        recalibrate_batch_norm(ema, dataset, config)
+        recalibrate_batch_norm(ema, calibration, config)
         save_weights(ema, config.arch, out / "best.pt", epoch=config.epochs, data=config.data)
     return best

@@ -6,21 +6,28 @@ import numpy as np
 import pytest
 import torch
 
-from counting.datasets import shanghaitech_split
-from counting.models import load_model
-from counting.train import TrainConfig, train
+from counting.datasets import GroundTruthCache, load_annotated, shanghaitech_split
+from counting.images import load_rgb, to_input_tensor
+from counting.models import build, load_model
+from counting.train import TrainConfig, calibration_frames, density_head, optimizer_groups, train
 
 
 @pytest.fixture(scope="module")
 def small_folder(tmp_path_factory, shanghaitech):
-    """Five Part B training frames at 1/4 size, as an operator's labelled folder."""
+    """The middle 256x192 of five Part B training frames, as an operator's labelled folder.
+
+    Crops, not shrunken frames: heads keep their size, so the density per cell is Part B's, the scale the training
+    recipe (the loss's density scale, the density head's learning rate) is set for.
+    """
     folder = tmp_path_factory.mktemp("labelled") / "train"
     folder.mkdir()
+    top, left = (768 - 192) // 2, (1024 - 256) // 2
     for sample in shanghaitech_split(shanghaitech / "part_B", "train")[:5]:
         image = cv2.imread(str(sample.image_path))
-        cv2.imwrite(str(folder / sample.image_path.name), cv2.resize(image, (256, 192), interpolation=cv2.INTER_AREA))
-        points = sample.points / 4.0
-        (folder / f"{sample.image_path.stem}.json").write_text(json.dumps(points.tolist()))
+        cv2.imwrite(str(folder / sample.image_path.name), image[top : top + 192, left : left + 256])
+        points = sample.points - np.array([left, top])
+        inside = (points >= 0).all(axis=1) & (points[:, 0] < 256) & (points[:, 1] < 192)
+        (folder / f"{sample.image_path.stem}.json").write_text(json.dumps(points[inside].tolist()))
     return folder.parent
 
 
@@ -125,3 +132,33 @@ def test_weight_averaging_is_the_mean_of_each_epochs_ema_weights_across_a_resume
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert "swa_val_mae" not in metrics[0]
     assert all(np.isfinite(m["swa_val_mae"]) for m in metrics[1:])
+
+
+@pytest.mark.parametrize("arch", ["csrnet-lite", "skynet-count"])
+def test_only_the_density_head_gets_the_scaled_learning_rate(tmp_path, arch):
+    model = build(arch)
+    config = replace(_config(tmp_path, tmp_path / "run", epochs=1, arch=arch), head_lr_scale=0.01)
+    groups = optimizer_groups(model, config)
+    scaled = [group for group in groups if group["lr_scale"] != 1.0]
+    assert len(scaled) == 1
+    assert scaled[0]["lr_scale"] == 0.01
+    assert [id(p) for p in scaled[0]["params"]] == [id(p) for p in density_head(model).parameters()]
+    assert sorted(id(p) for group in groups for p in group["params"]) == sorted(id(p) for p in model.parameters())
+
+
+def test_the_training_loop_applies_the_heads_rate(small_folder, tmp_path):
+    config = replace(_config(small_folder, tmp_path / "run", epochs=4), head_lr_scale=0.01)
+    train(config, stop_after_epochs=2)
+    groups = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["optimizer"]["param_groups"]
+    body_lr, head_lr = groups[0]["lr"], groups[-1]["lr"]
+    assert body_lr > 0
+    assert head_lr == pytest.approx(0.01 * body_lr)
+
+
+def test_batch_norm_is_calibrated_on_frames_as_inference_sees_them(small_folder, tmp_path):
+    # Augmentation that would scale and flip every training crop: calibration frames must still be the frames.
+    config = replace(_config(small_folder, tmp_path / "run", epochs=1), scale_range=(0.5, 2.0))
+    samples = load_annotated(small_folder, "train")
+    frames = calibration_frames(samples, config, GroundTruthCache(tmp_path / "cache"))
+    for index, sample in enumerate(samples):
+        torch.testing.assert_close(frames[index][0], to_input_tensor(load_rgb(sample.image_path)))
