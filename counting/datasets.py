@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -262,6 +262,13 @@ class CrowdCrops(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def unaugmented(self) -> CrowdCrops:
+        """The same frames (or crops of them) at their own scale and unflipped, as inference sees them, sharing the
+        decoded images with this dataset."""
+        frames = CrowdCrops(self.samples, replace(self.aug, scale_range=(1.0, 1.0), flip=False), self.cache, self.seed)
+        frames._images = self._images
+        return frames
 
     def image(self, index: int) -> np.ndarray:
         if index not in self._images:

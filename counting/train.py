@@ -174,10 +174,10 @@ def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainC
 
     The running averages kept during training trail weights that keep moving, and those of an EMA model belong to
     other weights altogether; evaluation with them under-counts badly. Batches of training frames, averaged exactly
-    (momentum None), give statistics that match the weights being evaluated or shipped. `dataset` is meant to be
-    `calibration_frames`: the same frames each time, as inference sees them, so that two epochs' counts differ by
-    their weights and not by the draw of frames (with a fresh augmented draw each time, the validation count swung by 10
-    to 40 a frame between epochs).
+    (momentum None), give statistics that match the weights being evaluated or shipped. `dataset` is meant to be the
+    training frames `unaugmented()`: the same frames each time, as inference sees them, so that two epochs' counts
+    differ by their weights and not by the draw of frames (with a fresh augmented draw each time, the validation count
+    swung by 10 to 40 a frame between epochs).
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -196,11 +196,6 @@ def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainC
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     model.eval()
-
-
-def calibration_frames(samples: list, config: TrainConfig, cache: GroundTruthCache) -> CrowdCrops:
-    """Training frames (or crops of them) at their own scale and unflipped: what inference normalises."""
-    return CrowdCrops(samples, Augmentation(config.crop, (1.0, 1.0), flip=False), cache, config.seed)
 
 
 def _train_mode(model: nn.Module, freeze_batch_norm: bool) -> None:
@@ -287,7 +282,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
 
     cache = GroundTruthCache()
     dataset = CrowdCrops(train_samples, Augmentation(config.crop, config.scale_range), cache, config.seed)
-    calibration = calibration_frames(train_samples, config, cache)
+    calibration = dataset.unaugmented()
     model = build(config.arch)
     if config.vgg16 and saved is None:
         init_frontend_from_vgg16(model, torch.load(config.vgg16, map_location="cpu", weights_only=True))

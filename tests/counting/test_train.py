@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from counting.datasets import GroundTruthCache, load_annotated, shanghaitech_split
+from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated, shanghaitech_split
 from counting.images import load_rgb, to_input_tensor
 from counting.models import build, load_model
-from counting.train import TrainConfig, calibration_frames, density_head, optimizer_groups, train
+from counting.train import TrainConfig, density_head, optimizer_groups, train
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +157,9 @@ def test_the_training_loop_applies_the_heads_rate(small_folder, tmp_path):
 
 def test_batch_norm_is_calibrated_on_frames_as_inference_sees_them(small_folder, tmp_path):
     # Augmentation that would scale and flip every training crop: calibration frames must still be the frames.
-    config = replace(_config(small_folder, tmp_path / "run", epochs=1), scale_range=(0.5, 2.0))
     samples = load_annotated(small_folder, "train")
-    frames = calibration_frames(samples, config, GroundTruthCache(tmp_path / "cache"))
+    training = CrowdCrops(samples, Augmentation((192, 256), (0.5, 2.0)), GroundTruthCache(tmp_path / "cache"), seed=0)
+    frames = training.unaugmented()
     for index, sample in enumerate(samples):
         torch.testing.assert_close(frames[index][0], to_input_tensor(load_rgb(sample.image_path)))
+        assert frames.image(index) is training.image(index)  # decoded once, held once
