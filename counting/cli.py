@@ -139,9 +139,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from counting.count_scale import scale_counts_to_run
     from counting.models import load_model, read_checkpoint, save_weights
 
     model, arch, weights = load_model(args.arch, args.checkpoint)
+    meta = read_checkpoint(args.checkpoint).get("meta", {})
+    if args.fit_count_scale:
+        try:
+            fitted = scale_counts_to_run(model, Path(args.checkpoint).parent)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(json.dumps({"count_scale": fitted}), flush=True)
+        meta["count_scale"] = {"scale": fitted["scale"], "frames": fitted["frames"]}
     if args.onnx or args.int8:
         from counting.onnx_export import export_onnx
         from counting.versions import weights_version
@@ -152,7 +162,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.2f} MB, {arch}, ONNX, float32)")
             return 0
         return _export_int8(model, metadata, args)
-    meta = read_checkpoint(args.checkpoint).get("meta", {})
     save_weights(model, arch, args.out, half=args.half, **meta)
     size_mb = Path(args.out).stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.2f} MB, {arch}, {'float16' if args.half else 'float32'})")
@@ -286,6 +295,12 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("out")
     export.add_argument("--arch", choices=sorted(ARCHITECTURES))
     export.add_argument("--half", action="store_true", help="store float16")
+    export.add_argument(
+        "--fit-count-scale",
+        action="store_true",
+        help="scale the counts to the training frames of the run whose folder holds the checkpoint (not its "
+        "validation slice), folded into the density head",
+    )
     export.add_argument("--onnx", action="store_true", help="write an ONNX graph for onnxruntime instead")
     export.add_argument("--int8", action="store_true", help="with --onnx: quantise to int8 (needs --calibrate)")
     export.add_argument("--calibrate", help="frames for int8 calibration: a folder of images or a ShanghaiTech part")

@@ -110,6 +110,15 @@ def predict_density_tiled(
     return stitched
 
 
+def frame_density(
+    model: nn.Module, rgb: np.ndarray, precision: str = "fp32", device: str = "cpu", tile_pixels: int = TILE_PIXELS
+) -> np.ndarray:
+    """The density of a frame of any size: one forward pass, or overlapping tiles over `tile_pixels`."""
+    if rgb.shape[0] * rgb.shape[1] > tile_pixels:
+        return predict_density_tiled(model, rgb, precision, device)
+    return predict_density(model, rgb, precision, device)
+
+
 class CountingEngine:
     """A model loaded once, in inference mode and channels-last, ready to count frames."""
 
@@ -130,9 +139,7 @@ class CountingEngine:
         self.tile_pixels = tile_pixels
 
     def density(self, rgb: np.ndarray) -> np.ndarray:
-        if rgb.shape[0] * rgb.shape[1] > self.tile_pixels:
-            return predict_density_tiled(self.model, rgb, self.precision, self.device)
-        return predict_density(self.model, rgb, self.precision, self.device)
+        return frame_density(self.model, rgb, self.precision, self.device, self.tile_pixels)
 
     def count(self, rgb: np.ndarray) -> CountResult:
         started = time.perf_counter()

@@ -41,6 +41,14 @@ def build(arch: str) -> nn.Module:
     return ARCHITECTURES[arch]()
 
 
+def density_head(model: nn.Module) -> nn.Conv2d:
+    """The 1x1 conv that writes the density map: CSRNet's `output_layer`, SkyNet-Count's `head`."""
+    head = getattr(model, "output_layer", None) or getattr(model, "head", None)
+    if not isinstance(head, nn.Conv2d) or head.out_channels != 1:
+        raise ValueError(f"{type(model).__name__} has no one-channel density head")
+    return head
+
+
 def default_weights(arch: str) -> Path:
     path = DEFAULT_WEIGHTS.get(arch)
     if path is None or not path.exists():

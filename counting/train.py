@@ -28,7 +28,7 @@ from counting.csrnet import init_frontend_from_vgg16
 from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, collate_crops, load_annotated
 from counting.engine import bf16_is_native, configure_threads, predict_density
 from counting.images import load_rgb
-from counting.models import build, load_model, save_weights
+from counting.models import build, density_head, load_model, save_weights
 
 # Density cells hold tiny values (a head spread over dozens of cells); scaling them keeps the squared errors well
 # above float resolution. The count term (weight `count_loss_weight`) then stays a minor correction to the MSE.
@@ -124,14 +124,6 @@ def validate(model: nn.Module, samples: list, images: dict[str, np.ndarray], con
         "val_mse": float(np.sqrt((errors_arr**2).mean())),
         "val_bias": float(errors_arr.mean()),  # over- (positive) or under-counting on average
     }
-
-
-def density_head(model: nn.Module) -> nn.Conv2d:
-    """The 1x1 conv that writes the density map: CSRNet's `output_layer`, SkyNet-Count's `head`."""
-    head = getattr(model, "output_layer", None) or getattr(model, "head", None)
-    if not isinstance(head, nn.Conv2d) or head.out_channels != 1:
-        raise ValueError(f"{type(model).__name__} has no one-channel density head")
-    return head
 
 
 def optimizer_groups(model: nn.Module, config: TrainConfig) -> list[dict]:

@@ -8,8 +8,8 @@ import torch
 
 from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated, shanghaitech_split
 from counting.images import load_rgb, to_input_tensor
-from counting.models import build, load_model
-from counting.train import TrainConfig, density_head, optimizer_groups, train
+from counting.models import build, density_head, load_model
+from counting.train import TrainConfig, optimizer_groups, train
 
 
 @pytest.fixture(scope="module")
