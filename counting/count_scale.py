@@ -59,6 +59,8 @@ def fit_count_scale(model: nn.Module, samples: list[AnnotatedImage], device: str
         raise ValueError("no frames to fit the count scale on")
     counted = frame_counts(model, samples, device)
     annotated = np.array([s.count for s in samples], dtype=np.float64)
+    if annotated.sum() == 0:
+        raise ValueError(f"the {len(samples)} frames hold no annotated heads to fit the count scale to")
     if counted.sum() <= 0:
         raise ValueError(f"the model counts {counted.sum():.1f} people on {len(samples)} frames; no scale fits that")
     scale = float(annotated.sum() / counted.sum())
