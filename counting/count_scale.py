@@ -54,11 +54,19 @@ def frame_counts(model: nn.Module, samples: list[AnnotatedImage], device: str = 
     return np.array([density.sum(dtype=np.float64) for density in densities])
 
 
+def _annotated_counts(samples: list[AnnotatedImage]) -> np.ndarray:
+    return np.array([s.count for s in samples], dtype=np.float64)
+
+
+def _mae(counted: np.ndarray, annotated: np.ndarray) -> float:
+    return float(np.abs(counted - annotated).mean())
+
+
 def fit_count_scale(model: nn.Module, samples: list[AnnotatedImage], device: str = "cpu") -> CountScaleFit:
     if not samples:
         raise ValueError("no frames to fit the count scale on")
     counted = frame_counts(model, samples, device)
-    annotated = np.array([s.count for s in samples], dtype=np.float64)
+    annotated = _annotated_counts(samples)
     if annotated.sum() == 0:
         raise ValueError(f"the {len(samples)} frames hold no annotated heads to fit the count scale to")
     if counted.sum() <= 0:
@@ -69,8 +77,8 @@ def fit_count_scale(model: nn.Module, samples: list[AnnotatedImage], device: str
         frames=len(samples),
         annotated=float(annotated.sum()),
         counted=float(counted.sum()),
-        mae_before=float(np.abs(counted - annotated).mean()),
-        mae_after=float(np.abs(scale * counted - annotated).mean()),
+        mae_before=_mae(counted, annotated),
+        mae_after=_mae(scale * counted, annotated),
     )
 
 
@@ -93,10 +101,10 @@ def scale_counts_to_run(model: nn.Module, run_dir: str | Path, device: str = "cp
     fit = fit_count_scale(model, training, device)
     report: dict[str, float] = asdict(fit)
     if validation:
-        truth = np.array([s.count for s in validation], dtype=np.float64)
+        annotated = _annotated_counts(validation)
         counted = frame_counts(model, validation, device)
         report["val_frames"] = len(validation)
-        report["val_mae_before"] = float(np.abs(counted - truth).mean())
-        report["val_mae_after"] = float(np.abs(fit.scale * counted - truth).mean())
+        report["val_mae_before"] = _mae(counted, annotated)
+        report["val_mae_after"] = _mae(fit.scale * counted, annotated)
     fold_count_scale(model, fit.scale)
     return report
