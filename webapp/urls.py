@@ -16,6 +16,7 @@ api_v1 = [
     path("frames/<int:pk>/density.json", api.FrameDensityValuesView.as_view(), name="api-frame-density-values"),
     path("cameras/<int:pk>/counts/", api.CameraCountsView.as_view(), name="api-camera-counts"),
     path("alerts/", alert_views.AlertListView.as_view(), name="api-alerts"),
+    path("", include("webapp.calibration.api_urls")),
 ]
 
 urlpatterns = [
@@ -26,5 +27,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("reports/", include("webapp.reports.urls")),
     path("alerts/", include("webapp.alerts.urls")),
+    path("", include("webapp.calibration.page_urls")),
     path("", include("webapp.dashboard.urls")),
 ]

@@ -7,3 +7,6 @@ def count_queue(arch: str) -> str:
 
 # The LLM is heavy: reports have a queue of their own, so counting never waits behind one.
 REPORTS_QUEUE = "reports"
+
+# Calibration fine-tunes for minutes: its own queue, so counting never waits behind a tuning job.
+CALIBRATE_QUEUE = "calibrate"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import numpy as np
 from celery import Task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -18,7 +19,7 @@ from webapp.ingest.models import Frame
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
 from workers.celery_app import app
-from workers.engines import engine_for, model_version
+from workers.engines import camera_engine
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class CountFrameTask(Task):
     max_retries=6,
 )
 def count_frame(self, frame_id: int) -> float | None:
-    frame = Frame.objects.select_related("camera").filter(pk=frame_id).first()
+    frame = Frame.objects.select_related("camera__active_weights").filter(pk=frame_id).first()
     if frame is None:
         log.warning("frame %s no longer exists", frame_id)
         return None
@@ -55,30 +56,35 @@ def count_frame(self, frame_id: int) -> float | None:
         return None  # a redelivery of a task that already finished
     frame.mark_processing()
     try:
-        engine = engine_for(frame.camera.counting_model)
-        with frame.image.open("rb") as handle:
-            rgb = load_rgb(handle.read())
+        rgb, counted = count_stored_frame(frame)
     except (WeightsError, ImageError, FileNotFoundError) as error:
         frame.mark_failed(str(error))
         return None
-    counted = engine.count(rgb)
-    zones = list(frame.camera.zones.all())
-    result = store_result(
-        frame,
-        Counted(
-            count=counted.count,
-            density=counted.density,
-            zone_counts=zone_counts(counted.density, {zone.pk: zone.polygon for zone in zones}),
-            zone_names={zone.pk: zone.name for zone in zones},
-            model_name=engine.arch,
-            model_version=model_version(engine.weights),
-            inference_ms=counted.ms,
-        ),
-    )
+    result = store_result(frame, counted)
     if result is None:
         return None
     apply_retention(frame, rgb, settings.CROWDSCOPE_FRAME_RETENTION, settings.CROWDSCOPE_RETAINED_FRAME_MAX_SIDE)
     return result.count
+
+
+def count_stored_frame(frame: Frame) -> tuple[np.ndarray, Counted]:
+    """Decode the frame's stored image and count it with the weights its camera uses now (calibrated or default).
+
+    Raises WeightsError, ImageError or FileNotFoundError (the image or the calibrated weights are gone)."""
+    engine, version = camera_engine(frame.camera)
+    with frame.image.open("rb") as handle:
+        rgb = load_rgb(handle.read())
+    counted = engine.count(rgb)
+    zones = list(frame.camera.zones.all())
+    return rgb, Counted(
+        count=counted.count,
+        density=counted.density,
+        zone_counts=zone_counts(counted.density, {zone.pk: zone.polygon for zone in zones}),
+        zone_names={zone.pk: zone.name for zone in zones},
+        model_name=engine.arch,
+        model_version=version,
+        inference_ms=counted.ms,
+    )
 
 
 @app.task
@@ -178,3 +184,19 @@ def send_report_email(self, delivery_id: int) -> str:
             raise
         raise self.retry(exc=error, countdown=EMAIL_RETRY_DELAYS[self.request.retries]) from error
     return "sent"
+
+
+@app.task(acks_late=True, reject_on_worker_lost=True)
+def calibrate_camera(job_id: int) -> str:
+    """Run a calibration job (webapp.calibration.jobs); on the `calibrate` queue, so counting never waits for it."""
+    from webapp.calibration.jobs import run_calibration
+
+    return run_calibration(job_id).status
+
+
+@app.task(acks_late=True, reject_on_worker_lost=True)
+def recount_period(job_id: int) -> str:
+    """Recount a camera's frames of a period with the weights it uses now, frame by frame (see run_recount)."""
+    from webapp.calibration.jobs import run_recount
+
+    return run_recount(job_id, count_stored_frame).status

@@ -18,6 +18,19 @@ ENDPOINTS = {
     "/api/v1/frames/{id}/density.json": {"get"},
     "/api/v1/cameras/{id}/counts/": {"get"},
     "/api/v1/alerts/": {"get"},
+    # Calibration (webapp.calibration.api_urls).
+    "/api/v1/cameras/{id}/marked-frames/": {"get", "post"},
+    "/api/v1/cameras/{id}/marked-frames/{mid}/": {"get", "put", "patch", "delete"},
+    "/api/v1/cameras/{id}/marked-frames/{mid}/image": {"get"},
+    "/api/v1/cameras/{id}/calibration-frames/": {"get"},
+    "/api/v1/cameras/{id}/calibrations/": {"get", "post"},
+    "/api/v1/cameras/{id}/calibrations/{job}/": {"get"},
+    "/api/v1/cameras/{id}/weights/": {"get"},
+    "/api/v1/cameras/{id}/weights/activate/": {"post"},
+    "/api/v1/cameras/{id}/weights.onnx": {"get"},
+    "/api/v1/cameras/{id}/recounts/": {"post"},
+    "/api/v1/cameras/{id}/recounts/{job}/": {"get"},
+    "/api/v1/frames/{id}/proposals/": {"get"},
 }
 
 

@@ -45,6 +45,15 @@ class Camera(models.Model):
     )
     plan_x = models.FloatField(null=True, blank=True, help_text="position on the site plan, pixels from the left")
     plan_y = models.FloatField(null=True, blank=True, help_text="position on the site plan, pixels from the top")
+    # The camera's calibrated weights in use (webapp.calibration); empty: our default weights for its model.
+    active_weights = models.ForeignKey(
+        "calibration.WeightsVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="calibrated weights counting this camera; empty: the default weights",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

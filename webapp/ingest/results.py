@@ -66,10 +66,7 @@ def store_result(frame: Frame, counted: Counted) -> Result | None:
         result.heatmap.save("heatmap.png", ContentFile(heatmap_file), save=False)
         try:
             result.save()
-            ZoneCount.objects.bulk_create(
-                ZoneCount(result=result, zone_id=zone, zone_name=counted.zone_names[zone], count=count)
-                for zone, count in counted.zone_counts.items()
-            )
+            ZoneCount.objects.bulk_create(_zone_rows(result, counted))
             locked.status, locked.error = Frame.Status.DONE, ""
             locked.save(update_fields=["status", "error"])
             raise_alerts(frame, counted.count, counted.zone_counts)
@@ -78,6 +75,39 @@ def store_result(frame: Frame, counted: Counted) -> Result | None:
             result.heatmap.delete(save=False)
             raise
     return result
+
+
+def replace_result(frame: Frame, counted: Counted) -> Result:
+    """A recount: give the counted frame `counted` in place of its result, in one transaction with its zone counts
+    and its alerts (re-evaluated as if the frame arrived again: a crossing the new count shows is raised, peaks follow;
+    alerts already raised are kept). On any failure the old result stays whole; its files go after the commit."""
+    density_file, heatmap_file = density_npz(counted.density), heatmap_png(counted.density, frame.width, frame.height)
+    with transaction.atomic():
+        locked = Frame.objects.select_for_update().select_related("camera").get(pk=frame.pk)
+        result = Result.objects.get(frame=locked)
+        storage, old_files = result.density.storage, [result.density.name, result.heatmap.name]
+        result.count, result.model_name = counted.count, counted.model_name
+        result.model_version, result.inference_ms = counted.model_version, counted.inference_ms
+        result.density.save("density.npz", ContentFile(density_file), save=False)
+        result.heatmap.save("heatmap.png", ContentFile(heatmap_file), save=False)
+        try:
+            result.save()
+            result.zone_counts.all().delete()
+            ZoneCount.objects.bulk_create(_zone_rows(result, counted))
+            raise_alerts(locked, counted.count, counted.zone_counts)
+        except Exception:
+            result.density.delete(save=False)
+            result.heatmap.delete(save=False)
+            raise
+        transaction.on_commit(lambda: [storage.delete(name) for name in old_files if name])
+    return result
+
+
+def _zone_rows(result: Result, counted: Counted) -> list[ZoneCount]:
+    return [
+        ZoneCount(result=result, zone_id=zone, zone_name=counted.zone_names[zone], count=count)
+        for zone, count in counted.zone_counts.items()
+    ]
 
 
 def apply_retention(frame: Frame, rgb: np.ndarray, policy: str, max_side: int) -> None:

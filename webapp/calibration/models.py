@@ -1,0 +1,201 @@
+"""Per-camera calibration: frames whose heads an operator marked, the camera's tuned weights as numbered versions, and
+the jobs that tune them (and optionally recount a period with them).
+
+Everything a calibration uses or makes is kept as media under `calibration/<camera>/`: a marked frame holds its own
+copy of the image, so the retention policy deleting the raw frame loses no marking, and a weights version holds its
+checkpoint (`.pt`, for the workers) and its ONNX export (for the camera's gateway).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from webapp.cameras.models import Camera
+from webapp.ingest.models import Frame
+
+# Fewer marked frames cannot give both a fine-tune and a held-out error worth trusting; 12 or more are advised.
+MIN_MARKED_FRAMES = 6
+ADVISED_MARKED_FRAMES = 12
+
+
+def validate_points(points: object, width: int, height: int) -> list[list[float]]:
+    """Head points as a list of [x, y] finite pixel coordinates inside 0..width x 0..height; raises ValidationError
+    naming the first bad point, else returns them as floats."""
+    if not isinstance(points, list):
+        raise ValidationError("points must be a list of [x, y] pairs")
+    clean = []
+    for index, point in enumerate(points):
+        if not isinstance(point, list | tuple) or len(point) != 2:
+            raise ValidationError(f"point {index} is {point!r}, not [x, y]")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in point):
+            raise ValidationError(f"point {index} is {point!r}: coordinates must be numbers")
+        x, y = float(point[0]), float(point[1])
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ValidationError(f"point {index} is {point!r}: coordinates must be finite")
+        if not (0 <= x <= width and 0 <= y <= height):
+            raise ValidationError(f"point {index} ({x:g}, {y:g}) lies outside the {width}x{height} frame")
+        clean.append([x, y])
+    return clean
+
+
+def marked_image_path(marked: MarkedFrame, filename: str) -> str:
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "jpg"
+    return f"calibration/{marked.camera_id}/frames/{uuid.uuid4().hex[:16]}.{extension}"
+
+
+def weights_path(version: WeightsVersion, filename: str) -> str:
+    extension = filename.rsplit(".", 1)[-1].lower()
+    return f"calibration/{version.camera_id}/weights/v{version.number}.{extension}"
+
+
+class MarkedFrame(models.Model):
+    """A frame of a camera with its heads marked by hand: the data a calibration trains and measures on."""
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="marked_frames")
+    # The ingest frame it came from (null for an imported image, or once the frame is gone): the image is a copy.
+    frame = models.ForeignKey(Frame, null=True, blank=True, on_delete=models.SET_NULL, related_name="markings")
+    image = models.FileField(upload_to=marked_image_path, max_length=255)
+    width = models.PositiveIntegerField(help_text="upright, after EXIF orientation")
+    height = models.PositiveIntegerField()
+    points = models.JSONField(default=list, help_text="[[x, y], ...] head positions in pixels of the image")
+    marked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    marked_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["camera", "created_at", "pk"]
+        constraints = [
+            # One marking per ingest frame: marking it again edits the marking (imported images have no frame).
+            models.UniqueConstraint(
+                fields=["frame"], condition=models.Q(frame__isnull=False), name="one_marking_per_frame"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{len(self.points)} heads on a frame of {self.camera}"
+
+    def clean(self) -> None:
+        if self.frame_id is not None and self.frame.camera_id != self.camera_id:
+            raise ValidationError({"frame": f"frame {self.frame_id} is not a frame of camera {self.camera_id}"})
+        try:
+            self.points = validate_points(self.points, self.width, self.height)
+        except ValidationError as error:
+            raise ValidationError({"points": error.messages}) from error
+
+    @property
+    def count(self) -> int:
+        return len(self.points)
+
+
+class WeightsVersion(models.Model):
+    """A camera's tuned weights, numbered 1, 2, 3... per camera; what the guard measured decided the switch."""
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="weights_versions")
+    number = models.PositiveIntegerField()
+    arch = models.CharField(max_length=50)
+    base = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, help_text="the weights it was tuned from; empty: ours"
+    )
+    weights = models.FileField(upload_to=weights_path, max_length=255, help_text="PyTorch checkpoint, for workers")
+    onnx = models.FileField(upload_to=weights_path, max_length=255, blank=True, help_text="ONNX export, for gateways")
+    frames_used = models.ManyToManyField(MarkedFrame, blank=True, related_name="weights_versions")
+    held_out_mae_before = models.FloatField(help_text="people per frame, the base weights on held-out marked frames")
+    held_out_mae_after = models.FloatField(help_text="people per frame, these weights on the same frames")
+    held_out_frames = models.PositiveIntegerField(help_text="marked frames the error was measured on")
+    folds = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["camera", "number"]
+        constraints = [models.UniqueConstraint(fields=["camera", "number"], name="weights_version_number_per_camera")]
+
+    def __str__(self) -> str:
+        return f"{self.camera} weights v{self.number}"
+
+    @property
+    def label(self) -> str:
+        """How results and pages name it, for example `cam3-v2`."""
+        return f"cam{self.camera_id}-v{self.number}"
+
+
+class CalibrationJob(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SWITCHED = "switched", "switched to the tuned weights"
+        KEPT = "kept", "kept the current weights"
+        FAILED = "failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="calibration_jobs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    message = models.TextField(blank=True, help_text="what it is doing, or what came of it, in a sentence")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="last word from the worker")
+    frames = models.PositiveIntegerField(default=0, help_text="marked frames used")
+    held_out_mae_before = models.FloatField(null=True, blank=True)
+    held_out_mae_after = models.FloatField(null=True, blank=True)
+    result_version = models.ForeignKey(
+        WeightsVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # At most one job of a camera queued or running: a second one would tune from the same weights.
+            models.UniqueConstraint(
+                fields=["camera"], condition=models.Q(status__in=["queued", "running"]), name="one_active_calibration"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"calibration {self.pk} of {self.camera}: {self.status}"
+
+
+class RecountJob(models.Model):
+    """Recount a camera's frames captured in [period_from, period_to) with its weights in use now."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="recount_jobs")
+    period_from = models.DateTimeField()
+    period_to = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    message = models.TextField(blank=True)
+    frames = models.PositiveIntegerField(default=0, help_text="frames recounted so far")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="last word from the worker")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"recount {self.pk} of {self.camera}: {self.status}"

@@ -1,0 +1,41 @@
+"""Hand calibration and recount jobs to the workers' `calibrate` queue (routed in settings), the way
+webapp.ingest.queueing hands frames to the counting queues."""
+
+from __future__ import annotations
+
+import logging
+
+from django.utils import timezone
+
+from webapp.calibration.models import CalibrationJob, RecountJob
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_calibration(job: CalibrationJob) -> None:
+    """Send the job; if the broker cannot take it, the job fails at once with a message saying so."""
+    from workers.tasks import calibrate_camera
+
+    try:
+        calibrate_camera.delay(job.pk)
+    except Exception:  # the job row is kept either way and says why nothing happened
+        log.exception("could not queue calibration %s", job.pk)
+        CalibrationJob.objects.filter(pk=job.pk, status=CalibrationJob.Status.QUEUED).update(
+            status=CalibrationJob.Status.FAILED,
+            message="could not reach the workers (broker down?); start the calibration again",
+            finished_at=timezone.now(),
+        )
+
+
+def enqueue_recount(job: RecountJob) -> None:
+    from workers.tasks import recount_period
+
+    try:
+        recount_period.delay(job.pk)
+    except Exception:
+        log.exception("could not queue recount %s", job.pk)
+        RecountJob.objects.filter(pk=job.pk, status=RecountJob.Status.QUEUED).update(
+            status=RecountJob.Status.FAILED,
+            message="could not reach the workers (broker down?); start the recount again",
+            finished_at=timezone.now(),
+        )
