@@ -107,7 +107,7 @@ def site_plan(request, pk: int):
 
 @viewer_required
 def camera_detail(request, pk: int):
-    camera = get_object_or_404(Camera.objects.select_related("site"), pk=pk)
+    camera = get_object_or_404(Camera.objects.select_related("site", "active_weights"), pk=pk)
     result = camera.latest_result()
     waiting = camera.frames.exclude(status__in=[Frame.Status.DONE, Frame.Status.FAILED]).count()
     context = {

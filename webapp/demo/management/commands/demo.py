@@ -24,7 +24,7 @@ from counting.models import ARCHITECTURES
 from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Gateway, Site, Zone
 from webapp.reports.models import Subscription
-from workers.routing import REPORTS_QUEUE, count_queue
+from workers.routing import CALIBRATE_QUEUE, REPORTS_QUEUE, count_queue
 
 # One account per role, all with the demo password: try the access rules by signing in as each.
 DEMO_USERS = {"admin": Role.ADMIN, "operator": Role.OPERATOR, "viewer": Role.VIEWER}
@@ -86,14 +86,15 @@ class Command(BaseCommand):
         processes.append(("web", self._start([*web, "--timeout", "120"], environment)))
         if not in_process:
             counting_queues = ",".join([count_queue(arch) for arch in ARCHITECTURES] + ["default"])
+            slow_queues = f"{REPORTS_QUEUE},{CALIBRATE_QUEUE}"
             beat_schedule = settings.MEDIA_ROOT / "celerybeat-schedule"
             beat_schedule.parent.mkdir(parents=True, exist_ok=True)
-            # Reports have a worker of their own, so counting never waits behind the LLM.
+            # Reports and calibrations have a worker of their own, so counting never waits behind the LLM or a tuning.
             processes += [
                 ("worker", self._start(_celery("worker", "-Q", counting_queues, "-n", "counting@%h"), environment)),
                 (
                     "reports worker",
-                    self._start(_celery("worker", "-Q", REPORTS_QUEUE, "-n", "reports@%h"), environment),
+                    self._start(_celery("worker", "-Q", slow_queues, "-n", "reports@%h"), environment),
                 ),
                 ("beat", self._start(_celery("beat", "--schedule", str(beat_schedule)), environment)),
             ]
