@@ -1,0 +1,307 @@
+"""Per-camera calibration: fine-tune a copy of a camera's weights on its marked frames, switch only when it helps.
+
+The contract, measured by k-fold cross-validation on the marked frames themselves:
+
+- The frames are dealt into `folds` folds by a seeded permutation (frame i of the permutation goes to fold i mod k),
+  so every frame is held out exactly once and the split is the same for the same frames and seed.
+- Before: the base weights count every marked frame whole, as inference does (`counting.engine.frame_density`);
+  the base never trained on any of them, so each is a held-out prediction. `held_out_mae_before` is their MAE.
+- After: for each fold, a fresh copy of the base is fine-tuned on the other folds' frames and counts that fold's
+  frames whole; `held_out_mae_after` is the MAE of those predictions, each made by weights that never saw its frame.
+- Switch only when after < before (strictly). Then one more fine-tune on all the marked frames gives the weights
+  written to `out` (atomically; nothing is written otherwise). Its error on new frames is estimated by the k-fold
+  figure, made with slightly fewer training frames, so the estimate leans pessimistic.
+
+The fine-tune reuses the training pieces of `counting.train`: the density loss (MSE plus a count term), AdamW
+parameter groups with the density head at a tenth of the rate, linear warm-up then cosine decay, gradient clipping,
+and crops with their density targets from `CrowdCrops` (geometry-adaptive kernels unless the samples say otherwise).
+Batch-norm statistics stay the base's (frozen): a handful of frames of one camera would re-estimate them badly.
+
+Augmentation: random scale (0.8-1.2x by default), random crop, horizontal flip, and a photometric jitter of every
+crop, contrast x0.75-1.25 and brightness +-0.08 of the full range (applied to the normalised tensors, so it costs
+nothing measurable).
+
+Measured on this machine (2 cores, AVX2 only, so fp32; other jobs running beside it): 20 Part B frames of 1024x768,
+3 folds x 12 epochs plus the final fine-tune of 12 epochs, crops 384x384, batch 4 - see `CalibrationConfig.epochs`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from counting.datasets import AnnotatedImage, Augmentation, CrowdCrops, GroundTruthCache, collate_crops
+from counting.engine import bf16_is_native, configure_threads, frame_density
+from counting.images import IMAGENET_MEAN, IMAGENET_STD, load_rgb
+from counting.models import load_model, save_weights
+from counting.train import TrainConfig, _lr_at, _train_mode, density_loss, optimizer_groups
+
+
+class CalibrationError(ValueError):
+    """A calibration that cannot run or finish: too few frames, no heads, divergence, out of memory."""
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    # 12 epochs, not the 20 of the one-off probe: 3 folds and the final fine-tune must fit in 5 minutes on 2 CPU
+    # cores (see the module docstring for the measured time).
+    epochs: int = 12
+    crop: tuple[int, int] = (384, 384)  # height, width; multiples of 8
+    batch_size: int = 4
+    lr: float = 1e-4
+    folds: int = 3  # k-fold held-out measurement
+    min_frames: int = 6
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    warmup_epochs: int = 2
+    weight_decay: float = 1e-4
+    head_lr_scale: float = 0.1  # see `counting.train.optimizer_groups`
+    count_loss_weight: float = 0.1
+    photometric: bool = True  # contrast and brightness jitter of every crop
+    bf16: bool | None = None  # bf16 autocast; None: where the hardware computes it natively
+
+
+@dataclass(frozen=True)
+class CalibrationOutcome:
+    frames: int
+    folds: int
+    held_out_mae_before: float  # base weights' MAE on every marked frame (the base never saw them)
+    held_out_mae_after: float  # k-fold: each frame predicted by the fine-tune that did not train on it
+    switched: bool  # after < before (strictly)
+    reason: str
+    seconds: float
+    per_frame: list[dict]  # {"name", "annotated", "before", "after"}
+    weights: Path | None  # the tuned weights written when switched, else None
+
+
+def fold_indices(frames: int, folds: int, seed: int) -> list[list[int]]:
+    """Deal frame indices into `folds` folds by a seeded permutation: every index in exactly one fold."""
+    order = np.random.default_rng(seed).permutation(frames).tolist()
+    return [sorted(order[fold::folds]) for fold in range(folds)]
+
+
+def _check(samples: list[AnnotatedImage], config: CalibrationConfig) -> None:
+    if len(samples) < config.min_frames:
+        raise CalibrationError(
+            f"too few marked frames: {len(samples)}, at least {config.min_frames} needed (12 or more advised)"
+        )
+    if not 2 <= config.folds <= len(samples):
+        raise CalibrationError(f"{config.folds} folds cannot split {len(samples)} frames (2 to {len(samples)} folds)")
+    if sum(sample.count for sample in samples) == 0:
+        raise CalibrationError("no heads marked on any frame: mark the people on the frames first")
+
+
+class _Progress:
+    """Fractions of the whole job from units of work done: a training step weighs 2, counting a frame 1."""
+
+    def __init__(self, total: int, callback: Callable[[float, str], None] | None) -> None:
+        self.total, self.done, self.callback = total, 0, callback
+
+    def advance(self, units: int, message: str) -> None:
+        self.done += units
+        if self.callback is not None:
+            self.callback(min(self.done / self.total, 1.0), message)
+
+    def finish(self, message: str) -> None:
+        self.done = self.total
+        if self.callback is not None:
+            self.callback(1.0, message)
+
+
+def _steps_per_epoch(frames: int, config: CalibrationConfig) -> int:
+    return math.ceil(frames / config.batch_size)
+
+
+def _uses_bf16(config: CalibrationConfig) -> bool:
+    return bf16_is_native(config.device) if config.bf16 is None else config.bf16
+
+
+def _photometric_jitter(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Contrast and brightness of each normalised crop: pixel p (0..1) becomes c*p + b, c in [0.75, 1.25] and b in
+    [-0.08, 0.08], written in normalised units (the padding's mean colour moves with the rest)."""
+    n = images.shape[0]
+    contrast = 0.75 + 0.5 * torch.rand(n, 1, 1, 1, generator=generator)
+    brightness = 0.16 * torch.rand(n, 1, 1, 1, generator=generator) - 0.08
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return contrast * images + ((contrast - 1) * mean + brightness) / std
+
+
+def _fine_tune(
+    base: nn.Module,
+    arch: str,
+    samples: list[AnnotatedImage],
+    cache: GroundTruthCache,
+    config: CalibrationConfig,
+    progress: _Progress,
+    label: str,
+) -> nn.Module:
+    """A copy of `base` fine-tuned on `samples`; raises CalibrationError when the loss stops being finite."""
+    model = copy.deepcopy(base).to(config.device)
+    train_config = TrainConfig(
+        arch=arch, data=[], out="", weight_decay=config.weight_decay, head_lr_scale=config.head_lr_scale
+    )
+    optimizer = torch.optim.AdamW(optimizer_groups(model, train_config), lr=config.lr)
+    augmentation = Augmentation(config.crop, config.scale_range)
+    dataset = CrowdCrops(samples, augmentation, cache, config.seed)
+    steps_per_epoch = _steps_per_epoch(len(samples), config)
+    total_steps, warmup_steps = steps_per_epoch * config.epochs, steps_per_epoch * config.warmup_epochs
+    generator = torch.Generator().manual_seed(config.seed)
+    autocast = torch.autocast(
+        device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=_uses_bf16(config)
+    )
+    _train_mode(model, freeze_batch_norm=True)
+    step = 0
+    for epoch in range(config.epochs):
+        dataset.epoch = epoch
+        loader = DataLoader(
+            dataset,
+            batch_size=config.batch_size,
+            sampler=RandomSampler(dataset, generator=generator),
+            collate_fn=collate_crops,
+        )
+        for images, targets, _ in loader:
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, total_steps, warmup_steps, config.lr) * group["lr_scale"]
+            if config.photometric:
+                images = _photometric_jitter(images, generator)
+            images = images.to(config.device).contiguous(memory_format=torch.channels_last)
+            with autocast:
+                pred = model(images)
+            loss = density_loss(pred.float(), targets.to(config.device), config.count_loss_weight)
+            if not torch.isfinite(loss):
+                raise CalibrationError(
+                    f"diverged: the training loss became {loss.item()} at step {step + 1} ({label}); "
+                    f"lower the learning rate ({config.lr:g})"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            step += 1
+            progress.advance(2, f"{label}: epoch {epoch + 1}/{config.epochs}, loss {loss.item():.3f}")
+    return model.eval()
+
+
+def _counts(
+    model: nn.Module,
+    indices: list[int],
+    images: list[np.ndarray],
+    config: CalibrationConfig,
+    progress: _Progress,
+    label: str,
+) -> dict[int, float]:
+    precision = "bf16" if _uses_bf16(config) else "fp32"
+    counts = {}
+    for index in indices:
+        counts[index] = float(frame_density(model, images[index], precision, config.device).sum(dtype=np.float64))
+        if not math.isfinite(counts[index]):
+            raise CalibrationError(f"diverged: {label} counted {counts[index]} people on a frame")
+        progress.advance(1, f"{label}: counted frame {index + 1}")
+    return counts
+
+
+def _save_atomically(model: nn.Module, arch: str, out: Path, meta: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        save_weights(model.float(), arch, temporary, **meta)
+        temporary.replace(out)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def calibrate(
+    arch: str,
+    base_weights: str | Path | None,
+    samples: list[AnnotatedImage],
+    out: str | Path,
+    config: CalibrationConfig = CalibrationConfig(),
+    progress: Callable[[float, str], None] | None = None,
+) -> CalibrationOutcome:
+    """Fine-tune `base_weights` (None: `arch`'s default weights) on `samples` under the k-fold guard described in
+    the module docstring; write the tuned weights to `out` only when the held-out error drops.
+
+    `progress(fraction, message)` is called after every training step and every counted frame, the fraction rising
+    to 1.0 at the end. Raises CalibrationError for too few frames, no heads, divergence or running out of memory;
+    nothing is written then.
+    """
+    started = time.perf_counter()
+    _check(samples, config)
+    configure_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out = Path(out)
+    try:
+        base, arch, base_path = load_model(arch, base_weights)
+        base = base.to(config.device)
+        folds = fold_indices(len(samples), config.folds, config.seed)
+        fold_steps = sum(_steps_per_epoch(len(samples) - len(fold), config) for fold in folds) * config.epochs
+        final_steps = _steps_per_epoch(len(samples), config) * config.epochs
+        tracker = _Progress(2 * len(samples) + 2 * (fold_steps + final_steps), progress)
+        images = [load_rgb(sample.image_path) for sample in samples]
+        cache = GroundTruthCache()
+        before = _counts(base, list(range(len(samples))), images, config, tracker, "current weights")
+        after: dict[int, float] = {}
+        for number, fold in enumerate(folds, start=1):
+            training = [sample for index, sample in enumerate(samples) if index not in fold]
+            label = f"fold {number}/{len(folds)}"
+            tuned = _fine_tune(base, arch, training, cache, config, tracker, label)
+            after |= _counts(tuned, fold, images, config, tracker, label)
+        annotated = [sample.count for sample in samples]
+        mae_before = float(np.mean([abs(before[i] - annotated[i]) for i in range(len(samples))]))
+        mae_after = float(np.mean([abs(after[i] - annotated[i]) for i in range(len(samples))]))
+        switched = mae_after < mae_before
+        summary = f"held-out error {mae_before:.1f} -> {mae_after:.1f} on {len(samples)} marked frames"
+        weights = None
+        if switched:
+            final = _fine_tune(base, arch, samples, cache, config, tracker, "all frames")
+            meta = {
+                "calibration": {
+                    "base_weights": str(base_path),
+                    "frames": [sample.image_path.name for sample in samples],
+                    "folds": config.folds,
+                    "epochs": config.epochs,
+                    "held_out_mae_before": mae_before,
+                    "held_out_mae_after": mae_after,
+                }
+            }
+            _save_atomically(final, arch, out, meta)
+            weights = out
+            reason = f"{summary}: switched"
+        else:
+            reason = f"{summary}, not lower: kept the current weights"
+    except MemoryError as error:
+        raise CalibrationError(f"ran out of memory while calibrating on {len(samples)} frames: {error}") from error
+    except RuntimeError as error:
+        if "out of memory" in str(error).lower():
+            raise CalibrationError(
+                f"ran out of memory while calibrating on {len(samples)} frames (try a smaller crop or batch): {error}"
+            ) from error
+        raise
+    tracker.finish(reason)
+    per_frame = [
+        {"name": sample.image_path.name, "annotated": sample.count, "before": before[i], "after": after[i]}
+        for i, sample in enumerate(samples)
+    ]
+    return CalibrationOutcome(
+        frames=len(samples),
+        folds=config.folds,
+        held_out_mae_before=mae_before,
+        held_out_mae_after=mae_after,
+        switched=switched,
+        reason=reason,
+        seconds=time.perf_counter() - started,
+        per_frame=per_frame,
+        weights=weights,
+    )
