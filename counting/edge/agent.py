@@ -5,6 +5,9 @@ Privacy mode sends the count and the density map at 1/8 of the frame (float16, c
 1024x768 frame) to `/api/v1/edge-results/`; the server computes zone counts from that map with the camera's zones,
 renders the heatmap and raises alerts. The frame itself never leaves the gateway. Full mode uploads the frame to
 `/api/v1/frames/`, where the server's workers count it.
+
+In privacy mode the agent also keeps its camera's calibrated weights (`counting.edge.weights`): fetched at start and
+every few minutes, swapped in between frames; every result names the model version that counted it.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from counting.edge.outbox import Outbox, Outgoing
 from counting.edge.sources import Frame, Source
 from counting.edge.uploader import DeliveryState, Uploader
+
+if TYPE_CHECKING:
+    from counting.edge.weights import WeightsFetcher
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +111,8 @@ class Agent:
         mode: str,
         outbox: Outbox,
         counter: Counter | None = None,
+        weights: WeightsFetcher | None = None,
+        weights_refresh_s: float = 600.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -113,7 +121,11 @@ class Agent:
         self.camera = camera
         self.source = source
         self.mode = mode
-        self.counter = counter
+        self.counter = counter  # swapped between frames when the camera's calibrated weights change
+        self.own_counter = counter  # the gateway's own model, counted with when the camera has no calibrated weights
+        self.counter_lock = threading.Lock()
+        self.weights = weights if mode == "privacy" else None
+        self.weights_refresh_s = weights_refresh_s
         self.outbox = outbox
         self.outbox_path = outbox.path
         self.frame_state = FrameState()
@@ -122,9 +134,38 @@ class Agent:
         self.started = time.time()
         self.stop = threading.Event()
 
+    def use_counter(self, counter: Counter) -> None:
+        """Count with `counter` from the next frame on (the frame being counted finishes with the one it began with)."""
+        with self.counter_lock:
+            previous, self.counter = self.counter, counter
+        if previous is not counter:
+            log.info("counting with %s %s (was %s)", counter.arch, counter.version, previous and previous.version)
+
+    def refresh_weights(self) -> None:
+        """Ask the server for the camera's calibrated weights once; swap them in when a new version arrives, return to
+        the gateway's own model when the camera has none any more, keep the current model on any failure."""
+        fetched = self.weights.fetch()
+        if fetched.model is not None:
+            self.use_counter(fetched.model)
+        elif fetched.withdrawn and self.own_counter is not None:
+            self.use_counter(self.own_counter)
+
+    def _keep_weights_fresh(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.refresh_weights()
+            except Exception:  # whatever goes wrong, counting goes on with the model it has
+                log.exception("calibrated weights: the refresh failed; keeping the current model")
+            self.stop.wait(self.weights_refresh_s)
+
     def run(self) -> None:
         sender = threading.Thread(target=self.uploader.run, args=(self.stop,), name="sender", daemon=True)
         sender.start()
+        if self.weights is not None:
+            stored = self.weights.stored()  # a restart while the server is away keeps the calibrated weights
+            if stored is not None:
+                self.use_counter(stored)
+            threading.Thread(target=self._keep_weights_fresh, name="weights", daemon=True).start()
         try:
             for frame in self.source.frames(self.stop):
                 try:
@@ -148,8 +189,10 @@ class Agent:
         if self.mode == "full":
             self._counted(frame, count=None, inference_ms=None)
             return Outgoing("frames", fields, "image", frame.name, frame.encoded, captured_at)
+        with self.counter_lock:
+            counter = self.counter  # one model for the whole frame, even if a swap comes in the middle
         started = time.perf_counter()
-        density = self.counter.density(frame.rgb)
+        density = counter.density(frame.rgb)
         inference_ms = (time.perf_counter() - started) * 1000
         count = float(density.sum(dtype=np.float64))
         self._counted(frame, count, inference_ms)
@@ -157,8 +200,8 @@ class Agent:
             "count": f"{count:.4f}",
             "width": str(width),
             "height": str(height),
-            "model": self.counter.arch,
-            "model_version": self.counter.version,
+            "model": counter.arch,
+            "model_version": counter.version,
             "inference_ms": f"{inference_ms:.1f}",
         }
         return Outgoing("edge-results", fields, "density", "density.npz", density_npz(density), captured_at)

@@ -12,15 +12,24 @@ from pathlib import Path
 from counting.edge.agent import MODES, Agent, load_counter
 from counting.edge.outbox import Outbox
 from counting.edge.sources import FolderSource, SnapshotSource, SourceError, StreamSource
+from counting.edge.weights import DEFAULT_REFRESH_MIN, WeightsFetcher
 
 TOKEN_VARIABLE = "CROWDSCOPE_GATEWAY_TOKEN"
 OUTBOX_FILE = "outbox.sqlite3"
+WEIGHTS_FOLDER = "weights"
 
 
 def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
     return value
 
 
@@ -44,6 +53,13 @@ def parser() -> argparse.ArgumentParser:
         help="privacy: count here, send the count and density map, never the frame (default); full: upload frames",
     )
     root.add_argument("--model", help="an exported .onnx model or .pt weights (default: our trained SkyNet-Count)")
+    root.add_argument(
+        "--weights-refresh-min",
+        type=non_negative_float,
+        default=DEFAULT_REFRESH_MIN,
+        help="privacy mode: fetch the camera's calibrated weights (ONNX) from the server at start and then every N "
+        f"minutes, counting with them once they arrive (default {DEFAULT_REFRESH_MIN:g}; 0: never, own model only)",
+    )
     root.add_argument("--threads", type=int, help="CPU threads for counting (default: all)")
     root.add_argument("--state-dir", default="edge-state", help="where the on-disk queue lives (default edge-state)")
     root.add_argument("--max-queue-mb", type=positive_float, default=1024, help="queue size before the oldest go")
@@ -72,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     counter = load_counter(args.model, args.threads) if args.mode == "privacy" else None
-    agent = Agent(args.server, token, args.camera, source, args.mode, outbox, counter)
+    weights = None
+    if args.mode == "privacy" and args.weights_refresh_min > 0:
+        weights = WeightsFetcher(args.server, token, args.camera, Path(args.state_dir) / WEIGHTS_FOLDER, args.threads)
+    agent = Agent(
+        args.server, token, args.camera, source, args.mode, outbox, counter, weights, args.weights_refresh_min * 60
+    )
     if args.health_port:
         agent.serve_health(args.health_host, args.health_port)
     for signal_number in (signal.SIGTERM, signal.SIGINT):
