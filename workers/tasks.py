@@ -15,6 +15,7 @@ from django.utils import timezone
 from counting.images import ImageError, load_rgb
 from counting.models import WeightsError
 from counting.zones import zone_counts
+from webapp.calibration.models import TIME_LIMIT as CALIBRATION_TIME_LIMIT
 from webapp.ingest.models import Frame
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
@@ -186,7 +187,7 @@ def send_report_email(self, delivery_id: int) -> str:
     return "sent"
 
 
-@app.task(acks_late=True, reject_on_worker_lost=True)
+@app.task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=int(CALIBRATION_TIME_LIMIT.total_seconds()))
 def calibrate_camera(job_id: int) -> str:
     """Run a calibration job (webapp.calibration.jobs); on the `calibrate` queue, so counting never waits for it."""
     from webapp.calibration.jobs import run_calibration

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
+from django.utils import timezone
 from PIL import Image
 
 from tests.webapp.conftest import make_gateway, store_frame, stored_files, token_client
@@ -228,6 +229,19 @@ def test_a_calibration_is_queued_once_per_camera(
     listed = operator.get(url(camera, "calibrations/")).json()
     assert [job["id"] for job in listed] == [first.json()["id"]]
     assert operator.get(first.json()["status_url"]).json()["switched"] is False
+
+
+def test_a_job_whose_worker_was_lost_no_longer_blocks_a_new_one(operator, camera, small_jpeg_bytes):
+    for _ in range(6):
+        mark(camera, small_jpeg_bytes, [[1, 1]])
+    lost = CalibrationJob.objects.create(camera=camera, status="running")
+    CalibrationJob.objects.filter(pk=lost.pk).update(updated_at=timezone.now() - timedelta(minutes=31))
+
+    response = post_json(operator, url(camera, "calibrations/"), {})
+
+    assert response.status_code == 202
+    lost.refresh_from_db()
+    assert lost.status == "failed" and lost.message.startswith("lost:")
 
 
 # ---- weights versions and the gateway's copy -----------------------------------------------------------------------

@@ -352,6 +352,7 @@ class CalibrationListView(PeopleView):
                     f"{MIN_MARKED_FRAMES} (12 or more advised)"
                 }
             )
+        CalibrationJob.fail_lost(camera)
         try:
             with transaction.atomic():
                 job = CalibrationJob.objects.create(

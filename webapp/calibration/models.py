@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -22,6 +23,10 @@ from webapp.ingest.models import Frame
 # Fewer marked frames cannot give both a fine-tune and a held-out error worth trusting; 12 or more are advised.
 MIN_MARKED_FRAMES = 6
 ADVISED_MARKED_FRAMES = 12
+# A job runs in minutes; the task stops itself after TIME_LIMIT (workers.tasks), so a job still "running" with no
+# word from its worker for LOST_AFTER lost its worker, and no longer blocks a new one.
+TIME_LIMIT = timedelta(minutes=25)
+LOST_AFTER = timedelta(minutes=30)
 
 
 def validate_points(points: object, width: int, height: int) -> list[list[float]]:
@@ -168,6 +173,16 @@ class CalibrationJob(models.Model):
 
     def __str__(self) -> str:
         return f"calibration {self.pk} of {self.camera}: {self.status}"
+
+    @classmethod
+    def fail_lost(cls, camera: Camera) -> int:
+        """Mark the camera's running jobs with no word from their worker for LOST_AFTER as failed; how many."""
+        now = timezone.now()
+        return cls.objects.filter(camera=camera, status=cls.Status.RUNNING, updated_at__lt=now - LOST_AFTER).update(
+            status=cls.Status.FAILED,
+            finished_at=now,
+            message="lost: no word from its worker for 30 minutes (worker stopped?); the camera keeps its weights",
+        )
 
 
 class RecountJob(models.Model):

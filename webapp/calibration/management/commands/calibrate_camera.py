@@ -35,6 +35,7 @@ class Command(BaseCommand):
         if camera is None:
             raise CommandError(f"there is no camera {options['camera']}")
         imported = import_folder(camera, options["frames"])
+        CalibrationJob.fail_lost(camera)
         try:
             job = CalibrationJob.objects.create(camera=camera, message="calibrating from the command line")
         except IntegrityError as error:
