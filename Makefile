@@ -37,5 +37,5 @@ demo: setup
 	IMAGES=$(IMAGES) $(PY) manage.py demo
 
 bench: setup
-	$(PY) -m counting bench --data ../shared/data/shanghaitech/part_B
+	$(PY) -m counting bench --data ../shared/data/shanghaitech/part_B --calibration-frames 20
 	$(PY) -m llm_reports bench

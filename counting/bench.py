@@ -3,7 +3,10 @@ fp32 eager forward of the same weights, measured side by side in one run. Median
 are noisy.
 
 Trained architectures also run as exported ONNX graphs on onnxruntime, in fp32 and quantised to int8 (calibrated on
-training frames); the test MAE is measured for the engine's fp32 path and for int8, on the test split of `data`."""
+training frames); the test MAE is measured for the engine's fp32 path and for int8, on the test split of `data`.
+
+`bench_calibration` times a whole calibration job (`counting.calibration.calibrate`, its k folds and the final
+fine-tune) on frames of a data set's train split, with the held-out MAE before and after."""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from counting.datasets import AnnotatedImage
+from counting.calibration import CalibrationConfig, calibrate
+from counting.datasets import AnnotatedImage, load_annotated
 from counting.engine import CountingEngine, bf16_is_native, predict_density
 from counting.evaluate import evaluate_images, summarise
 from counting.images import to_input_tensor
@@ -152,3 +156,38 @@ def format_table(rows: list[dict]) -> str:
         + ("native on this CPU" if bf16_is_native() else "emulated on this CPU (no AVX512-BF16 or AMX), hence slow")
     )
     return "\n".join(lines)
+
+
+def bench_calibration(
+    data: str | Path, frames: int = 20, config: CalibrationConfig | None = None, arch: str = "csrnet-lite"
+) -> dict:
+    """One calibration job of `arch`'s default weights on `frames` frames spread over `data`'s train split, timed
+    whole (the tuned weights go to a temporary folder)."""
+    config = config or CalibrationConfig()
+    samples = load_annotated(data, "train")
+    chosen = samples[:: max(1, len(samples) // frames)][:frames]
+    with tempfile.TemporaryDirectory() as scratch:
+        outcome = calibrate(arch, None, chosen, Path(scratch) / "tuned.pt", config)
+    return {
+        "arch": arch,
+        "data": Path(data).name,
+        "frames": outcome.frames,
+        "folds": outcome.folds,
+        "epochs": config.epochs,
+        "crop": list(config.crop),
+        "threads": torch.get_num_threads(),
+        "seconds": outcome.seconds,
+        "held_out_mae_before": outcome.held_out_mae_before,
+        "held_out_mae_after": outcome.held_out_mae_after,
+        "switched": outcome.switched,
+    }
+
+
+def format_calibration(row: dict) -> str:
+    crop = "x".join(str(side) for side in row["crop"])
+    return (
+        f"calibration ({row['arch']}): {row['frames']} frames of {row['data']} train, {row['folds']} folds x "
+        f"{row['epochs']} epochs, crops {crop}, {row['threads']} threads: {row['seconds']:.0f} s, held-out MAE "
+        f"{row['held_out_mae_before']:.2f} -> {row['held_out_mae_after']:.2f} "
+        + ("(switched: the time includes the final fine-tune on all frames)" if row["switched"] else "(kept)")
+    )

@@ -195,6 +195,9 @@ def _export_int8(model, metadata: dict[str, str], args: argparse.Namespace) -> i
 def cmd_bench(args: argparse.Namespace) -> int:
     from counting.bench import format_table, run_bench
 
+    if args.calibration_frames and not args.data:
+        print("error: --calibration-frames needs --data (frames of its train split)", file=sys.stderr)
+        return 2
     configure_threads(args.threads)
     accuracy = None
     if args.data:
@@ -206,7 +209,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         accuracy = Accuracy(test, calibration_frames(args.data, 16))
     image_path = args.image or (accuracy.test[0].image_path if accuracy else None)
     rows = run_bench(load_rgb(image_path) if image_path else None, args.arch, args.repeats, accuracy)
-    print(json.dumps(rows) if args.json else format_table(rows))
+    print(json.dumps(rows) if args.json else format_table(rows), flush=True)
+    if args.calibration_frames:
+        from counting.bench import bench_calibration, format_calibration
+        from counting.calibration import CalibrationConfig
+
+        config = CalibrationConfig(epochs=args.calibration_epochs or CalibrationConfig.epochs, threads=args.threads)
+        row = bench_calibration(args.data, args.calibration_frames, config)
+        print(json.dumps({"calibration": row}) if args.json else format_calibration(row))
     return 0
 
 
@@ -315,6 +325,14 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=positive_int, default=5)
     bench.add_argument("--threads", type=positive_int)
     bench.add_argument("--json", action="store_true")
+    bench.add_argument(
+        "--calibration-frames",
+        type=positive_int,
+        help="also time a calibration job (k-fold fine-tune) on N frames of --data's train split, with its MAE",
+    )
+    bench.add_argument(
+        "--calibration-epochs", type=positive_int, help="the calibration job's epochs (default: its own)"
+    )
     bench.set_defaults(run=cmd_bench)
     return root
 

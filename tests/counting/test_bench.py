@@ -1,11 +1,15 @@
 """The bench: its FLOP count (a multiply-add counts two; SkyNet-Count needs a fraction of compact CSRNet's), and speed
 beside test MAE in one table, with no accuracy figure for weights we do not have."""
 
+import json
+
+import cv2
 import numpy as np
 import pytest
 from torch import nn
 
-from counting.bench import Accuracy, format_table, forward_gflops, run_bench
+from counting.bench import Accuracy, bench_calibration, format_calibration, format_table, forward_gflops, run_bench
+from counting.calibration import CalibrationConfig
 from counting.datasets import load_annotated
 from counting.engine import CountingEngine
 from counting.evaluate import evaluate_images, summarise
@@ -38,3 +42,23 @@ def test_the_bench_puts_speed_and_test_mae_side_by_side(shanghaitech):
     assert not [row for row in rows if row["arch"] == "csrnet" and row["path"] == "onnxruntime"]
     table = format_table(rows)
     assert "test MAE" in table and f"{engine['test_mae']:.2f}" in table and "untrained (speed only)" in table
+
+
+def test_the_bench_times_a_calibration_job_and_prints_its_held_out_error(shanghaitech, tmp_path):
+    folder = tmp_path / "camera" / "train"
+    folder.mkdir(parents=True)
+    for sample in load_annotated(shanghaitech / "part_B", "train")[:8]:
+        image = cv2.imread(str(sample.image_path))[288:480, 384:640]
+        cv2.imwrite(str(folder / sample.image_path.name), image)
+        points = sample.points - np.array([384, 288])
+        inside = (points >= 0).all(axis=1) & (points[:, 0] < 256) & (points[:, 1] < 192)
+        (folder / f"{sample.image_path.stem}.json").write_text(json.dumps(points[inside].tolist()))
+    config = CalibrationConfig(epochs=1, crop=(128, 128), batch_size=2, warmup_epochs=0)
+    row = bench_calibration(folder.parent, frames=6, config=config)
+    assert (row["data"], row["frames"], row["folds"], row["epochs"], row["crop"]) == ("camera", 6, 3, 1, [128, 128])
+    assert row["seconds"] > 0 and row["held_out_mae_before"] > 0
+    assert row["switched"] == (row["held_out_mae_after"] < row["held_out_mae_before"])
+    line = format_calibration(row)
+    assert line.startswith("calibration (csrnet-lite): 6 frames of camera train, 3 folds x 1 epochs, crops 128x128")
+    assert f"{row['seconds']:.0f} s" in line
+    assert f"held-out MAE {row['held_out_mae_before']:.2f} -> {row['held_out_mae_after']:.2f}" in line
