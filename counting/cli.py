@@ -1,10 +1,11 @@
-"""`python -m counting {count,evaluate,train,export,bench}`."""
+"""`python -m counting {count,evaluate,train,export,import,bench}`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from counting.engine import PRECISIONS, CountingEngine, configure_threads
@@ -105,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    out = args.out or f"runs/{args.arch}-{Path(args.data).name}"
+    out = args.out or f"runs/{args.arch}-{'+'.join(Path(data).name for data in args.data)}"
     saved = saved_config(out) if args.resume else None
     config = TrainConfig(
         arch=args.arch,
@@ -132,6 +133,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         bayesian_sigma=args.bayesian_sigma,
         bayesian_background_ratio=args.bayesian_background_ratio,
         swa_start_epoch=args.swa_start_epoch,
+        val_max_frames=args.val_max_frames,
+        photometric=args.photometric,
     )
     best = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
     print(json.dumps({"run": out, "best": best}))
@@ -192,6 +195,22 @@ def _export_int8(model, metadata: dict[str, str], args: argparse.Namespace) -> i
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from counting import importers
+
+    if args.format == "scut-head":
+        summaries = importers.import_scut_head(args.source, args.out)
+    elif args.format == "beijing-brt":
+        summaries = importers.import_beijing_brt(args.source, args.out)
+    elif args.format == "voc":
+        summaries = [importers.import_voc(args.source, args.annotations or args.source, args.out, args.labels)]
+    else:
+        summaries = [importers.import_mat(args.source, args.annotations or args.source, args.out, args.variable)]
+    for summary in summaries:
+        print(json.dumps(asdict(summary)), flush=True)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from counting.bench import format_table, run_bench
 
@@ -242,7 +261,15 @@ def parser() -> argparse.ArgumentParser:
 
     train_cmd = commands.add_parser("train", help="train on the train split (a validation slice is held out)")
     train_cmd.add_argument("--arch", choices=sorted(ARCHITECTURES), required=True)
-    train_cmd.add_argument("--data", required=True)
+    train_cmd.add_argument(
+        "--data", nargs="+", required=True, help="one or more data sets (ShanghaiTech parts or point folders)"
+    )
+    train_cmd.add_argument(
+        "--val-max-frames", type=positive_int, help="at most this many validation frames from each data set"
+    )
+    train_cmd.add_argument(
+        "--photometric", action="store_true", help="colour jitter, greyscale, blur and JPEG artefacts on the crops"
+    )
     train_cmd.add_argument("--out", help="run folder (default runs/ARCH-DATA)")
     train_cmd.add_argument(
         "--epochs", type=int, help=f"default {TrainConfig.epochs}, or the run's own when resuming (give it to extend)"
@@ -297,7 +324,11 @@ def parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--vgg16", help="local torchvision VGG-16 state dict for full CSRNet's front end")
     train_cmd.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train_cmd.add_argument("--stop-after-epochs", type=int, help="end this invocation after N epochs (then --resume)")
-    train_cmd.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
+    train_cmd.add_argument(
+        "--max-steps-per-epoch",
+        type=positive_int,
+        help="end each epoch after N steps (on a large mix: validate and checkpoint more often than once a pass)",
+    )
     train_cmd.set_defaults(run=cmd_train)
 
     export = commands.add_parser("export", help="write shipping weights (or an ONNX graph) from a checkpoint")
@@ -316,6 +347,21 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--calibrate", help="frames for int8 calibration: a folder of images or a ShanghaiTech part")
     export.add_argument("--calibration-frames", type=positive_int, default=16)
     export.set_defaults(run=cmd_export)
+
+    import_cmd = commands.add_parser(
+        "import",
+        help="copy a head-annotated set into point folders (IMAGE beside NAME.json) that train and evaluate read",
+        description="scut-head SOURCE OUT and beijing-brt SOURCE OUT read those sets' public layouts and write "
+        "OUT/<set>/{train,test}; voc and mat read a folder of images (SOURCE) with Pascal VOC head boxes or .mat "
+        "point files of the same names (--annotations, default SOURCE) and write the point folder OUT.",
+    )
+    import_cmd.add_argument("format", choices=("scut-head", "beijing-brt", "voc", "mat"))
+    import_cmd.add_argument("source")
+    import_cmd.add_argument("out")
+    import_cmd.add_argument("--annotations", help="voc, mat: the folder of NAME.xml or NAME.mat (default: SOURCE)")
+    import_cmd.add_argument("--labels", nargs="+", default=["head"], help="voc: the box names that are heads")
+    import_cmd.add_argument("--variable", default="loc", help="mat: the variable holding the N x 2 points")
+    import_cmd.set_defaults(run=cmd_import)
 
     bench = commands.add_parser("bench", help="images/s at 1024x768 and test MAE per architecture and precision")
     bench.add_argument("--arch", action="append", choices=sorted(ARCHITECTURES))

@@ -23,6 +23,7 @@ from counting.datasets import AnnotatedImage, load_annotated
 from counting.engine import frame_density
 from counting.images import load_rgb
 from counting.models import density_head
+from counting.train import frame_id
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,11 @@ def run_training_frames(run_dir: str | Path) -> tuple[list[AnnotatedImage], list
         raise ValueError(f"{run_dir} holds no config.json: the count scale is fitted on a training run's own frames")
     config = json.loads(config_path.read_text())
     held_out = set(config["val_images"])
-    samples = load_annotated(config["data"], "train")
-    training = [s for s in samples if s.image_path.name not in held_out]
-    return training, [s for s in samples if s.image_path.name in held_out]
+    training, validation = [], []
+    for data in config["data"]:
+        for sample in load_annotated(data, "train"):
+            (validation if frame_id(data, sample) in held_out else training).append(sample)
+    return training, validation
 
 
 def frame_counts(model: nn.Module, samples: list[AnnotatedImage], device: str = "cpu") -> np.ndarray:

@@ -204,6 +204,7 @@ class Augmentation:
     crop: tuple[int, int] = (384, 512)  # height, width
     scale_range: tuple[float, float] = (0.8, 1.2)
     flip: bool = True
+    photometric: bool = False  # `photometric_jitter` on every crop
 
     def __post_init__(self) -> None:
         # The target grid has ceil(crop / 8) cells and the model's output floor(crop / 8): they must agree.
@@ -246,11 +247,51 @@ def augment(
         rgb = rgb[:, ::-1]
         points = points.copy()
         points[:, 0] = crop_w - points[:, 0]
+    if aug.photometric:
+        rgb = photometric_jitter(rgb, rng)
     return np.ascontiguousarray(rgb), points, sigmas
 
 
+def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What other cameras do to the same scene, none of it moving a head: brightness and contrast (always, mildly),
+    saturation, greyscale (night mode, 10%), blur (out of focus or moving, 20%) and JPEG artefacts of a low-bitrate
+    stream (25%)."""
+    import cv2
+
+    image = rgb.astype(np.float32)
+    image = image * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)
+    grey = image.mean(axis=2, keepdims=True)
+    image = grey + (image - grey) * (0.0 if rng.random() < 0.1 else rng.uniform(0.6, 1.4))
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    if rng.random() < 0.2:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.5))
+    if rng.random() < 0.25:
+        encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 86))])[1]
+        image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    return image
+
+
+class DecodedImages:
+    """Decoded images kept in memory up to `budget` bytes (Part B's 400 frames take 0.9 GB); past that, an image is
+    decoded again at each use (a few milliseconds), so thousands of frames of several data sets fit in memory."""
+
+    def __init__(self, budget: int = 6 * 1024**3) -> None:
+        self.budget = budget
+        self._images: dict[Path, np.ndarray] = {}
+        self._bytes = 0
+
+    def get(self, path: Path) -> np.ndarray:
+        if path in self._images:
+            return self._images[path]
+        rgb = load_rgb(path)
+        if self._bytes + rgb.nbytes <= self.budget:
+            self._images[path] = rgb
+            self._bytes += rgb.nbytes
+        return rgb
+
+
 class CrowdCrops(Dataset):
-    """Training samples: augmented crops and their 1/8 density targets. Decoded images stay in memory."""
+    """Training samples: augmented crops and their 1/8 density targets, from images decoded once (`DecodedImages`)."""
 
     def __init__(self, samples: list[AnnotatedImage], aug: Augmentation, cache: GroundTruthCache, seed: int) -> None:
         self.samples = samples
@@ -258,7 +299,7 @@ class CrowdCrops(Dataset):
         self.cache = cache
         self.seed = seed
         self.epoch = 0
-        self._images: dict[int, np.ndarray] = {}
+        self._decoded = DecodedImages()
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -267,13 +308,11 @@ class CrowdCrops(Dataset):
         """The same frames (or crops of them) at their own scale and unflipped, as inference sees them, sharing the
         decoded images with this dataset."""
         frames = CrowdCrops(self.samples, replace(self.aug, scale_range=(1.0, 1.0), flip=False), self.cache, self.seed)
-        frames._images = self._images
+        frames._decoded = self._decoded
         return frames
 
     def image(self, index: int) -> np.ndarray:
-        if index not in self._images:
-            self._images[index] = load_rgb(self.samples[index].image_path)
-        return self._images[index]
+        return self._decoded.get(self.samples[index].image_path)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The augmented crop, its 1/8 density target and its heads ([N, 2] x, y pixels of the crop)."""

@@ -20,12 +20,19 @@ import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler, Sampler, WeightedRandomSampler
 from tqdm import tqdm
 
 from counting.bayesian_loss import bayesian_loss
 from counting.csrnet import init_frontend_from_vgg16
-from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, collate_crops, load_annotated
+from counting.datasets import (
+    AnnotatedImage,
+    Augmentation,
+    CrowdCrops,
+    GroundTruthCache,
+    collate_crops,
+    load_annotated,
+)
 from counting.engine import bf16_is_native, configure_threads, predict_density
 from counting.images import load_rgb
 from counting.models import build, density_head, load_model, save_weights
@@ -40,7 +47,9 @@ LOSSES = ("density", "bayesian")
 @dataclass
 class TrainConfig:
     arch: str
-    data: str
+    # One data set or several (ShanghaiTech parts or point folders), each with a train split; with several, every
+    # epoch draws from each set equally often and the best model is chosen on all their validation slices together.
+    data: list[str]
     out: str
     epochs: int = 50
     batch_size: int = 8
@@ -59,6 +68,7 @@ class TrainConfig:
     head_lr_scale: float = 0.1  # the density head's learning rate relative to the rest's (see `optimizer_groups`)
     ema_decay: float = 0.995
     val_fraction: float = 0.1
+    val_max_frames: int | None = None  # at most this many validation frames from each data set
     val_every: int = 1
     seed: int = 0
     device: str = "cpu"
@@ -73,7 +83,8 @@ class TrainConfig:
     # From this epoch (1-based) on, average the (EMA) weights at the end of every epoch (SWA): an average of the
     # points SGD visits generalises better than any one of them, and its validation MAE swings less.
     swa_start_epoch: int | None = None
-    val_images: list[str] = field(default_factory=list)
+    photometric: bool = False  # colour jitter, greyscale, blur and JPEG artefacts on the crops (see `augment`)
+    val_images: list[str] = field(default_factory=list)  # "SET/IMAGE_NAME", SET the data folder's name
 
 
 # What may differ when a run resumes: where it runs and how long it lasts, not how it trains.
@@ -88,6 +99,36 @@ def _last_checkpoint(out: str | Path) -> dict | None:
 def _config_of(checkpoint: dict) -> TrainConfig:
     saved = checkpoint["config"]
     return TrainConfig(**{**saved, "crop": tuple(saved["crop"]), "scale_range": tuple(saved["scale_range"])})
+
+
+def set_name(data: str) -> str:
+    """A data set's name in metrics and validation ids: its folder's name (part_B, scut-head-a, ...)."""
+    return Path(data).name
+
+
+def frame_id(data: str, sample: AnnotatedImage) -> str:
+    return f"{set_name(data)}/{sample.image_path.name}"
+
+
+def run_frames(
+    data: list[str], val_fraction: float, seed: int, val_max_frames: int | None = None
+) -> tuple[list[AnnotatedImage], dict[str, list[AnnotatedImage]]]:
+    """The training frames of all `data` sets and each set's validation slice, by set name.
+
+    Each set's slice is drawn from its own train split (seeded), so every set is validated whatever their sizes.
+    """
+    names = [set_name(path) for path in data]
+    if len(set(names)) != len(names):
+        raise ValueError(f"data sets need distinct folder names, not {names}")
+    training, validation = [], {}
+    for path in data:
+        samples = load_annotated(path, "train")
+        train_part, val_part = split_train_val(samples, val_fraction, seed)
+        if val_max_frames is not None:
+            train_part, val_part = train_part + val_part[val_max_frames:], val_part[:val_max_frames]
+        training += train_part
+        validation[set_name(path)] = val_part
+    return training, validation
 
 
 def saved_config(out: str | Path) -> TrainConfig | None:
@@ -109,21 +150,40 @@ def split_train_val(samples: list, fraction: float, seed: int) -> tuple[list, li
     return [s for i, s in enumerate(samples) if i not in val_ids], [s for i, s in enumerate(samples) if i in val_ids]
 
 
-def validate(model: nn.Module, samples: list, images: dict[str, np.ndarray], config: TrainConfig) -> dict[str, float]:
+def _errors(model: nn.Module, samples: list, images: dict[str, np.ndarray], config: TrainConfig) -> np.ndarray:
     errors = []
-    model.eval()
     for sample in samples:
         key = str(sample.image_path)
         if key not in images:
             images[key] = load_rgb(sample.image_path)
         predicted = predict_density(model, images[key], "bf16" if _uses_bf16(config) else "fp32", config.device).sum()
         errors.append(float(predicted) - sample.count)
-    errors_arr = np.asarray(errors)
-    return {
-        "val_mae": float(np.abs(errors_arr).mean()),
-        "val_mse": float(np.sqrt((errors_arr**2).mean())),
-        "val_bias": float(errors_arr.mean()),  # over- (positive) or under-counting on average
+    return np.asarray(errors)
+
+
+def validate(
+    model: nn.Module, slices: dict[str, list], images: dict[str, np.ndarray], config: TrainConfig
+) -> dict[str, float]:
+    """MAE, MSE (root mean square) and bias over every set's validation slice, and `val_score`, the figure the
+    best model is chosen by: the MAE itself for one set; for several, the mean over sets of each set's MAE relative
+    to its mean annotated count (Part A's hundreds of people would otherwise outweigh every other set), with each
+    set's MAE and relative MAE recorded beside it."""
+    model.eval()
+    per_set = {name: (_errors(model, samples, images, config), samples) for name, samples in slices.items() if samples}
+    errors = np.concatenate([set_errors for set_errors, _ in per_set.values()])
+    record = {
+        "val_mae": float(np.abs(errors).mean()),
+        "val_mse": float(np.sqrt((errors**2).mean())),
+        "val_bias": float(errors.mean()),  # over- (positive) or under-counting on average
     }
+    if len(per_set) == 1:
+        return {**record, "val_score": record["val_mae"]}
+    relative = []
+    for name, (set_errors, samples) in per_set.items():
+        mean_count = max(float(np.mean([s.count for s in samples])), 1.0)
+        record[f"val_mae/{name}"] = float(np.abs(set_errors).mean())
+        relative.append(record[f"val_mae/{name}"] / mean_count)
+    return {**record, "val_score": float(np.mean(relative))}
 
 
 def optimizer_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
@@ -141,6 +201,18 @@ def optimizer_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
         {"params": [p for p in body if p.ndim <= 1], "weight_decay": 0.0, "lr_scale": 1.0},
         {"params": list(head), "weight_decay": 0.0, "lr_scale": config.head_lr_scale},
     ]
+
+
+def balanced_sampler(samples: list[AnnotatedImage], data: list[str], generator: torch.Generator) -> Sampler:
+    """A shuffle of the training frames; with several data sets, a draw (with replacement, as many as there are
+    frames) in which every set is equally likely, so 300 Part A frames weigh as much as 1,500 classroom frames."""
+    if len(data) == 1:
+        return RandomSampler(samples, generator=generator)
+    roots = [Path(path).absolute() for path in data]
+    owner = [next(i for i, root in enumerate(roots) if s.image_path.absolute().is_relative_to(root)) for s in samples]
+    sizes = np.bincount(owner, minlength=len(roots))
+    weights = torch.tensor([1.0 / sizes[i] for i in owner], dtype=torch.double)
+    return WeightedRandomSampler(weights, len(samples), replacement=True, generator=generator)
 
 
 def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -202,7 +274,7 @@ def _average_epoch_weights(
     swa: AveragedModel,
     ema: nn.Module,
     calibration: CrowdCrops,
-    val_samples: list,
+    val_slices: dict[str, list],
     val_images: dict,
     config: TrainConfig,
 ) -> dict[str, float]:
@@ -216,9 +288,9 @@ def _average_epoch_weights(
     _copy_buffers(swa.module, ema)
     if not config.freeze_batch_norm:
         recalibrate_batch_norm(swa.module, calibration, config)
-    if not val_samples:
+    if not any(val_slices.values()):
         return {}
-    return {f"swa_{name}": value for name, value in validate(swa.module, val_samples, val_images, config).items()}
+    return {f"swa_{name}": value for name, value in validate(swa.module, val_slices, val_images, config).items()}
 
 
 @torch.no_grad()
@@ -265,15 +337,16 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
     configure_threads(config.threads)
     torch.manual_seed(config.seed)
 
-    samples = load_annotated(config.data, "train")
-    train_samples, val_samples = split_train_val(samples, config.val_fraction, config.seed)
+    train_samples, val_slices = run_frames(config.data, config.val_fraction, config.seed, config.val_max_frames)
     if not train_samples:
-        raise ValueError(f"{config.data}: {len(samples)} images leave none to train on beside the validation slice")
-    config.val_images = [s.image_path.name for s in val_samples]
+        raise ValueError(f"{config.data}: no images left to train on beside the validation slices")
+    config.val_images = [frame_id(data, s) for data in config.data for s in val_slices[set_name(data)]]
+    has_validation = any(val_slices.values())
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     cache = GroundTruthCache()
-    dataset = CrowdCrops(train_samples, Augmentation(config.crop, config.scale_range), cache, config.seed)
+    augmentation = Augmentation(config.crop, config.scale_range, photometric=config.photometric)
+    dataset = CrowdCrops(train_samples, augmentation, cache, config.seed)
     calibration = dataset.unaugmented()
     model = build(config.arch)
     if config.vgg16 and saved is None:
@@ -292,7 +365,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = steps_per_epoch * config.warmup_epochs
 
-    start_epoch, step, best = 0, 0, {"val_mae": float("inf")}
+    start_epoch, step, best = 0, 0, {"val_score": float("inf")}
     elapsed = 0.0
     if saved is not None:
         model.load_state_dict(state["model"])
@@ -301,20 +374,20 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
         if swa is not None and "swa" in state:
             swa.load_state_dict(state["swa"])
         start_epoch, step, best, elapsed = state["epoch"], state["step"], state["best"], state["elapsed"]
-        print(f"resumed {out} at epoch {start_epoch}, step {step}, best val MAE {best['val_mae']:.2f}")
+        print(f"resumed {out} at epoch {start_epoch}, step {step}, best validation score {best['val_score']:.3f}")
 
     val_images: dict[str, np.ndarray] = {}
     autocast = _autocast(config)
     for epoch in range(start_epoch, config.epochs):
         epoch_started = time.perf_counter()
         dataset.epoch = epoch
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loader = DataLoader(
             dataset,
             batch_size=config.batch_size,
-            shuffle=True,
+            sampler=balanced_sampler(train_samples, config.data, generator),
             drop_last=False,
             collate_fn=collate_crops,
-            generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
         )
         _train_mode(model, config.freeze_batch_norm)
         losses = []
@@ -353,17 +426,15 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             "loss": float(np.mean(losses)),
             "lr": optimizer.param_groups[0]["lr"],
         }
-        if val_samples and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+        if has_validation and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
             if not config.freeze_batch_norm:
                 recalibrate_batch_norm(ema, calibration, config)
-            record.update(validate(ema, val_samples, val_images, config))
-            if record["val_mae"] < best["val_mae"]:
-                best = {"val_mae": record["val_mae"], "val_mse": record["val_mse"], "epoch": epoch + 1}
-                save_weights(
-                    ema, config.arch, out / "best.pt", epoch=epoch + 1, val_mae=record["val_mae"], data=config.data
-                )
+            record.update(validate(ema, val_slices, val_images, config))
+            if record["val_score"] < best["val_score"]:
+                best = {name: value for name, value in record.items() if name.startswith("val_")} | {"epoch": epoch + 1}
+                save_weights(ema, config.arch, out / "best.pt", epoch=epoch + 1, data=config.data, validation=best)
         if swa is not None and epoch + 1 >= config.swa_start_epoch:
-            record.update(_average_epoch_weights(swa, ema, calibration, val_samples, val_images, config))
+            record.update(_average_epoch_weights(swa, ema, calibration, val_slices, val_images, config))
             save_weights(swa.module, config.arch, out / "swa.pt", epoch=epoch + 1, data=config.data)
         elapsed += time.perf_counter() - epoch_started
         record["elapsed_s"] = round(elapsed, 1)
@@ -386,7 +457,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
         if stop_after_epochs and epoch + 1 - start_epoch >= stop_after_epochs and epoch + 1 < config.epochs:
             print(f"stopping after {stop_after_epochs} epochs; continue with --resume", flush=True)
             return best
-    if not val_samples and not config.freeze_batch_norm:
+    if not has_validation and not config.freeze_batch_norm:
         recalibrate_batch_norm(ema, calibration, config)
         save_weights(ema, config.arch, out / "best.pt", epoch=config.epochs, data=config.data)
     return best

@@ -28,7 +28,7 @@ def run_dir(tmp_path_factory, shanghaitech):
         (frames / f"{sample.image_path.stem}.json").write_text(json.dumps(sample.points.tolist()))
     run = root / "run"
     run.mkdir()
-    config = {"data": str(frames.parent), "val_images": [samples[2].image_path.name]}
+    config = {"data": [str(frames.parent)], "val_images": [f"frames/{samples[2].image_path.name}"]}
     (run / "config.json").write_text(json.dumps(config))
     model, arch, _ = load_model("csrnet-lite", DEFAULT_WEIGHTS["csrnet-lite"])
     save_weights(model, arch, run / "best.pt", epoch=7)

@@ -486,3 +486,27 @@ def test_crowd_crops_give_input_and_target_with_the_crop_count(tmp_path: Path, m
     again_image, again_target, _ = dataset[0]
     assert torch.equal(first_image, again_image) and torch.equal(first_target, again_target)
     assert math.isclose(float(first_target.sum()), counts[-2], abs_tol=1e-3)
+
+
+def test_photometric_jitter_changes_pixels_not_points_and_keeps_the_crop() -> None:
+    rgb = coordinate_image(96, 128)
+    points = grid_points(96, 128)
+    sigmas = np.full(len(points), 4.0)
+    plain = Augmentation((96, 128), (1.0, 1.0), flip=False)
+    jittered = Augmentation((96, 128), (1.0, 1.0), flip=False, photometric=True)
+    changed = 0
+    for seed in range(20):
+        base, base_points, base_sigmas = augment(rgb, points, sigmas, np.random.default_rng(seed), plain)
+        out, out_points, out_sigmas = augment(rgb, points, sigmas, np.random.default_rng(seed), jittered)
+        assert out.shape == base.shape and out.dtype == np.uint8
+        np.testing.assert_array_equal(out_points, base_points)
+        np.testing.assert_array_equal(out_sigmas, base_sigmas)
+        changed += not np.array_equal(out, base)
+    assert changed == 20
+
+
+def test_photometric_jitter_sometimes_makes_a_frame_grey() -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    outputs = [datasets.photometric_jitter(rgb, np.random.default_rng(seed)) for seed in range(100)]
+    grey = sum(int(np.ptp(out.astype(int), axis=2).max() <= 12) for out in outputs)  # JPEG may tint a grey pixel
+    assert 3 <= grey <= 25

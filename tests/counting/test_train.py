@@ -1,4 +1,5 @@
 import json
+import shutil
 from dataclasses import replace
 
 import cv2
@@ -9,7 +10,7 @@ import torch
 from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated, shanghaitech_split
 from counting.images import load_rgb, to_input_tensor
 from counting.models import build, density_head, load_model
-from counting.train import TrainConfig, optimizer_groups, train
+from counting.train import TrainConfig, balanced_sampler, optimizer_groups, run_frames, train
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def small_folder(tmp_path_factory, shanghaitech):
 def _config(data, out, epochs, arch="csrnet-lite"):
     return TrainConfig(
         arch=arch,
-        data=str(data),
+        data=[str(data)],
         out=str(out),
         epochs=epochs,
         batch_size=2,
@@ -163,3 +164,48 @@ def test_batch_norm_is_calibrated_on_frames_as_inference_sees_them(small_folder,
     for index, sample in enumerate(samples):
         torch.testing.assert_close(frames[index][0], to_input_tensor(load_rgb(sample.image_path)))
         assert frames.image(index) is training.image(index)  # decoded once, held once
+
+
+@pytest.fixture(scope="module")
+def two_sets(tmp_path_factory, small_folder):
+    """Two data sets of different sizes and names: the five Part B crops, and two of them again, as another set."""
+    root = tmp_path_factory.mktemp("sets")
+    big, small = root / "street" / "train", root / "station" / "train"
+    shutil.copytree(small_folder / "train", big)
+    small.mkdir(parents=True)
+    for path in sorted((small_folder / "train").iterdir())[:4]:  # two images with their annotations
+        shutil.copy(path, small / path.name)
+    return [str(big.parent), str(small.parent)]
+
+
+def test_run_frames_slices_validation_from_every_set_and_caps_it(two_sets):
+    training, validation = run_frames(two_sets, 0.5, seed=0)
+    assert sorted(validation) == ["station", "street"]
+    assert len(validation["street"]) == 2 and len(validation["station"]) == 1
+    assert len(training) == 3 + 1
+    training, validation = run_frames(two_sets, 0.5, seed=0, val_max_frames=1)
+    assert [len(validation[name]) for name in ("street", "station")] == [1, 1]
+    assert len(training) == 4 + 1  # the frame beyond the cap trains
+    with pytest.raises(ValueError, match="distinct folder names"):
+        run_frames([two_sets[0], two_sets[0]], 0.5, seed=0)
+
+
+def test_a_run_on_several_sets_selects_on_all_their_validation_slices(two_sets, tmp_path):
+    config = replace(_config(two_sets[0], tmp_path / "run", epochs=2), data=two_sets, val_fraction=0.25)
+    best = train(config)
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    for record in metrics:
+        assert {"val_mae/street", "val_mae/station", "val_score"} <= record.keys()
+    assert best["val_score"] == min(record["val_score"] for record in metrics)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["val_images"][-1].startswith("station/")
+
+
+def test_several_sets_are_drawn_equally_whatever_their_sizes(two_sets):
+    training, _ = run_frames(two_sets, 0.25, seed=0)
+    sampler = balanced_sampler(training, two_sets, torch.Generator().manual_seed(0))
+    drawn = [training[i] for _ in range(50) for i in sampler]
+    assert len(drawn) == 50 * len(training)
+    station = sum("station" in str(sample.image_path) for sample in drawn) / len(drawn)
+    assert 0.45 < station < 0.55  # 1 of station's frames against street's 4
+    one_set = balanced_sampler(training, two_sets[:1], torch.Generator().manual_seed(0))
+    assert sorted(one_set) == list(range(len(training)))  # one set: a plain shuffle
