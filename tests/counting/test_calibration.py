@@ -9,6 +9,8 @@ import torch
 from counting import calibration
 from counting.calibration import CalibrationConfig, CalibrationError, calibrate, fold_indices
 from counting.datasets import load_annotated, shanghaitech_split
+from counting.engine import CountingEngine
+from counting.images import load_rgb
 from counting.models import load_model
 
 # Tiny and fast: one epoch of 128x128 crops, batch 2, on six 256x192 frames.
@@ -97,6 +99,10 @@ def test_switched_weights_are_written_and_load(marked_frames, tmp_path, monkeypa
     assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), base.parameters(), strict=True))
     meta = torch.load(out, weights_only=True)["meta"]["calibration"]
     assert meta["held_out_mae_after"] == 0.0 and len(meta["frames"]) == 6
+    # The count scale fitted on the final fine-tune's training frames (all of them) makes their total exact.
+    engine = CountingEngine(None, out)
+    total = sum(engine.count(load_rgb(sample.image_path)).count for sample in marked_frames)
+    assert total == pytest.approx(sum(sample.count for sample in marked_frames), rel=1e-4)
 
     def useless_after_tuning(model, indices, images, config, progress, label):
         counts = original(model, indices, images, config, progress, label)
