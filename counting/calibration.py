@@ -21,8 +21,14 @@ Augmentation: random scale (0.8-1.2x by default), random crop, horizontal flip, 
 crop, contrast x0.75-1.25 and brightness +-0.08 of the full range (applied to the normalised tensors, so it costs
 nothing measurable).
 
-Measured on this machine (2 cores, AVX2 only, so fp32; other jobs running beside it): 20 Part B frames of 1024x768,
-3 folds x 12 epochs plus the final fine-tune of 12 epochs, crops 384x384, batch 4 - see `CalibrationConfig.epochs`.
+Each fine-tune's counts are then scaled to its own training frames (`counting.count_scale`); see `_tuned`.
+
+Time: 3 folds x `epochs` epochs of ceil(2n/3 / 4) steps, then, when it switches, `epochs` epochs of ceil(n/4) steps,
+and about 5n whole-frame counts: for 20 frames and 10 epochs, 170 steps and 100 counts. On this machine (2 cores,
+AVX2 only, so fp32) a step of 4 crops of 384x384 took 3.7 s of CPU and a 1024x768 count 1.3 s, single-threaded
+while the machine ran about 4x oversubscribed; with the engine's idle figure for that count (0.43 s, 2 threads) a
+step is about 1.2 s and the job about 4 minutes (at 12 epochs about 5, hence 10). No idle machine was at hand to time
+the whole job: `make bench` prints it.
 """
 
 from __future__ import annotations
@@ -54,9 +60,9 @@ class CalibrationError(ValueError):
 
 @dataclass(frozen=True)
 class CalibrationConfig:
-    # 12 epochs, not the 20 of the one-off probe: 3 folds and the final fine-tune must fit in 5 minutes on 2 CPU
-    # cores (see the module docstring for the measured time).
-    epochs: int = 12
+    # 10 epochs, not the 20 of the one-off probe: 3 folds and the final fine-tune must fit in 5 minutes on 2 CPU
+    # cores (see the module docstring for the timing).
+    epochs: int = 10
     crop: tuple[int, int] = (384, 384)  # height, width; multiples of 8
     batch_size: int = 4
     lr: float = 1e-4
