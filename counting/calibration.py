@@ -51,7 +51,7 @@ from counting.datasets import AnnotatedImage, Augmentation, CrowdCrops, GroundTr
 from counting.engine import bf16_is_native, configure_threads, frame_density
 from counting.images import IMAGENET_MEAN, IMAGENET_STD, load_rgb
 from counting.models import load_model, save_weights
-from counting.train import TrainConfig, _lr_at, _train_mode, density_loss, optimizer_groups
+from counting.train import TrainConfig, density_loss, learning_rate_at, optimizer_groups, set_train_mode
 
 
 class CalibrationError(ValueError):
@@ -170,7 +170,7 @@ def _fine_tune(
     autocast = torch.autocast(
         device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=_uses_bf16(config)
     )
-    _train_mode(model, freeze_batch_norm=True)
+    set_train_mode(model, freeze_batch_norm=True)
     step = 0
     for epoch in range(config.epochs):
         dataset.epoch = epoch
@@ -182,7 +182,7 @@ def _fine_tune(
         )
         for images, targets, _ in loader:
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, total_steps, warmup_steps, config.lr) * group["lr_scale"]
+                group["lr"] = learning_rate_at(step, total_steps, warmup_steps, config.lr) * group["lr_scale"]
             if config.photometric:
                 images = _photometric_jitter(images, generator)
             images = images.to(config.device).contiguous(memory_format=torch.channels_last)

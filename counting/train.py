@@ -215,7 +215,8 @@ def balanced_sampler(samples: list[AnnotatedImage], data: list[str], generator: 
     return WeightedRandomSampler(weights, len(samples), replacement=True, generator=generator)
 
 
-def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
+def learning_rate_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warm-up over `warmup` steps to `base`, then cosine decay to 1% of it at step `total`."""
     if step < warmup:
         return base * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
@@ -262,7 +263,8 @@ def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainC
     model.eval()
 
 
-def _train_mode(model: nn.Module, freeze_batch_norm: bool) -> None:
+def set_train_mode(model: nn.Module, freeze_batch_norm: bool) -> None:
+    """Training mode, with batch-norm layers kept in eval mode (their statistics fixed) when `freeze_batch_norm`."""
     model.train()
     if freeze_batch_norm:
         for module in model.modules():
@@ -389,14 +391,14 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
             drop_last=False,
             collate_fn=collate_crops,
         )
-        _train_mode(model, config.freeze_batch_norm)
+        set_train_mode(model, config.freeze_batch_norm)
         losses = []
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
         for batch_index, (images, targets, points) in enumerate(bar):
             if batch_index >= steps_per_epoch:
                 break
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, total_steps, warmup_steps, config.lr) * group["lr_scale"]
+                group["lr"] = learning_rate_at(step, total_steps, warmup_steps, config.lr) * group["lr_scale"]
             images = images.to(config.device).contiguous(memory_format=torch.channels_last)
             targets = targets.to(config.device)
             with autocast:

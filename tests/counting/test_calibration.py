@@ -1,17 +1,16 @@
-import json
 from dataclasses import replace
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from counting import calibration
 from counting.calibration import CalibrationConfig, CalibrationError, calibrate, fold_indices
-from counting.datasets import load_annotated, shanghaitech_split
+from counting.datasets import load_annotated
 from counting.engine import CountingEngine
 from counting.images import load_rgb
 from counting.models import load_model
+from tests.counting.part_b_crops import write_part_b_crops
 
 # Tiny and fast: one epoch of 128x128 crops, batch 2, on six 256x192 frames.
 FAST = CalibrationConfig(epochs=1, crop=(128, 128), batch_size=2, folds=3, min_frames=6, threads=2, warmup_epochs=0)
@@ -19,16 +18,8 @@ FAST = CalibrationConfig(epochs=1, crop=(128, 128), batch_size=2, folds=3, min_f
 
 @pytest.fixture(scope="module")
 def marked_frames(tmp_path_factory, shanghaitech):
-    """The middle 256x192 of six Part B training frames with their heads, as an operator's marked frames."""
-    folder = tmp_path_factory.mktemp("marked") / "train"
-    folder.mkdir()
-    top, left = (768 - 192) // 2, (1024 - 256) // 2
-    for sample in shanghaitech_split(shanghaitech / "part_B", "train")[:6]:
-        image = cv2.imread(str(sample.image_path))
-        cv2.imwrite(str(folder / sample.image_path.name), image[top : top + 192, left : left + 256])
-        points = sample.points - np.array([left, top])
-        inside = (points >= 0).all(axis=1) & (points[:, 0] < 256) & (points[:, 1] < 192)
-        (folder / f"{sample.image_path.stem}.json").write_text(json.dumps(points[inside].tolist()))
+    """Six Part B crops (`write_part_b_crops`) with their heads, as an operator's marked frames."""
+    folder = write_part_b_crops(shanghaitech, tmp_path_factory.mktemp("marked") / "train", frames=6)
     samples = load_annotated(folder.parent, "train")
     assert sum(s.count for s in samples) > 0
     return samples

@@ -2,34 +2,21 @@ import json
 import shutil
 from dataclasses import replace
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
-from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated, shanghaitech_split
+from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated
 from counting.images import load_rgb, to_input_tensor
 from counting.models import build, density_head, load_model
 from counting.train import TrainConfig, balanced_sampler, optimizer_groups, run_frames, train
+from tests.counting.part_b_crops import write_part_b_crops
 
 
 @pytest.fixture(scope="module")
 def small_folder(tmp_path_factory, shanghaitech):
-    """The middle 256x192 of five Part B training frames, as an operator's labelled folder.
-
-    Crops, not shrunken frames: heads keep their size, so the density per cell is Part B's, the scale the training
-    recipe (the loss's density scale, the density head's learning rate) is set for.
-    """
-    folder = tmp_path_factory.mktemp("labelled") / "train"
-    folder.mkdir()
-    top, left = (768 - 192) // 2, (1024 - 256) // 2
-    for sample in shanghaitech_split(shanghaitech / "part_B", "train")[:5]:
-        image = cv2.imread(str(sample.image_path))
-        cv2.imwrite(str(folder / sample.image_path.name), image[top : top + 192, left : left + 256])
-        points = sample.points - np.array([left, top])
-        inside = (points >= 0).all(axis=1) & (points[:, 0] < 256) & (points[:, 1] < 192)
-        (folder / f"{sample.image_path.stem}.json").write_text(json.dumps(points[inside].tolist()))
-    return folder.parent
+    """Five Part B crops (`write_part_b_crops`) as an operator's labelled folder."""
+    return write_part_b_crops(shanghaitech, tmp_path_factory.mktemp("labelled") / "train", frames=5).parent
 
 
 def _config(data, out, epochs, arch="csrnet-lite"):

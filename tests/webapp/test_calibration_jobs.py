@@ -147,9 +147,16 @@ def test_a_job_that_cannot_run_fails_and_the_camera_keeps_its_weights(camera, fo
 
 
 def test_the_command_imports_a_folder_and_keeps_weights_that_do_not_help(camera, folder, settings, capsys):
-    # A learning rate of zero leaves the tuned copy equal to the current weights: not lower, so the guard keeps them.
+    # A learning rate of zero and no count-scale fit leave the tuned copy equal to the current weights: not lower, so
+    # the guard keeps them.
     settings.CROWDSCOPE_CALIBRATION_EPOCHS = 1
-    settings.CROWDSCOPE_CALIBRATION_OPTIONS = {"crop": (128, 128), "folds": 2, "lr": 0.0, "warmup_epochs": 0}
+    settings.CROWDSCOPE_CALIBRATION_OPTIONS = {
+        "crop": (128, 128),
+        "folds": 2,
+        "lr": 0.0,
+        "warmup_epochs": 0,
+        "fit_count_scale": False,
+    }
 
     call_command("calibrate_camera", str(camera.pk), "--frames", str(folder), "--json")
 
