@@ -20,7 +20,6 @@ from counting.images import load_rgb
 from tests.webapp.conftest import ago, store_frame
 from webapp.calibration.models import CalibrationJob, MarkedFrame, RecountJob, WeightsVersion
 from webapp.ingest.models import Frame
-from workers.celery_app import app
 from workers.tasks import count_frame
 
 pytestmark = pytest.mark.django_db
@@ -53,12 +52,13 @@ def tiny_tuning(settings):
 
 
 @pytest.fixture
-def eager():
-    """Tasks sent by the views run in this process, as with CROWDSCOPE_TASKS_IN_PROCESS=1."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
+def eager(settings):
+    """Tasks sent by the views run in this process, as with CROWDSCOPE_TASKS_IN_PROCESS=1.
+
+    Set through Django's settings, which Celery reads live: assigning ``app.conf`` directly
+    would leave an override behind that shadows every later test's settings.
+    """
+    settings.CELERY_TASK_ALWAYS_EAGER = True
 
 
 def mark_folder(camera, folder: Path, points=None) -> list[MarkedFrame]:
