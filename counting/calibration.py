@@ -17,18 +17,15 @@ parameter groups with the density head at a tenth of the rate, linear warm-up th
 and crops with their density targets from `CrowdCrops` (geometry-adaptive kernels unless the samples say otherwise).
 Batch-norm statistics stay the base's (frozen): a handful of frames of one camera would re-estimate them badly.
 
-Augmentation: random scale (0.8-1.2x by default), random crop, horizontal flip, and a photometric jitter of every
-crop, contrast x0.75-1.25 and brightness +-0.08 of the full range (applied to the normalised tensors, so it costs
-nothing measurable).
+Augmentation: random scale (0.8-1.2x by default), random crop, horizontal flip, and the photometric jitter of
+`counting.datasets.photometric_jitter` on every crop (the same camera by day, by night and over a worse stream).
 
 Each fine-tune's counts are then scaled to its own training frames (`counting.count_scale`); see `_tuned`.
 
 Time: 3 folds x `epochs` epochs of ceil(2n/3 / 4) steps, then, when it switches, `epochs` epochs of ceil(n/4) steps,
-and about 5n whole-frame counts: for 20 frames and 10 epochs, 170 steps and 100 counts. On this machine (2 cores,
-AVX2 only, so fp32) a step of 4 crops of 384x384 took 3.7 s of CPU and a 1024x768 count 1.3 s, single-threaded
-while the machine ran about 4x oversubscribed; with the engine's idle figure for that count (0.43 s, 2 threads) a
-step is about 1.2 s and the job about 4 minutes (at 12 epochs about 5, hence 10). No idle machine was at hand to time
-the whole job: `make bench` prints it.
+and about 5n whole-frame counts: for 20 frames and 10 epochs, 170 steps and 100 counts. Crops of 256x256 cost 0.44x
+the steps of 384x384 and calibrated as well on a Beijing-BRT camera (`make bench` prints the job's time; the README's
+Calibration section gives the measurements).
 """
 
 from __future__ import annotations
@@ -48,8 +45,8 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from counting.count_scale import fold_count_scale
 from counting.datasets import AnnotatedImage, Augmentation, CrowdCrops, GroundTruthCache, collate_crops
-from counting.engine import bf16_is_native, configure_threads, frame_density
-from counting.images import IMAGENET_MEAN, IMAGENET_STD, load_rgb
+from counting.engine import configure_threads, frame_density, training_autocast
+from counting.images import load_rgb
 from counting.models import load_model, save_weights
 from counting.train import TrainConfig, density_loss, learning_rate_at, optimizer_groups, set_train_mode
 
@@ -60,10 +57,10 @@ class CalibrationError(ValueError):
 
 @dataclass(frozen=True)
 class CalibrationConfig:
-    # 10 epochs, not the 20 of the one-off probe: 3 folds and the final fine-tune must fit in 5 minutes on 2 CPU
-    # cores (see the module docstring for the timing).
+    # 10 epochs of 256x256 crops, not the 20 epochs of 384x384 of the one-off probe: 3 folds and the final fine-tune
+    # must fit in 5 minutes on 2 CPU cores without bf16 (see the module docstring for the timing).
     epochs: int = 10
-    crop: tuple[int, int] = (384, 384)  # height, width; multiples of 8
+    crop: tuple[int, int] = (256, 256)  # height, width; multiples of 8
     batch_size: int = 4
     lr: float = 1e-4
     folds: int = 3  # k-fold held-out measurement
@@ -76,10 +73,13 @@ class CalibrationConfig:
     weight_decay: float = 1e-4
     head_lr_scale: float = 0.1  # see `counting.train.optimizer_groups`
     count_loss_weight: float = 0.1
-    photometric: bool = True  # contrast and brightness jitter of every crop
+    photometric: bool = True  # `counting.datasets.photometric_jitter` on every crop
     # Fold a count scale fitted on each fine-tune's own training frames into its density head (`counting.count_scale`)
     fit_count_scale: bool = True
-    bf16: bool | None = None  # bf16 autocast; None: where the hardware computes it natively
+    bf16: bool | None = None  # bf16 autocast while fine-tuning; None: where the hardware computes it natively
+    # Counting (held-out errors, count scale) in the precision the workers count in: a count scale fitted on bf16
+    # counts was 0.6% off for fp32 workers.
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -133,20 +133,6 @@ def _steps_per_epoch(frames: int, config: CalibrationConfig) -> int:
     return math.ceil(frames / config.batch_size)
 
 
-def _uses_bf16(config: CalibrationConfig) -> bool:
-    return bf16_is_native(config.device) if config.bf16 is None else config.bf16
-
-
-def _photometric_jitter(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Contrast and brightness of each normalised crop: pixel p (0..1) becomes c*p + b, c in [0.75, 1.25] and b in
-    [-0.08, 0.08], written in normalised units (the padding's mean colour moves with the rest)."""
-    n = images.shape[0]
-    contrast = 0.75 + 0.5 * torch.rand(n, 1, 1, 1, generator=generator)
-    brightness = 0.16 * torch.rand(n, 1, 1, 1, generator=generator) - 0.08
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return contrast * images + ((contrast - 1) * mean + brightness) / std
-
-
 def _fine_tune(
     base: nn.Module,
     arch: str,
@@ -162,14 +148,12 @@ def _fine_tune(
         arch=arch, data=[], out="", weight_decay=config.weight_decay, head_lr_scale=config.head_lr_scale
     )
     optimizer = torch.optim.AdamW(optimizer_groups(model, train_config), lr=config.lr)
-    augmentation = Augmentation(config.crop, config.scale_range)
+    augmentation = Augmentation(config.crop, config.scale_range, photometric=config.photometric)
     dataset = CrowdCrops(samples, augmentation, cache, config.seed)
     steps_per_epoch = _steps_per_epoch(len(samples), config)
     total_steps, warmup_steps = steps_per_epoch * config.epochs, steps_per_epoch * config.warmup_epochs
     generator = torch.Generator().manual_seed(config.seed)
-    autocast = torch.autocast(
-        device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=_uses_bf16(config)
-    )
+    autocast = training_autocast(config.device, config.bf16)
     set_train_mode(model, freeze_batch_norm=True)
     step = 0
     for epoch in range(config.epochs):
@@ -183,8 +167,6 @@ def _fine_tune(
         for images, targets, _ in loader:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(step, total_steps, warmup_steps, config.lr) * group["lr_scale"]
-            if config.photometric:
-                images = _photometric_jitter(images, generator)
             images = images.to(config.device).contiguous(memory_format=torch.channels_last)
             with autocast:
                 pred = model(images)
@@ -211,10 +193,10 @@ def _counts(
     progress: _Progress,
     label: str,
 ) -> dict[int, float]:
-    precision = "bf16" if _uses_bf16(config) else "fp32"
     counts = {}
     for index in indices:
-        counts[index] = float(frame_density(model, images[index], precision, config.device).sum(dtype=np.float64))
+        density = frame_density(model, images[index], config.precision, config.device)
+        counts[index] = float(density.sum(dtype=np.float64))
         if not math.isfinite(counts[index]):
             raise CalibrationError(f"diverged: {label} counted {counts[index]} people on a frame")
         progress.advance(1, f"{label}: counted frame {index + 1}")

@@ -50,6 +50,20 @@ def bf16_is_native(device: str = "cpu") -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
+def training_precision(device: str, bf16: bool | None) -> str:
+    """The precision to train and count in: bf16 where asked (`bf16` True) or native (`bf16` None), else fp32."""
+    return "bf16" if (bf16_is_native(device) if bf16 is None else bf16) else "fp32"
+
+
+def training_autocast(device: str, bf16: bool | None) -> torch.autocast:
+    """The autocast for `training_precision(device, bf16)`: bf16 there, disabled (fp32) otherwise."""
+    return torch.autocast(
+        device_type=torch.device(device).type,
+        dtype=torch.bfloat16,
+        enabled=training_precision(device, bf16) == "bf16",
+    )
+
+
 def predict_density(model: nn.Module, rgb: np.ndarray, precision: str = "fp32", device: str = "cpu") -> np.ndarray:
     """One forward pass over a whole frame, padded with the mean colour to a multiple of 8."""
     height, width = rgb.shape[:2]

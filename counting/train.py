@@ -33,7 +33,7 @@ from counting.datasets import (
     collate_crops,
     load_annotated,
 )
-from counting.engine import bf16_is_native, configure_threads, predict_density
+from counting.engine import configure_threads, predict_density, training_autocast, training_precision
 from counting.images import load_rgb
 from counting.models import build, density_head, load_model, save_weights
 
@@ -152,11 +152,12 @@ def split_train_val(samples: list, fraction: float, seed: int) -> tuple[list, li
 
 def _errors(model: nn.Module, samples: list, images: dict[str, np.ndarray], config: TrainConfig) -> np.ndarray:
     errors = []
+    precision = training_precision(config.device, config.bf16)
     for sample in samples:
         key = str(sample.image_path)
         if key not in images:
             images[key] = load_rgb(sample.image_path)
-        predicted = predict_density(model, images[key], "bf16" if _uses_bf16(config) else "fp32", config.device).sum()
+        predicted = predict_density(model, images[key], precision, config.device).sum()
         errors.append(float(predicted) - sample.count)
     return np.asarray(errors)
 
@@ -223,16 +224,6 @@ def learning_rate_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def _uses_bf16(config: TrainConfig) -> bool:
-    return bf16_is_native(config.device) if config.bf16 is None else config.bf16
-
-
-def _autocast(config: TrainConfig) -> torch.autocast:
-    return torch.autocast(
-        device_type=torch.device(config.device).type, dtype=torch.bfloat16, enabled=_uses_bf16(config)
-    )
-
-
 @torch.no_grad()
 def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainConfig) -> None:
     """Re-estimate batch-norm running statistics for `model`'s current weights (precise BN) on `dataset`.
@@ -253,7 +244,7 @@ def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainC
         norm.momentum = None
     model.train()
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed * 100_003 + dataset.epoch))
-    autocast = _autocast(config)
+    autocast = training_autocast(config.device, config.bf16)
     with autocast:
         for start in range(0, min(len(dataset), config.batch_norm_batches * config.batch_size), config.batch_size):
             images = torch.stack([dataset[int(i)][0] for i in order[start : start + config.batch_size]])
@@ -379,7 +370,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
         print(f"resumed {out} at epoch {start_epoch}, step {step}, best validation score {best['val_score']:.3f}")
 
     val_images: dict[str, np.ndarray] = {}
-    autocast = _autocast(config)
+    autocast = training_autocast(config.device, config.bf16)
     for epoch in range(start_epoch, config.epochs):
         epoch_started = time.perf_counter()
         dataset.epoch = epoch

@@ -54,7 +54,11 @@ def calibration_config():
     """counting.calibration.CalibrationConfig from the settings (epochs, device, threads, further options)."""
     from counting.calibration import CalibrationConfig
 
-    options = {"device": settings.CROWDSCOPE_CALIBRATION_DEVICE, "threads": settings.COUNTING_THREADS}
+    options = {
+        "device": settings.CROWDSCOPE_CALIBRATION_DEVICE,
+        "threads": settings.COUNTING_THREADS,
+        "precision": settings.COUNTING_PRECISION,
+    }
     if settings.CROWDSCOPE_CALIBRATION_EPOCHS:
         options["epochs"] = settings.CROWDSCOPE_CALIBRATION_EPOCHS
     return CalibrationConfig(**(options | settings.CROWDSCOPE_CALIBRATION_OPTIONS))
