@@ -134,7 +134,25 @@ class WeightsVersion(models.Model):
         return f"cam{self.camera_id}-v{self.number}"
 
 
-class CalibrationJob(models.Model):
+class TrackedJob(models.Model):
+    """What a job of the `calibrate` queue reports while it runs: who asked, when, how far, and in a sentence what."""
+
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    message = models.TextField(blank=True, help_text="what it is doing, or what came of it, in a sentence")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="last word from the worker")
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-pk"]
+
+
+class CalibrationJob(TrackedJob):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -146,15 +164,6 @@ class CalibrationJob(models.Model):
 
     camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="calibration_jobs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    progress = models.FloatField(default=0.0, help_text="0..1")
-    message = models.TextField(blank=True, help_text="what it is doing, or what came of it, in a sentence")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True, help_text="last word from the worker")
     frames = models.PositiveIntegerField(default=0, help_text="marked frames used")
     held_out_mae_before = models.FloatField(null=True, blank=True)
     held_out_mae_after = models.FloatField(null=True, blank=True)
@@ -162,8 +171,7 @@ class CalibrationJob(models.Model):
         WeightsVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
 
-    class Meta:
-        ordering = ["-created_at", "-pk"]
+    class Meta(TrackedJob.Meta):
         constraints = [
             # At most one job of a camera queued or running: a second one would tune from the same weights.
             models.UniqueConstraint(
@@ -185,7 +193,7 @@ class CalibrationJob(models.Model):
         )
 
 
-class RecountJob(models.Model):
+class RecountJob(TrackedJob):
     """Recount a camera's frames captured in [period_from, period_to) with its weights in use now."""
 
     class Status(models.TextChoices):
@@ -198,19 +206,7 @@ class RecountJob(models.Model):
     period_from = models.DateTimeField()
     period_to = models.DateTimeField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    progress = models.FloatField(default=0.0)
-    message = models.TextField(blank=True)
     frames = models.PositiveIntegerField(default=0, help_text="frames recounted so far")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True, help_text="last word from the worker")
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
         return f"recount {self.pk} of {self.camera}: {self.status}"
