@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from counting.csrnet import OUTPUT_STRIDE
+from counting.specs import OUTPUT_STRIDE
 
 
 def cell_centres(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:

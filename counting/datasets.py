@@ -15,7 +15,6 @@ import scipy.io
 import torch
 from torch.utils.data import Dataset
 
-from counting.csrnet import OUTPUT_STRIDE
 from counting.density import (
     DEFAULT_SIGMA,
     GEOMETRY_BETA,
@@ -25,6 +24,7 @@ from counting.density import (
     geometry_adaptive_sigmas,
 )
 from counting.images import IMAGENET_MEAN, load_rgb, to_input_tensor, upright_size
+from counting.specs import OUTPUT_STRIDE
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SIGMA_MODES = ("adaptive", "fixed")

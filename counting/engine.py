@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from counting.csrnet import OUTPUT_STRIDE
 from counting.images import to_input_tensor
 from counting.models import load_model
+from counting.specs import OUTPUT_STRIDE
 
 PRECISIONS = ("fp32", "bf16")
 TILE_PIXELS = 4_000_000

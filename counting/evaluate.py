@@ -12,9 +12,9 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from counting.csrnet import OUTPUT_STRIDE
 from counting.datasets import AnnotatedImage
 from counting.images import load_rgb
+from counting.specs import OUTPUT_STRIDE
 
 GAME_LEVELS = (0, 1, 2, 3)
 

@@ -12,15 +12,17 @@ from torch import nn
 
 from counting.csrnet import CSRNet, CSRNetConfig
 from counting.skynet import SkyNet, SkyNetConfig
+from counting.specs import CSRNET, CSRNET_LITE, DEFAULT_ARCH, SKYNET_COUNT
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
+# One builder for each of counting.specs.ARCHITECTURE_NAMES, in that order.
 ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
-    "csrnet": lambda: CSRNet(CSRNetConfig()),
+    CSRNET: lambda: CSRNet(CSRNetConfig()),
     # 1/4 width with batch norm: the compact CSRNet that a CPU can train from scratch.
-    "csrnet-lite": lambda: CSRNet(CSRNetConfig(width=0.25, batch_norm=True)),
+    CSRNET_LITE: lambda: CSRNet(CSRNetConfig(width=0.25, batch_norm=True)),
     # SkyNet's hardware-efficient backbone with a density head, for CPUs and gateways.
-    "skynet-count": lambda: SkyNet(SkyNetConfig(head="density")),
+    SKYNET_COUNT: lambda: SkyNet(SkyNetConfig(head="density")),
 }
 
 # Our own trained weights, used when no --weights is given. An architecture without an entry has none yet.
@@ -28,7 +30,6 @@ DEFAULT_WEIGHTS: dict[str, Path] = {
     "csrnet-lite": WEIGHTS_DIR / "csrnet-lite-shtb.pt",
     "skynet-count": WEIGHTS_DIR / "skynet-count-shtb.pt",
 }
-DEFAULT_ARCH = "csrnet-lite"
 
 
 class WeightsError(ValueError):
@@ -97,7 +98,7 @@ def load_model(arch: str | None = None, weights: str | Path | None = None) -> tu
     checkpoint = read_checkpoint(path)
     # Public CSRNet checkpoints also have an "arch" entry, holding None or a file path: only our names count.
     recorded = checkpoint.get("arch") if checkpoint.get("arch") in ARCHITECTURES else None
-    arch = arch or recorded or "csrnet"
+    arch = arch or recorded or CSRNET
     if recorded and recorded != arch:
         raise WeightsError(f"{path} holds {recorded!r} weights, not {arch!r}")
     model = build(arch)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from counting.images import load_rgb, normalise
+from counting.specs import OUTPUT_STRIDE
 
-OUTPUT_STRIDE = 8
 INPUT_NAME, OUTPUT_NAME = "image", "density"
 MAX_SIDE = 8192
 

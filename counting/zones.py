@@ -11,7 +11,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
-from counting.csrnet import OUTPUT_STRIDE
+from counting.specs import OUTPUT_STRIDE
 
 Polygon = Sequence[Sequence[float]]
 

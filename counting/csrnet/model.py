@@ -19,7 +19,6 @@ from torch import nn
 # "M" marks a 2x2 max-pool; numbers are output channels of a 3x3 conv.
 FRONTEND_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)
 BACKEND_LAYOUT: tuple[int, ...] = (512, 512, 512, 256, 128, 64)
-OUTPUT_STRIDE = 8
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,3 @@
-from counting.skynet.model import OUTPUT_STRIDE, SkyNet, SkyNetConfig, reorg
+from counting.skynet.model import SkyNet, SkyNetConfig, reorg
 
-__all__ = ["OUTPUT_STRIDE", "SkyNet", "SkyNetConfig", "reorg"]
+__all__ = ["SkyNet", "SkyNetConfig", "reorg"]

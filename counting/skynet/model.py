@@ -20,7 +20,6 @@ BACKBONE_WIDTHS = (48, 96, 192, 384, 512)
 BYPASS_INDEX = 2  # the 192-channel bundle feeds the reorg bypass
 POOLED_BUNDLES = 3  # a 2x2 max-pool after each of the first three bundles
 REORG_STRIDE = 2
-OUTPUT_STRIDE = 8
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from counting.csrnet import CSRNet
-from counting.models import WeightsError, build, load_model, save_weights
+from counting.models import ARCHITECTURES, WeightsError, build, load_model, save_weights
+from counting.specs import ARCHITECTURE_NAMES, OUTPUT_STRIDE
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +20,15 @@ def reference() -> CSRNet:
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+@torch.no_grad()
+def test_every_named_architecture_is_built_and_maps_at_the_output_stride():
+    """counting.specs tells the web side the names and the stride without torch: they must match the models."""
+    assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
+    for arch in ARCHITECTURE_NAMES:
+        density = build(arch).eval()(torch.zeros(1, 3, 64, 96))
+        assert density.shape[-2:] == (64 // OUTPUT_STRIDE, 96 // OUTPUT_STRIDE), arch
 
 
 def test_loads_a_bare_public_state_dict(tmp_path, reference):

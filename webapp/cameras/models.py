@@ -11,10 +11,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from counting.models import ARCHITECTURES, DEFAULT_ARCH
+from counting.specs import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from counting.zones import ZoneError, validate_polygon
 
-MODEL_CHOICES = [(name, name) for name in ARCHITECTURES]
+MODEL_CHOICES = [(name, name) for name in ARCHITECTURE_NAMES]
 HIGH_CROWDING = 0.75  # of the alert threshold
 
 

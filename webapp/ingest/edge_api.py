@@ -20,7 +20,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from counting.csrnet import OUTPUT_STRIDE
+from counting.specs import OUTPUT_STRIDE
 from counting.zones import zone_counts
 from webapp.cameras.auth import GatewayTokenAuthentication, IsGateway
 from webapp.cameras.models import Camera, Gateway

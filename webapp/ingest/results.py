@@ -13,8 +13,8 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image
 
-from counting.csrnet import OUTPUT_STRIDE
 from counting.overlay import heatmap_rgba
+from counting.specs import OUTPUT_STRIDE
 from webapp.alerts.rules import raise_alerts
 from webapp.ingest.models import Frame, Result, ZoneCount
 
