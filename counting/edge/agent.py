@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from counting.edge.counters import Counter
 from counting.edge.outbox import Outbox, Outgoing
 from counting.edge.sources import Frame, Source
 from counting.edge.uploader import DeliveryState, Uploader
@@ -35,54 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODES = ("privacy", "full")
-DEFAULT_ARCH = "skynet-count"
-
-
-class Counter(Protocol):
-    arch: str
-    version: str
-
-    def density(self, rgb: np.ndarray) -> np.ndarray: ...
-
-
-class OnnxModel:
-    """An exported graph on onnxruntime: what a gateway without torch runs."""
-
-    def __init__(self, path: Path, threads: int | None) -> None:
-        from counting.onnx_export import OnnxCounter
-        from counting.versions import weights_version
-
-        self.counter = OnnxCounter(path, threads)
-        # The export names the architecture and the weights it came from; a graph from elsewhere is named by itself.
-        self.arch = self.counter.metadata.get("arch", path.stem)
-        self.version = self.counter.metadata.get("weights") or weights_version(path)
-
-    def density(self, rgb: np.ndarray) -> np.ndarray:
-        return self.counter.density(rgb)
-
-
-class TorchModel:
-    """Our PyTorch weights through the counting engine (a gateway with torch, or a CPU server in edge mode)."""
-
-    def __init__(self, path: Path | None, threads: int | None) -> None:
-        from counting.engine import CountingEngine, configure_threads
-        from counting.versions import weights_version
-
-        configure_threads(threads)
-        self.engine = CountingEngine(None if path else DEFAULT_ARCH, path)
-        self.arch = self.engine.arch
-        self.version = weights_version(self.engine.weights)
-
-    def density(self, rgb: np.ndarray) -> np.ndarray:
-        return self.engine.density(rgb)
-
-
-def load_counter(model: str | None, threads: int | None = None) -> Counter:
-    """`model`: an .onnx graph (onnxruntime), our .pt weights (torch), or None for our trained SkyNet-Count."""
-    path = Path(model) if model else None
-    if path is not None and path.suffix == ".onnx":
-        return OnnxModel(path, threads)
-    return TorchModel(path, threads)
 
 
 def density_npz(density: np.ndarray) -> bytes:

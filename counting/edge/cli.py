@@ -9,7 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
-from counting.edge.agent import MODES, Agent, load_counter
+from counting.edge.agent import MODES, Agent
+from counting.edge.counters import load_counter
 from counting.edge.outbox import Outbox
 from counting.edge.sources import FolderSource, SnapshotSource, SourceError, StreamSource
 from counting.edge.weights import DEFAULT_REFRESH_MIN, WeightsFetcher

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from counting.edge.agent import OnnxModel
+from counting.edge.counters import OnnxModel
 
 log = logging.getLogger(__name__)
 

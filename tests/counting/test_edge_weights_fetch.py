@@ -10,8 +10,9 @@ import numpy as np
 import onnx
 import pytest
 
-from counting.edge.agent import Agent, OnnxModel
+from counting.edge.agent import Agent
 from counting.edge.cli import parser
+from counting.edge.counters import OnnxModel
 from counting.edge.outbox import Outbox
 from counting.edge.sources import Frame
 from counting.edge.weights import WeightsFetcher

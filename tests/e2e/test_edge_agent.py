@@ -252,7 +252,7 @@ def test_a_camera_the_server_refuses_keeps_its_results_queued(edge_stack, skynet
 def test_the_agent_counts_on_onnxruntime_without_importing_torch(skynet_onnx, test_frames):
     probe = (
         "import sys, numpy as np\n"
-        "from counting.edge.agent import load_counter\n"
+        "from counting.edge.counters import load_counter\n"
         "from counting.images import load_rgb\n"
         f"counter = load_counter({str(skynet_onnx)!r})\n"
         f"print(counter.arch, float(counter.density(load_rgb({str(test_frames[0])!r})).sum()))\n"
