@@ -63,11 +63,6 @@ class Camera(models.Model):
     def __str__(self) -> str:
         return f"{self.site} / {self.name}" if self.site else self.name
 
-    def latest_result(self):
-        from webapp.ingest.models import Result
-
-        return Result.objects.filter(frame__camera=self).select_related("frame").order_by("-frame__captured_at").first()
-
     def state(self, now: datetime | None = None) -> str:
         """live, stale (no frame received for `stale_after_minutes`), failing (its last frame could not be
         counted) or new (no frame yet)."""

@@ -108,7 +108,7 @@ def site_plan(request, pk: int):
 @viewer_required
 def camera_detail(request, pk: int):
     camera = get_object_or_404(Camera.objects.select_related("site", "active_weights"), pk=pk)
-    result = camera.latest_result()
+    result = Result.objects.filter(frame__camera=camera).select_related("frame").order_by("-frame__captured_at").first()
     waiting = camera.frames.exclude(status__in=[Frame.Status.DONE, Frame.Status.FAILED]).count()
     context = {
         "camera": camera,
