@@ -5,7 +5,18 @@ from pathlib import Path
 
 import dj_database_url
 
-from workers.routing import CALIBRATE_QUEUE, REPORTS_QUEUE
+from webapp.queues import (
+    ANSWER_QUESTION,
+    CALIBRATE_CAMERA,
+    CALIBRATE_QUEUE,
+    DEFAULT_QUEUE,
+    GENERATE_REPORT,
+    RECOUNT_PERIOD,
+    REPORTS_QUEUE,
+    REQUEUE_STALE_FRAMES,
+    SEND_DUE_REPORTS,
+    SEND_REPORT_EMAIL,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -182,16 +193,19 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "CrowdScope <crowdscop
 # Where emails link to: the dashboard as its users reach it.
 CROWDSCOPE_BASE_URL = os.environ.get("CROWDSCOPE_BASE_URL", "http://127.0.0.1:8000")
 
-# Celery: Redis as broker. Tasks are acknowledged after they finish and handed to another worker if theirs dies.
+# Celery (webapp.celery_app): Redis as broker. Tasks are acknowledged after they finish and handed to another worker if
+# theirs dies. The web side sends tasks by name; the workers' task modules are imported from CELERY_IMPORTS.
 CELERY_BROKER_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_IMPORTS = ["workers.tasks"]
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CROWDSCOPE_TASKS_IN_PROCESS") == "1"
-CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
+# Frames go to the counting queue of their camera's model, named as they are sent (webapp.queues.count_queue).
 CELERY_TASK_ROUTES = {
-    "workers.tasks.generate_report": {"queue": REPORTS_QUEUE},
-    "workers.tasks.answer_question": {"queue": REPORTS_QUEUE},
-    "workers.tasks.send_report_email": {"queue": REPORTS_QUEUE},
-    "workers.tasks.calibrate_camera": {"queue": CALIBRATE_QUEUE},
-    "workers.tasks.recount_period": {"queue": CALIBRATE_QUEUE},
+    GENERATE_REPORT: {"queue": REPORTS_QUEUE},
+    ANSWER_QUESTION: {"queue": REPORTS_QUEUE},
+    SEND_REPORT_EMAIL: {"queue": REPORTS_QUEUE},
+    CALIBRATE_CAMERA: {"queue": CALIBRATE_QUEUE},
+    RECOUNT_PERIOD: {"queue": CALIBRATE_QUEUE},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -200,9 +214,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # An unacknowledged task goes back to the queue after this long (a worker host that vanished mid-task).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _int_env("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-frames": {"task": "workers.tasks.requeue_stale_frames", "schedule": 60.0},
+    "requeue-stale-frames": {"task": REQUEUE_STALE_FRAMES, "schedule": 60.0},
     # Which reports go to whom and when lives in the database (subscriptions); this only looks every minute.
-    "send-due-reports": {"task": "workers.tasks.send_due_reports", "schedule": 60.0},
+    "send-due-reports": {"task": SEND_DUE_REPORTS, "schedule": 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

@@ -1,15 +1,10 @@
-"""The Celery app: Redis broker, settings from Django's (`CELERY_*`), tasks in `workers.tasks`.
+"""The workers' Celery app: the project's app (webapp.celery_app, configured from Django's CELERY_* settings), which
+imports the tasks of `workers.tasks` (the CELERY_IMPORTS setting) as a worker starts.
 
 Run a worker with `celery -A workers.celery_app worker -Q count.csrnet-lite,default` and the schedule with
 `celery -A workers.celery_app beat`.
 """
 
-import os
+from webapp.celery_app import app
 
-from celery import Celery
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-
-app = Celery("crowdscope")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["workers"])
+__all__ = ["app"]

@@ -19,6 +19,16 @@ from webapp.calibration.models import TIME_LIMIT as CALIBRATION_TIME_LIMIT
 from webapp.ingest.models import Frame
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
+from webapp.queues import (
+    ANSWER_QUESTION,
+    CALIBRATE_CAMERA,
+    COUNT_FRAME,
+    GENERATE_REPORT,
+    RECOUNT_PERIOD,
+    REQUEUE_STALE_FRAMES,
+    SEND_DUE_REPORTS,
+    SEND_REPORT_EMAIL,
+)
 from workers.celery_app import app
 from workers.engines import camera_engine
 
@@ -37,6 +47,7 @@ class CountFrameTask(Task):
 
 
 @app.task(
+    name=COUNT_FRAME,
     base=CountFrameTask,
     bind=True,
     # Acknowledged when done, and handed to another worker if this one dies mid-task.
@@ -88,7 +99,7 @@ def count_stored_frame(frame: Frame) -> tuple[np.ndarray, Counted]:
     )
 
 
-@app.task
+@app.task(name=REQUEUE_STALE_FRAMES)
 def requeue_stale_frames() -> int:
     """Re-send frames the broker never took, and frames waiting so long that their task must have been lost (Redis
     restarted without persistence). A frame merely waiting in a backlog is not re-sent before that, so no work is
@@ -111,13 +122,12 @@ def requeue_stale_frames() -> int:
     return len(frames)
 
 
-@app.task(acks_late=True, reject_on_worker_lost=True)
+@app.task(name=GENERATE_REPORT, acks_late=True, reject_on_worker_lost=True)
 def generate_report(report_id: int) -> str:
-    """Write a pending report (webapp.reports.generation.create_report made it)."""
+    """Write a pending report (webapp.reports.pending.create_report made it)."""
     # Imported here, not at the top: counting workers never need transformers and its seconds of import time.
-    from webapp.reports.generation import generate
+    from webapp.reports.generation import generate, shared_llm
     from webapp.reports.models import Report
-    from workers.llm import shared_llm
 
     report = Report.objects.get(pk=report_id)
     if report.status == Report.Status.DONE:
@@ -125,11 +135,10 @@ def generate_report(report_id: int) -> str:
     return generate(report, shared_llm()).status
 
 
-@app.task(acks_late=True, reject_on_worker_lost=True)
+@app.task(name=ANSWER_QUESTION, acks_late=True, reject_on_worker_lost=True)
 def answer_question(question_id: int) -> str:
-    from webapp.reports.generation import answer
+    from webapp.reports.generation import answer, shared_llm
     from webapp.reports.models import Question
-    from workers.llm import shared_llm
 
     question = Question.objects.select_related("report").get(pk=question_id)
     if question.answer:
@@ -143,7 +152,7 @@ EMAIL_RETRY_DELAYS = (60, 120, 240, 480, 900)
 ATTEMPT_TIME_LIMIT = timedelta(minutes=15)
 
 
-@app.task
+@app.task(name=SEND_DUE_REPORTS)
 def send_due_reports() -> int:
     """Run by the beat every minute: send the daily report emails that fell due (subscriptions live in the
     database, so a change there applies at the next minute) and those whose attempt was lost."""
@@ -156,6 +165,7 @@ def send_due_reports() -> int:
 
 
 @app.task(
+    name=SEND_REPORT_EMAIL,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -165,7 +175,7 @@ def send_due_reports() -> int:
 )
 def send_report_email(self, delivery_id: int) -> str:
     from webapp.reports.delivery import CannotDeliver, SentUnrecorded, claim, deliver, record_failure
-    from workers.llm import shared_llm
+    from webapp.reports.generation import shared_llm
 
     delivery = claim(delivery_id, timezone.now())
     if delivery is None:
@@ -187,7 +197,12 @@ def send_report_email(self, delivery_id: int) -> str:
     return "sent"
 
 
-@app.task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=int(CALIBRATION_TIME_LIMIT.total_seconds()))
+@app.task(
+    name=CALIBRATE_CAMERA,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=int(CALIBRATION_TIME_LIMIT.total_seconds()),
+)
 def calibrate_camera(job_id: int) -> str:
     """Run a calibration job (webapp.calibration.jobs); on the `calibrate` queue, so counting never waits for it."""
     from webapp.calibration.jobs import run_calibration
@@ -195,7 +210,7 @@ def calibrate_camera(job_id: int) -> str:
     return run_calibration(job_id).status
 
 
-@app.task(acks_late=True, reject_on_worker_lost=True)
+@app.task(name=RECOUNT_PERIOD, acks_late=True, reject_on_worker_lost=True)
 def recount_period(job_id: int) -> str:
     """Recount a camera's frames of a period with the weights it uses now, frame by frame (see run_recount)."""
     from webapp.calibration.jobs import run_recount

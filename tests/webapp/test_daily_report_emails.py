@@ -21,8 +21,8 @@ from tests.webapp.conftest import store_frame, user_with_role
 from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Site
 from webapp.reports.delivery import SENDING_LEASE, due_deliveries
-from webapp.reports.generation import create_report
 from webapp.reports.models import Delivery, Report, Subscription
+from webapp.reports.pending import create_report
 from workers.tasks import count_frame, send_due_reports, send_report_email
 
 pytestmark = pytest.mark.django_db

@@ -8,16 +8,16 @@ import logging
 from django.utils import timezone
 
 from webapp.calibration.models import CalibrationJob, RecountJob
+from webapp.celery_app import enqueue
+from webapp.queues import CALIBRATE_CAMERA, RECOUNT_PERIOD
 
 log = logging.getLogger(__name__)
 
 
 def enqueue_calibration(job: CalibrationJob) -> None:
     """Send the job; if the broker cannot take it, the job fails at once with a message saying so."""
-    from workers.tasks import calibrate_camera
-
     try:
-        calibrate_camera.delay(job.pk)
+        enqueue(CALIBRATE_CAMERA, job.pk)
     except Exception:  # the job row is kept either way and says why nothing happened
         log.exception("could not queue calibration %s", job.pk)
         CalibrationJob.objects.filter(pk=job.pk, status=CalibrationJob.Status.QUEUED).update(
@@ -28,10 +28,8 @@ def enqueue_calibration(job: CalibrationJob) -> None:
 
 
 def enqueue_recount(job: RecountJob) -> None:
-    from workers.tasks import recount_period
-
     try:
-        recount_period.delay(job.pk)
+        enqueue(RECOUNT_PERIOD, job.pk)
     except Exception:
         log.exception("could not queue recount %s", job.pk)
         RecountJob.objects.filter(pk=job.pk, status=RecountJob.Status.QUEUED).update(

@@ -21,9 +21,10 @@ from llm_reports.llm import LocalLLM
 from webapp.accounts.roles import role_of
 from webapp.cameras.models import Camera
 from webapp.reports.emails import report_email
-from webapp.reports.generation import create_report, generate
+from webapp.reports.generation import generate
 from webapp.reports.history import day_period
 from webapp.reports.models import Delivery, Report, Subscription
+from webapp.reports.pending import create_report
 
 # Longer than an attempt may run (the task's time limit), so a running attempt is never taken for a dead one.
 SENDING_LEASE = timedelta(minutes=20)

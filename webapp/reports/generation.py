@@ -1,22 +1,39 @@
-"""Reports from the database: build the history, have the LLM write and verify the narrative, store it all."""
+"""Reports from the database: build the history, have the LLM write and verify the narrative, store it all.
+
+Loads transformers and torch: imported by the workers' report tasks and the report commands, never by the pages
+(they only create pending reports, webapp.reports.pending).
+"""
 
 from __future__ import annotations
 
 import io
+import logging
+import os
 from dataclasses import asdict
-from datetime import date
+from functools import cache
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 
 from llm_reports.facts import compute_facts
-from llm_reports.llm import LocalLLM
+from llm_reports.llm import LLMConfig, LocalLLM
 from llm_reports.report import ReportSettings, answer_question, load_history, save_history, write_report
 from llm_reports.snapkv import SnapKVConfig
 from llm_reports.verify import Verification
-from webapp.cameras.models import Camera
-from webapp.reports.history import build_history, day_period
+from webapp.reports.history import build_history
 from webapp.reports.models import Question, Report
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def shared_llm() -> LocalLLM:
+    """The report LLM of the LLM_* settings, loaded once per process (the workers' `reports` queue, or a command)."""
+    llm = LocalLLM(
+        LLMConfig(model=settings.LLM_MODEL or None, device=settings.LLM_DEVICE, threads=settings.LLM_THREADS)
+    )
+    log.info("process %d loaded the report model %s", os.getpid(), llm.name)
+    return llm
 
 
 def report_settings() -> ReportSettings:
@@ -28,16 +45,10 @@ def verification_record(verification: Verification) -> dict:
     return {"sentences": [asdict(outcome) for outcome in verification.sentences]}
 
 
-def create_report(day: date, cameras: list[Camera] | None = None, timezone: str | None = None, user=None) -> Report:
-    """A pending report for a local day; `generate` writes it."""
-    timezone = timezone or settings.TIME_ZONE
-    start, end = day_period(day, timezone)
-    report = Report.objects.create(period_start=start, period_end=end, timezone=timezone, created_by=user)
-    report.cameras.set(cameras if cameras is not None else Camera.objects.all())
-    return report
-
-
 def generate(report: Report, llm: LocalLLM) -> Report:
+    """Write the pending `report` (webapp.reports.pending.create_report made it) with `llm` and store it, done.
+
+    Stores the report as failed, with the error, and raises it again when building the history or writing fails."""
     cameras = list(report.cameras.select_related("site").prefetch_related("zones"))
     try:
         history = build_history(cameras, report.period_start, report.period_end, report.timezone)

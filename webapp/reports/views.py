@@ -11,10 +11,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.roles import Role, role_required
+from webapp.celery_app import enqueue
+from webapp.queues import ANSWER_QUESTION, GENERATE_REPORT
 from webapp.reports.forms import SubscriptionForm
-from webapp.reports.generation import create_report
 from webapp.reports.models import Question, Report, Subscription
-from workers.tasks import answer_question, generate_report
+from webapp.reports.pending import create_report
 
 MAX_QUESTION_LENGTH = Question._meta.get_field("text").max_length
 
@@ -49,7 +50,7 @@ def request_report(request):
     except ValueError:
         return _list_page(request, "Choose a day to report on.", status=400)
     report = create_report(day, user=request.user)
-    generate_report.delay(report.pk)
+    enqueue(GENERATE_REPORT, report.pk)
     return redirect("reports:detail", pk=report.pk)
 
 
@@ -61,7 +62,7 @@ def ask(request, pk: int):
     if not text or len(text) > MAX_QUESTION_LENGTH:
         return redirect("reports:detail", pk=report.pk)
     question = Question.objects.create(report=report, text=text, asked_by=request.user)
-    answer_question.delay(question.pk)
+    enqueue(ANSWER_QUESTION, question.pk)
     return redirect("reports:detail", pk=report.pk)
 
 

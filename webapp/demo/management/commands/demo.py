@@ -20,11 +20,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from counting.models import ARCHITECTURES
+from counting.specs import ARCHITECTURE_NAMES
 from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Gateway, Site, Zone
+from webapp.queues import CALIBRATE_QUEUE, DEFAULT_QUEUE, REPORTS_QUEUE, count_queue
 from webapp.reports.models import Subscription
-from workers.routing import CALIBRATE_QUEUE, REPORTS_QUEUE, count_queue
 
 # One account per role, all with the demo password: try the access rules by signing in as each.
 DEMO_USERS = {"admin": Role.ADMIN, "operator": Role.OPERATOR, "viewer": Role.VIEWER}
@@ -85,7 +85,7 @@ class Command(BaseCommand):
         web = [python, "-m", "gunicorn", "webapp.wsgi", "--bind", url.removeprefix("http://"), "--workers", "2"]
         processes.append(("web", self._start([*web, "--timeout", "120"], environment)))
         if not in_process:
-            counting_queues = ",".join([count_queue(arch) for arch in ARCHITECTURES] + ["default"])
+            counting_queues = ",".join([count_queue(arch) for arch in ARCHITECTURE_NAMES] + [DEFAULT_QUEUE])
             slow_queues = f"{REPORTS_QUEUE},{CALIBRATE_QUEUE}"
             beat_schedule = settings.MEDIA_ROOT / "celerybeat-schedule"
             beat_schedule.parent.mkdir(parents=True, exist_ok=True)

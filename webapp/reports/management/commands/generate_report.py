@@ -3,9 +3,8 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 
 from webapp.cameras.models import Camera
-from webapp.reports.generation import create_report
-from webapp.reports.models import Report
-from workers.tasks import generate_report
+from webapp.reports.generation import generate, shared_llm
+from webapp.reports.pending import create_report
 
 
 class Command(BaseCommand):
@@ -27,8 +26,7 @@ class Command(BaseCommand):
         if not cameras:
             raise CommandError("there are no cameras to report on")
         report = create_report(day, cameras, timezone)
-        generate_report.apply(args=[report.pk], throw=True)
-        report = Report.objects.get(pk=report.pk)
+        report = generate(report, shared_llm())
         self.stdout.write(report.text)
         self.stderr.write(
             f"report {report.pk}: {report.prompt_tokens} prompt tokens kept as {report.kept_tokens}, "

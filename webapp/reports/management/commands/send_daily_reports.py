@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from webapp.reports.delivery import claim, deliver, open_delivery, record_failure
+from webapp.reports.generation import shared_llm
 from webapp.reports.models import Subscription
-from workers.llm import shared_llm
 
 
 class Command(BaseCommand):

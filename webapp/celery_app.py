@@ -1,0 +1,39 @@
+"""The project's Celery app, configured from the CELERY_* settings, and `enqueue`: how the web side hands work to the
+workers by task name (`webapp.queues`), without importing them.
+
+The workers run this same app (`celery -A workers.celery_app worker`) and register their tasks on it. Celery imports
+the task modules named in the CELERY_IMPORTS setting: a worker when it starts, any other process the first time it
+must run a task itself (CELERY_TASK_ALWAYS_EAGER, as the tests and the demo's in-process mode set).
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+# Celery sets up Django in its workers and closes their database connections around tasks only when this names the
+# settings as the app is created.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+
+app = Celery("crowdscope")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+def enqueue(task_name: str, *args: object, queue: str | None = None) -> None:
+    """Send the task registered as `task_name` with `args` to `queue` (None: the queue CELERY_TASK_ROUTES names for
+    it, else CELERY_TASK_DEFAULT_QUEUE). Raises what the broker client raises when the message cannot be sent.
+
+    With CELERY_TASK_ALWAYS_EAGER, which `send_task` alone would ignore, the task runs in this process before this
+    returns, its errors kept in its result as Celery's eager mode keeps them; then celery.exceptions.NotRegistered
+    when no module of CELERY_IMPORTS defines `task_name`.
+    """
+    if app.conf.task_always_eager:
+        if task_name not in app.tasks:
+            # The modules a worker imports as it starts. Not through import_default_modules: its signal would set up
+            # Django again in this process, which has it already, and replace the logging handlers on the way.
+            for module in app.conf.imports:
+                app.loader.import_task_module(module)
+        app.tasks[task_name].apply_async(args=args, queue=queue)
+    else:
+        app.send_task(task_name, args=args, queue=queue)
