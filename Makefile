@@ -39,3 +39,5 @@ demo: setup
 bench: setup
 	$(PY) -m counting bench --data ../shared/data/shanghaitech/part_B --calibration-frames 20
 	$(PY) -m llm_reports bench
+	# One gunicorn worker's resident memory after serving the login page: the web process loads no torch.
+	$(PY) scripts/web_memory.py --max-mib 150

@@ -1,8 +1,12 @@
-"""The repository's shape: the libraries stay free of the web stack, and the Django project starts."""
+"""The repository's shape: the libraries stay free of the web stack, dependencies point one way (workers -> webapp
+-> {counting, llm_reports}) with no import cycle, the web process never loads torch, and the Django project starts."""
 
 import ast
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +36,139 @@ def test_django_project_passes_its_checks():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+# The project's own packages: their import graph is checked for cycles.
+PROJECT_PACKAGES = ("webapp", "workers", "counting", "llm_reports")
+# Libraries the web process must never load: each costs hundreds of megabytes in every web worker.
+HEAVY_LIBRARIES = ("torch", "torchvision", "transformers", "onnxruntime")
+
+
+def project_modules() -> dict[str, Path]:
+    """Every module of PROJECT_PACKAGES by dotted name (a package by its own name), with its file."""
+    modules = {}
+    for package in PROJECT_PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def imported_names(module: str, path: Path) -> set[str]:
+    """The dotted names `module` imports anywhere in its file (at the top, inside functions, under TYPE_CHECKING):
+    `from a.b import c` gives `a.b.c`, relative imports resolved."""
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            source = ".".join([*base, node.module] if node.module else base)
+            names |= {f"{source}.{alias.name}" for alias in node.names}
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each project module -> the project modules it imports (a name resolves to its longest module prefix)."""
+    modules = project_modules()
+
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for module, path in modules.items():
+        targets = {resolve(name) for name in imported_names(module, path)}
+        graph[module] = {target for target in targets if target is not None and target != module}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of `graph` as its modules in import order, the first repeated at the end; None when there is none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return None
+        path.append(module)
+        for target in sorted(graph[module]):
+            cycle = visit(target)
+            if cycle:
+                return cycle
+        path.pop()
+        done.add(module)
+        return None
+
+    for module in sorted(graph):
+        cycle = visit(module)
+        if cycle:
+            return cycle
+    return None
+
+
+def test_the_web_side_never_imports_the_workers():
+    """Dependencies point one way, workers -> webapp: the web side sends tasks by name (webapp.celery_app)."""
+    offenders = [
+        f"{path.relative_to(REPO)}: {name}"
+        for module, path in project_modules().items()
+        if module.split(".")[0] == "webapp"
+        for name in sorted(imported_names(module, path))
+        if name.split(".")[0] == "workers"
+    ]
+    assert offenders == [], "the web side imports the workers:\n" + "\n".join(offenders)
+
+
+def test_the_project_has_no_import_cycle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"b"}, "d": set()}
+    assert find_cycle(graph) == ["b", "c", "b"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# Run in a fresh interpreter: what the web process loads to serve every URL of the URL configuration.
+WEB_PROCESS_IMPORTS = """
+import importlib, json, sys
+import django
+from django.urls import URLResolver, get_resolver
+
+django.setup()
+import webapp.urls
+
+def view_modules(patterns):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from view_modules(pattern.url_patterns)
+        else:
+            yield pattern.callback.__module__
+
+modules = sorted(set(view_modules(get_resolver().url_patterns)))
+for module in modules:
+    importlib.import_module(module)
+print(json.dumps({"view_modules": modules, "loaded": sorted(sys.modules)}))
+"""
+
+
+def test_the_web_process_never_loads_torch_or_transformers():
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", WEB_PROCESS_IMPORTS],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    web_process = json.loads(result.stdout.splitlines()[-1])
+    assert "webapp.reports.views" in web_process["view_modules"], "the URL configuration was not walked"
+    loaded = set(web_process["loaded"])
+    assert [library for library in HEAVY_LIBRARIES if library in loaded] == []
