@@ -27,8 +27,8 @@ ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
 
 # Our own trained weights, used when no --weights is given. An architecture without an entry has none yet.
 DEFAULT_WEIGHTS: dict[str, Path] = {
-    "csrnet-lite": WEIGHTS_DIR / "csrnet-lite-shtb.pt",
-    "skynet-count": WEIGHTS_DIR / "skynet-count-shtb.pt",
+    CSRNET_LITE: WEIGHTS_DIR / "csrnet-lite-shtb.pt",
+    SKYNET_COUNT: WEIGHTS_DIR / "skynet-count-shtb.pt",
 }
 
 
