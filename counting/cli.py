@@ -135,6 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         swa_start_epoch=args.swa_start_epoch,
         val_max_frames=args.val_max_frames,
         photometric=args.photometric,
+        set_weights=args.set_weights,
     )
     best = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
     print(json.dumps({"run": out, "best": best}))
@@ -269,6 +270,13 @@ def parser() -> argparse.ArgumentParser:
     )
     train_cmd.add_argument(
         "--photometric", action="store_true", help="colour jitter, greyscale, blur and JPEG artefacts on the crops"
+    )
+    train_cmd.add_argument(
+        "--set-weights",
+        type=float,
+        nargs="+",
+        metavar="WEIGHT",
+        help="how often each data set is drawn relative to the others, in --data's order (default: equally)",
     )
     train_cmd.add_argument("--out", help="run folder (default runs/ARCH-DATA)")
     train_cmd.add_argument(

@@ -84,6 +84,8 @@ class TrainConfig:
     # points SGD visits generalises better than any one of them, and its validation MAE swings less.
     swa_start_epoch: int | None = None
     photometric: bool = False  # colour jitter, greyscale, blur and JPEG artefacts on the crops (see `augment`)
+    # With several data sets, how often each is drawn relative to the others, in `data`'s order (default: equally).
+    set_weights: list[float] | None = None
     val_images: list[str] = field(default_factory=list)  # "SET/IMAGE_NAME", SET the data folder's name
 
 
@@ -204,15 +206,19 @@ def optimizer_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     ]
 
 
-def balanced_sampler(samples: list[AnnotatedImage], data: list[str], generator: torch.Generator) -> Sampler:
+def balanced_sampler(
+    samples: list[AnnotatedImage], data: list[str], generator: torch.Generator, set_weights: list[float] | None = None
+) -> Sampler:
     """A shuffle of the training frames; with several data sets, a draw (with replacement, as many as there are
-    frames) in which every set is equally likely, so 300 Part A frames weigh as much as 1,500 classroom frames."""
+    frames) in which each set is drawn in proportion to its `set_weights` entry whatever its size (all equally
+    likely by default, so 300 Part A frames weigh as much as 1,500 classroom frames)."""
     if len(data) <= 1:
         return RandomSampler(samples, generator=generator)
+    set_weights = set_weights or [1.0] * len(data)
     roots = [Path(path).absolute() for path in data]
     owner = [next(i for i, root in enumerate(roots) if s.image_path.absolute().is_relative_to(root)) for s in samples]
     sizes = np.bincount(owner, minlength=len(roots))
-    weights = torch.tensor([1.0 / sizes[i] for i in owner], dtype=torch.double)
+    weights = torch.tensor([set_weights[i] / sizes[i] for i in owner], dtype=torch.double)
     return WeightedRandomSampler(weights, len(samples), replacement=True, generator=generator)
 
 
@@ -247,7 +253,7 @@ def recalibrate_batch_norm(model: nn.Module, dataset: CrowdCrops, config: TrainC
     # every feature. With five sets estimated uniformly over frames (three quarters SCUT-HEAD), a model that counted
     # Part B validation frames 10 under counted them 106 over.
     generator = torch.Generator().manual_seed(config.seed * 100_003 + dataset.epoch)
-    order = list(balanced_sampler(dataset.samples, config.data, generator))
+    order = list(balanced_sampler(dataset.samples, config.data, generator, config.set_weights))
     autocast = training_autocast(config.device, config.bf16)
     with autocast:
         for start in range(0, min(len(dataset), config.batch_norm_batches * config.batch_size), config.batch_size):
@@ -329,6 +335,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
         config = replace(saved, epochs=config.epochs, device=config.device, threads=config.threads)
     if config.loss not in LOSSES:
         raise ValueError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
+    if config.set_weights is not None and (len(config.set_weights) != len(config.data) or min(config.set_weights) <= 0):
+        raise ValueError(f"set weights {config.set_weights}: give one positive weight for each of {config.data}")
     out.mkdir(parents=True, exist_ok=True)
 
     configure_threads(config.threads)
@@ -382,7 +390,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
         loader = DataLoader(
             dataset,
             batch_size=config.batch_size,
-            sampler=balanced_sampler(train_samples, config.data, generator),
+            sampler=balanced_sampler(train_samples, config.data, generator, config.set_weights),
             drop_last=False,
             collate_fn=collate_crops,
         )

@@ -196,3 +196,13 @@ def test_several_sets_are_drawn_equally_whatever_their_sizes(two_sets):
     assert 0.45 < station < 0.55  # 1 of station's frames against street's 4
     one_set = balanced_sampler(training, two_sets[:1], torch.Generator().manual_seed(0))
     assert sorted(one_set) == list(range(len(training)))  # one set: a plain shuffle
+
+
+def test_set_weights_draw_a_set_more_often(two_sets, tmp_path):
+    training, _ = run_frames(two_sets, 0.25, seed=0)
+    sampler = balanced_sampler(training, two_sets, torch.Generator().manual_seed(0), set_weights=[1.0, 3.0])
+    drawn = [training[i] for _ in range(50) for i in sampler]
+    station = sum("station" in str(sample.image_path) for sample in drawn) / len(drawn)
+    assert 0.7 < station < 0.8  # street 1 : station 3
+    with pytest.raises(ValueError, match="one positive weight for each"):
+        train(replace(_config(two_sets[0], tmp_path / "run", epochs=1), data=two_sets, set_weights=[1.0]))
