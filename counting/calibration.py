@@ -23,9 +23,8 @@ Augmentation: random scale (0.8-1.2x by default), random crop, horizontal flip, 
 Each fine-tune's counts are then scaled to its own training frames (`counting.count_scale`); see `_tuned`.
 
 Time: 3 folds x `epochs` epochs of ceil(2n/3 / 4) steps, then, when it switches, `epochs` epochs of ceil(n/4) steps,
-and about 5n whole-frame counts: for 20 frames and 10 epochs, 170 steps and 100 counts. Crops of 256x256 cost 0.44x
-the steps of 384x384 and calibrated as well on a Beijing-BRT camera (`make bench` prints the job's time; the README's
-Calibration section gives the measurements).
+and about 5n whole-frame counts: for 20 frames and 10 epochs, 170 steps and 100 counts (`make bench` times a job;
+docs/operating.md gives measured times and errors).
 """
 
 from __future__ import annotations
@@ -46,9 +45,11 @@ from torch.utils.data import DataLoader, RandomSampler
 from counting.count_scale import fold_count_scale
 from counting.datasets import AnnotatedImage, Augmentation, CrowdCrops, GroundTruthCache, collate_crops
 from counting.engine import configure_threads, frame_density, training_autocast
+from counting.evaluate import CountErrors
 from counting.images import load_rgb
 from counting.models import load_model, save_weights
-from counting.train import TrainConfig, density_loss, learning_rate_at, optimizer_groups, set_train_mode
+from counting.train import density_loss, learning_rate_at, optimizer_groups, set_train_mode
+from counting.train_config import TrainConfig
 
 
 class CalibrationError(ValueError):
@@ -280,8 +281,8 @@ def calibrate(
             tuned = _tuned(base, arch, samples, training, images, cache, config, tracker, label)
             after |= _counts(tuned, fold, images, config, tracker, label)
         annotated = [sample.count for sample in samples]
-        mae_before = float(np.mean([abs(before[i] - annotated[i]) for i in range(len(samples))]))
-        mae_after = float(np.mean([abs(after[i] - annotated[i]) for i in range(len(samples))]))
+        mae_before = CountErrors.of([before[i] for i in range(len(samples))], annotated).mae
+        mae_after = CountErrors.of([after[i] for i in range(len(samples))], annotated).mae
         switched = mae_after < mae_before
         summary = f"held-out error {mae_before:.1f} -> {mae_after:.1f} on {len(samples)} marked frames"
         weights = None

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import MISSING, Field, asdict, fields, replace
 from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
 
 from counting.engine import PRECISIONS, CountingEngine, configure_threads
 from counting.images import ImageError, load_rgb
 from counting.models import ARCHITECTURES, WeightsError
-from counting.train import LOSSES, TrainConfig, saved_config, train
+from counting.train import saved_config, train
+from counting.train_config import TrainConfig
 
 
 def positive_int(text: str) -> int:
@@ -106,40 +108,52 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    out = args.out or f"runs/{args.arch}-{'+'.join(Path(data).name for data in args.data)}"
+    given = {item.name: getattr(args, item.name) for item in _train_settings() if getattr(args, item.name) is not None}
+    out = given.setdefault("out", f"runs/{args.arch}-{'+'.join(Path(data).name for data in args.data)}")
     saved = saved_config(out) if args.resume else None
-    config = TrainConfig(
-        arch=args.arch,
-        data=args.data,
-        out=out,
-        epochs=args.epochs or (saved.epochs if saved else TrainConfig.epochs),
-        batch_size=args.batch_size,
-        crop=(args.crop[0], args.crop[1]),
-        scale_range=(args.scale_range[0], args.scale_range[1]),
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        bf16=False if args.no_bf16 else None,
-        threads=args.threads,
-        max_steps_per_epoch=args.max_steps_per_epoch,
-        vgg16=args.vgg16,
-        init_weights=args.init_weights,
-        freeze_batch_norm=args.freeze_batch_norm,
-        batch_norm_batches=args.batch_norm_batches,
-        head_lr_scale=args.head_lr_scale,
-        warmup_epochs=args.warmup_epochs,
-        count_loss_weight=args.count_loss_weight,
-        loss=args.loss,
-        bayesian_sigma=args.bayesian_sigma,
-        bayesian_background_ratio=args.bayesian_background_ratio,
-        swa_start_epoch=args.swa_start_epoch,
-        val_max_frames=args.val_max_frames,
-        photometric=args.photometric,
-        set_weights=args.set_weights,
-    )
-    best = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
+    try:
+        # Resuming, what is not given is the run's own; train() says which given settings it cannot change.
+        config = replace(saved, **given) if saved else TrainConfig(**given)
+        best = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
+    except (ValueError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps({"run": out, "best": best}))
     return 0
+
+
+def _train_settings() -> list[Field]:
+    return [item for item in fields(TrainConfig) if "help" in item.metadata]
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    """One option for each `TrainConfig` setting, typed by its annotation, with its help text and default.
+
+    Every option defaults to None, so that only what was given overrides the recipe (the defaults, or the saved run's
+    when resuming).
+    """
+    hints = get_type_hints(TrainConfig)
+    for item in _train_settings():
+        kind = hints[item.name]
+        optional = type(None) in get_args(kind)
+        if optional:
+            kind = next(arg for arg in get_args(kind) if arg is not type(None))
+        option: dict[str, Any] = {"default": None, "help": item.metadata["help"]}
+        if item.default is not MISSING and item.default not in (None, False):
+            option["help"] += (
+                f" (default: {' '.join(map(str, item.default)) if isinstance(item.default, tuple) else item.default})"
+            )
+        elif item.default is MISSING and item.default_factory is MISSING:
+            option["required"] = True
+        if kind is bool:
+            option["action"] = argparse.BooleanOptionalAction if optional else "store_true"
+        elif get_origin(kind) is tuple:
+            option |= {"type": get_args(kind)[0], "nargs": len(get_args(kind))}
+        elif get_origin(kind) is list:
+            option |= {"type": get_args(kind)[0], "nargs": "+"}
+        else:
+            option["type"] = positive_int if kind is int and optional else kind
+        parser.add_argument(f"--{item.name.replace('_', '-')}", **(option | item.metadata["option"]))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -261,82 +275,9 @@ def parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=cmd_evaluate)
 
     train_cmd = commands.add_parser("train", help="train on the train split (a validation slice is held out)")
-    train_cmd.add_argument("--arch", choices=sorted(ARCHITECTURES), required=True)
-    train_cmd.add_argument(
-        "--data", nargs="+", required=True, help="one or more data sets (ShanghaiTech parts or point folders)"
-    )
-    train_cmd.add_argument(
-        "--val-max-frames", type=positive_int, help="at most this many validation frames from each data set"
-    )
-    train_cmd.add_argument(
-        "--photometric", action="store_true", help="colour jitter, greyscale, blur and JPEG artefacts on the crops"
-    )
-    train_cmd.add_argument(
-        "--set-weights",
-        type=float,
-        nargs="+",
-        metavar="WEIGHT",
-        help="how often each data set is drawn relative to the others, in --data's order (default: equally)",
-    )
-    train_cmd.add_argument("--out", help="run folder (default runs/ARCH-DATA)")
-    train_cmd.add_argument(
-        "--epochs", type=int, help=f"default {TrainConfig.epochs}, or the run's own when resuming (give it to extend)"
-    )
-    train_cmd.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    train_cmd.add_argument("--crop", type=int, nargs=2, default=TrainConfig.crop, metavar=("H", "W"))
-    train_cmd.add_argument(
-        "--scale-range", type=float, nargs=2, default=TrainConfig.scale_range, metavar=("LOW", "HIGH")
-    )
-    train_cmd.add_argument("--lr", type=float, default=TrainConfig.lr)
-    train_cmd.add_argument("--seed", type=int, default=TrainConfig.seed)
-    train_cmd.add_argument("--device", default="cpu")
-    train_cmd.add_argument("--threads", type=positive_int)
-    train_cmd.add_argument(
-        "--no-bf16",
-        action="store_true",
-        help="train in fp32 (default: bf16 autocast where the hardware computes bf16 natively)",
-    )
-    train_cmd.add_argument("--init-weights", help="start from these weights (a fine-tuning phase)")
-    train_cmd.add_argument(
-        "--freeze-batch-norm", action="store_true", help="estimate batch-norm statistics once and train with them fixed"
-    )
-    train_cmd.add_argument("--batch-norm-batches", type=positive_int, default=TrainConfig.batch_norm_batches)
-    train_cmd.add_argument(
-        "--head-lr-scale",
-        type=float,
-        default=TrainConfig.head_lr_scale,
-        help="the density head's learning rate relative to the rest's",
-    )
-    train_cmd.add_argument("--warmup-epochs", type=int, default=TrainConfig.warmup_epochs)
-    train_cmd.add_argument(
-        "--count-loss-weight", type=float, default=TrainConfig.count_loss_weight, help="weight of the count error term"
-    )
-    train_cmd.add_argument(
-        "--loss",
-        choices=LOSSES,
-        default=TrainConfig.loss,
-        help="density: MSE against Gaussian maps plus the count term; bayesian: Bayesian loss on the head points",
-    )
-    train_cmd.add_argument(
-        "--bayesian-sigma", type=float, default=TrainConfig.bayesian_sigma, help="the Bayesian loss's sigma in pixels"
-    )
-    train_cmd.add_argument(
-        "--bayesian-background-ratio",
-        type=float,
-        default=TrainConfig.bayesian_background_ratio,
-        help="the background pseudo-head's distance as a fraction of the crop's shorter side (0: none)",
-    )
-    train_cmd.add_argument(
-        "--swa-start-epoch", type=positive_int, help="average the weights of every epoch from this one on (swa.pt)"
-    )
-    train_cmd.add_argument("--vgg16", help="local torchvision VGG-16 state dict for full CSRNet's front end")
+    _add_train_options(train_cmd)
     train_cmd.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train_cmd.add_argument("--stop-after-epochs", type=int, help="end this invocation after N epochs (then --resume)")
-    train_cmd.add_argument(
-        "--max-steps-per-epoch",
-        type=positive_int,
-        help="end each epoch after N steps (on a large mix: validate and checkpoint more often than once a pass)",
-    )
     train_cmd.set_defaults(run=cmd_train)
 
     export = commands.add_parser("export", help="write shipping weights (or an ONNX graph) from a checkpoint")

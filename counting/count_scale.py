@@ -21,6 +21,7 @@ from torch import nn
 
 from counting.datasets import AnnotatedImage, load_annotated
 from counting.engine import frame_density
+from counting.evaluate import CountErrors
 from counting.images import load_rgb
 from counting.models import density_head
 from counting.train import frame_id
@@ -61,10 +62,6 @@ def _annotated_counts(samples: list[AnnotatedImage]) -> np.ndarray:
     return np.array([s.count for s in samples], dtype=np.float64)
 
 
-def _mae(counted: np.ndarray, annotated: np.ndarray) -> float:
-    return float(np.abs(counted - annotated).mean())
-
-
 def fit_count_scale(model: nn.Module, samples: list[AnnotatedImage], device: str = "cpu") -> CountScaleFit:
     if not samples:
         raise ValueError("no frames to fit the count scale on")
@@ -80,8 +77,8 @@ def fit_count_scale(model: nn.Module, samples: list[AnnotatedImage], device: str
         frames=len(samples),
         annotated=float(annotated.sum()),
         counted=float(counted.sum()),
-        mae_before=_mae(counted, annotated),
-        mae_after=_mae(scale * counted, annotated),
+        mae_before=CountErrors.of(counted, annotated).mae,
+        mae_after=CountErrors.of(scale * counted, annotated).mae,
     )
 
 
@@ -107,7 +104,7 @@ def scale_counts_to_run(model: nn.Module, run_dir: str | Path, device: str = "cp
         annotated = _annotated_counts(validation)
         counted = frame_counts(model, validation, device)
         report["val_frames"] = len(validation)
-        report["val_mae_before"] = _mae(counted, annotated)
-        report["val_mae_after"] = _mae(fit.scale * counted, annotated)
+        report["val_mae_before"] = CountErrors.of(counted, annotated).mae
+        report["val_mae_after"] = CountErrors.of(fit.scale * counted, annotated).mae
     fold_count_scale(model, fit.scale)
     return report

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 from tqdm import tqdm
 
 from counting.datasets import AnnotatedImage
@@ -17,6 +18,22 @@ from counting.images import load_rgb
 from counting.specs import OUTPUT_STRIDE
 
 GAME_LEVELS = (0, 1, 2, 3)
+
+
+@dataclass(frozen=True)
+class CountErrors:
+    """How counts miss their annotated counts, as crowd-counting papers report it."""
+
+    mae: float  # mean absolute error
+    mse: float  # the papers' "MSE": the root of the mean squared error
+    bias: float  # mean signed error: positive counts too many
+
+    @classmethod
+    def of(cls, counted: ArrayLike, annotated: ArrayLike) -> CountErrors:
+        errors = np.asarray(counted, dtype=np.float64) - np.asarray(annotated, dtype=np.float64)
+        if errors.size == 0:
+            raise ValueError("no counts to compare")
+        return cls(float(np.abs(errors).mean()), float(np.sqrt((errors**2).mean())), float(errors.mean()))
 
 
 @dataclass(frozen=True)
@@ -73,12 +90,8 @@ def evaluate_images(model: DensityModel, samples: list[AnnotatedImage], progress
 def summarise(results: list[ImageResult]) -> dict[str, float | int]:
     if not results:
         raise ValueError("no images to evaluate")
-    errors = np.array([r.predicted - r.truth for r in results], dtype=np.float64)
-    summary: dict[str, float | int] = {
-        "images": len(results),
-        "mae": float(np.abs(errors).mean()),
-        "mse": float(np.sqrt((errors**2).mean())),
-    }
+    errors = CountErrors.of([r.predicted for r in results], [r.truth for r in results])
+    summary: dict[str, float | int] = {"images": len(results), "mae": errors.mae, "mse": errors.mse}
     for index, level in enumerate(GAME_LEVELS):
         summary[f"game{level}"] = float(np.mean([r.game[index] for r in results]))
     summary["truth_total"] = int(sum(r.truth for r in results))

@@ -34,73 +34,19 @@ from counting.datasets import (
     load_annotated,
 )
 from counting.engine import configure_threads, predict_density, training_autocast, training_precision
+from counting.evaluate import CountErrors
 from counting.images import load_rgb
 from counting.models import build, density_head, load_model, save_weights
+from counting.train_config import RESUMABLE_CHANGES, TrainConfig
 
 # Density cells hold tiny values (a head spread over dozens of cells); scaling them keeps the squared errors well
 # above float resolution. The count term (weight `count_loss_weight`) then stays a minor correction to the MSE.
 DENSITY_SCALE = 100.0
 
-LOSSES = ("density", "bayesian")
-
-
-@dataclass
-class TrainConfig:
-    arch: str
-    # One data set or several (ShanghaiTech parts or point folders), each with a train split; with several, every
-    # epoch draws from each set equally often and the best model is chosen on all their validation slices together.
-    data: list[str]
-    out: str
-    epochs: int = 50
-    batch_size: int = 8
-    crop: tuple[int, int] = (384, 512)
-    scale_range: tuple[float, float] = (0.8, 1.2)
-    lr: float = 5e-4
-    weight_decay: float = 1e-4
-    warmup_epochs: int = 2
-    count_loss_weight: float = 0.1
-    # "density": MSE against the Gaussian density map plus the count term; "bayesian": the Bayesian loss on the head
-    # points (counting.bayesian_loss), with a Gaussian likelihood of this sigma in pixels.
-    loss: str = "density"
-    bayesian_sigma: float = 8.0
-    bayesian_background_ratio: float = 0.15  # 0: no background pseudo-head
-    batch_norm_batches: int = 32  # batches of training frames that re-estimate batch-norm statistics
-    head_lr_scale: float = 0.1  # the density head's learning rate relative to the rest's (see `optimizer_groups`)
-    ema_decay: float = 0.995
-    val_fraction: float = 0.1
-    val_max_frames: int | None = None  # at most this many validation frames from each data set
-    val_every: int = 1
-    seed: int = 0
-    device: str = "cpu"
-    bf16: bool | None = None  # bf16 autocast; None: where the hardware computes bf16 natively
-    threads: int | None = None
-    max_steps_per_epoch: int | None = None  # for short runs (tests, smoke checks)
-    vgg16: str | None = None  # a local torchvision VGG-16 state dict to start full CSRNet's front end from
-    init_weights: str | None = None  # start from these weights (for example a fine-tuning phase)
-    # Estimate batch-norm statistics once, at the start, and train with them fixed: training and inference then
-    # normalise alike, so the count no longer hangs on a fresh estimate at every validation.
-    freeze_batch_norm: bool = False
-    # From this epoch (1-based) on, average the (EMA) weights at the end of every epoch (SWA): an average of the
-    # points SGD visits generalises better than any one of them, and its validation MAE swings less.
-    swa_start_epoch: int | None = None
-    photometric: bool = False  # colour jitter, greyscale, blur and JPEG artefacts on the crops (see `augment`)
-    # With several data sets, how often each is drawn relative to the others, in `data`'s order (default: equally).
-    set_weights: list[float] | None = None
-    val_images: list[str] = field(default_factory=list)  # "SET/IMAGE_NAME", SET the data folder's name
-
-
-# What may differ when a run resumes: where it runs and how long it lasts, not how it trains.
-RESUMABLE_CHANGES = {"epochs", "device", "threads", "out", "val_images"}
-
 
 def _last_checkpoint(out: str | Path) -> dict | None:
     last_path = Path(out) / "last.pt"
     return torch.load(last_path, map_location="cpu", weights_only=True) if last_path.exists() else None
-
-
-def _config_of(checkpoint: dict) -> TrainConfig:
-    saved = checkpoint["config"]
-    return TrainConfig(**{**saved, "crop": tuple(saved["crop"]), "scale_range": tuple(saved["scale_range"])})
 
 
 def set_name(data: str) -> str:
@@ -136,7 +82,7 @@ def run_frames(
 def saved_config(out: str | Path) -> TrainConfig | None:
     """The recipe of the run in `out`, from its last checkpoint; None when there is none."""
     checkpoint = _last_checkpoint(out)
-    return _config_of(checkpoint) if checkpoint is not None else None
+    return TrainConfig.from_saved(checkpoint["config"]) if checkpoint is not None else None
 
 
 def density_loss(pred: torch.Tensor, target: torch.Tensor, count_weight: float) -> torch.Tensor:
@@ -152,40 +98,37 @@ def split_train_val(samples: list, fraction: float, seed: int) -> tuple[list, li
     return [s for i, s in enumerate(samples) if i not in val_ids], [s for i, s in enumerate(samples) if i in val_ids]
 
 
-def _errors(model: nn.Module, samples: list, images: dict[str, np.ndarray], config: TrainConfig) -> np.ndarray:
-    errors = []
+def _validation_counts(
+    model: nn.Module, samples: list, images: dict[str, np.ndarray], config: TrainConfig
+) -> list[float]:
+    counts = []
     precision = training_precision(config.device, config.bf16)
     for sample in samples:
         key = str(sample.image_path)
         if key not in images:
             images[key] = load_rgb(sample.image_path)
-        predicted = predict_density(model, images[key], precision, config.device).sum()
-        errors.append(float(predicted) - sample.count)
-    return np.asarray(errors)
+        counts.append(float(predict_density(model, images[key], precision, config.device).sum()))
+    return counts
 
 
 def validate(
     model: nn.Module, slices: dict[str, list], images: dict[str, np.ndarray], config: TrainConfig
 ) -> dict[str, float]:
-    """MAE, MSE (root mean square) and bias over every set's validation slice, and `val_score`, the figure the
-    best model is chosen by: the MAE itself for one set; for several, the mean over sets of each set's MAE relative
-    to its mean annotated count (Part A's hundreds of people would otherwise outweigh every other set), with each
-    set's MAE and relative MAE recorded beside it."""
+    """MAE, MSE and bias (`counting.evaluate.CountErrors`) over every set's validation slice, and `val_score`, the
+    figure the best model is chosen by: the MAE itself for one set; for several, the mean over sets of each set's MAE
+    relative to its mean annotated count (Part A's hundreds of people would otherwise outweigh every other set), with
+    each set's MAE recorded beside it."""
     model.eval()
-    per_set = {name: (_errors(model, samples, images, config), samples) for name, samples in slices.items() if samples}
-    errors = np.concatenate([set_errors for set_errors, _ in per_set.values()])
-    record = {
-        "val_mae": float(np.abs(errors).mean()),
-        "val_mse": float(np.sqrt((errors**2).mean())),
-        "val_bias": float(errors.mean()),  # over- (positive) or under-counting on average
-    }
-    if len(per_set) == 1:
-        return {**record, "val_score": record["val_mae"]}
+    counted = {name: _validation_counts(model, samples, images, config) for name, samples in slices.items() if samples}
+    annotated = {name: [sample.count for sample in slices[name]] for name in counted}
+    overall = CountErrors.of(np.concatenate(list(counted.values())), np.concatenate(list(annotated.values())))
+    record = {"val_mae": overall.mae, "val_mse": overall.mse, "val_bias": overall.bias}
+    if len(counted) == 1:
+        return {**record, "val_score": overall.mae}
     relative = []
-    for name, (set_errors, samples) in per_set.items():
-        mean_count = max(float(np.mean([s.count for s in samples])), 1.0)
-        record[f"val_mae/{name}"] = float(np.abs(set_errors).mean())
-        relative.append(record[f"val_mae/{name}"] / mean_count)
+    for name in counted:
+        record[f"val_mae/{name}"] = CountErrors.of(counted[name], annotated[name]).mae
+        relative.append(record[f"val_mae/{name}"] / max(float(np.mean(annotated[name])), 1.0))
     return {**record, "val_score": float(np.mean(relative))}
 
 
@@ -273,29 +216,6 @@ def set_train_mode(model: nn.Module, freeze_batch_norm: bool) -> None:
                 module.eval()
 
 
-def _average_epoch_weights(
-    swa: AveragedModel,
-    ema: nn.Module,
-    calibration: CrowdCrops,
-    val_slices: dict[str, list],
-    val_images: dict,
-    config: TrainConfig,
-) -> dict[str, float]:
-    """Fold this epoch's EMA weights into the average; its validation figures, prefixed `swa_`.
-
-    The EMA weights, not the raw ones: a fraction of a per-mille on the output bias moves a frame's count by tens
-    (the raw weights at an epoch's end counted 78 too many on validation where their EMA counted 4), and only an
-    average of very many epochs would smooth that.
-    """
-    swa.update_parameters(ema)
-    _copy_buffers(swa.module, ema)
-    if not config.freeze_batch_norm:
-        recalibrate_batch_norm(swa.module, calibration, config)
-    if not any(val_slices.values()):
-        return {}
-    return {f"swa_{name}": value for name, value in validate(swa.module, val_slices, val_images, config).items()}
-
-
 @torch.no_grad()
 def _copy_buffers(target: nn.Module, source: nn.Module) -> None:
     """Batch-norm statistics are not averaged: they follow the model they are copied from."""
@@ -310,35 +230,88 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     _copy_buffers(ema, model)
 
 
+@dataclass
+class TrainingRun:
+    """A run in progress: its recipe, its frames, the model with its EMA (and SWA average), and where it stands."""
+
+    config: TrainConfig
+    train_samples: list[AnnotatedImage]
+    val_slices: dict[str, list[AnnotatedImage]]  # by set name
+    dataset: CrowdCrops  # augmented training crops
+    calibration: CrowdCrops  # the training frames un-augmented, for batch-norm statistics
+    model: nn.Module
+    ema: nn.Module  # what is validated and shipped
+    swa: AveragedModel | None
+    optimizer: torch.optim.Optimizer
+    steps_per_epoch: int
+    epoch: int = 0  # epochs done
+    step: int = 0  # optimiser steps done
+    best: dict = field(default_factory=lambda: {"val_score": float("inf")})
+    elapsed: float = 0.0  # seconds spent in epochs, over every invocation
+    val_images: dict[str, np.ndarray] = field(default_factory=dict)  # validation frames, decoded once
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.out)
+
+    @property
+    def has_validation(self) -> bool:
+        return any(self.val_slices.values())
+
+
 def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | None = None) -> dict[str, float]:
     """Train (or, with `resume`, continue) the run in `config.out`; returns the best validation figures.
 
     `stop_after_epochs` ends this invocation early, checkpointed, without changing the run's schedule: a long run
     can be split across sessions and resumed.
     """
-    out = Path(config.out)
-    last_path = out / "last.pt"
-    state = _last_checkpoint(out)
-    saved = _config_of(state) if state is not None else None
-    if saved is not None and not resume:
-        raise FileExistsError(f"{out} already holds a run; continue it with --resume or choose another --out")
-    if resume and saved is None:
-        print(f"no checkpoint at {last_path}; starting afresh")
-    if saved is not None:
-        ignored = {
-            name: value
-            for name, value in asdict(config).items()
-            if name not in RESUMABLE_CHANGES and value != getattr(saved, name)
-        }
-        if ignored:
-            print(f"resuming with the run's own recipe; ignoring {ignored}")
-        config = replace(saved, epochs=config.epochs, device=config.device, threads=config.threads)
-    if config.loss not in LOSSES:
-        raise ValueError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
-    if config.set_weights is not None and (len(config.set_weights) != len(config.data) or min(config.set_weights) <= 0):
-        raise ValueError(f"set weights {config.set_weights}: give one positive weight for each of {config.data}")
-    out.mkdir(parents=True, exist_ok=True)
+    config, checkpoint = _recipe(config, resume)
+    run = _start(config, checkpoint)
+    first_epoch = run.epoch
+    while run.epoch < config.epochs:
+        started = time.perf_counter()
+        record = _train_one_epoch(run)
+        record |= _validate_and_keep_best(run)
+        record |= _average_weights(run)
+        run.elapsed += time.perf_counter() - started
+        record["elapsed_s"] = round(run.elapsed, 1)
+        with (run.out / "metrics.jsonl").open("a") as log:
+            log.write(json.dumps(record) + "\n")
+        print(json.dumps(record), flush=True)
+        _save_checkpoint(run)
+        if stop_after_epochs and run.epoch - first_epoch >= stop_after_epochs and run.epoch < config.epochs:
+            print(f"stopping after {stop_after_epochs} epochs; continue with --resume", flush=True)
+            return run.best
+    if not run.has_validation and not config.freeze_batch_norm:
+        recalibrate_batch_norm(run.ema, run.calibration, config)
+        save_weights(run.ema, config.arch, run.out / "best.pt", epoch=config.epochs, data=config.data)
+    return run.best
 
+
+def _recipe(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict | None]:
+    """The recipe to follow and the checkpoint to continue from: a resumed run keeps its own recipe but for
+    `RESUMABLE_CHANGES`."""
+    checkpoint = _last_checkpoint(config.out)
+    if checkpoint is None:
+        if resume:
+            print(f"no checkpoint at {Path(config.out) / 'last.pt'}; starting afresh")
+        return config, None
+    if not resume:
+        raise FileExistsError(f"{config.out} already holds a run; continue it with --resume or choose another --out")
+    saved = TrainConfig.from_saved(checkpoint["config"])
+    ignored = {
+        name: value
+        for name, value in asdict(config).items()
+        if name not in RESUMABLE_CHANGES and value != getattr(saved, name)
+    }
+    if ignored:
+        print(f"resuming with the run's own recipe; ignoring {ignored}")
+    return replace(saved, epochs=config.epochs, device=config.device, threads=config.threads), checkpoint
+
+
+def _start(config: TrainConfig, checkpoint: dict | None) -> TrainingRun:
+    """The run's frames, model, EMA, optimiser and schedule; from `checkpoint` when continuing one."""
+    Path(config.out).mkdir(parents=True, exist_ok=True)
     configure_threads(config.threads)
     torch.manual_seed(config.seed)
 
@@ -346,123 +319,144 @@ def train(config: TrainConfig, resume: bool = False, stop_after_epochs: int | No
     if not train_samples:
         raise ValueError(f"{config.data}: no images left to train on beside the validation slices")
     config.val_images = [frame_id(data, s) for data in config.data for s in val_slices[set_name(data)]]
-    has_validation = any(val_slices.values())
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    (Path(config.out) / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
-    cache = GroundTruthCache()
     augmentation = Augmentation(config.crop, config.scale_range, photometric=config.photometric)
-    dataset = CrowdCrops(train_samples, augmentation, cache, config.seed)
+    dataset = CrowdCrops(train_samples, augmentation, GroundTruthCache(), config.seed)
     calibration = dataset.unaugmented()
     model = build(config.arch)
-    if config.vgg16 and saved is None:
+    if config.vgg16 and checkpoint is None:
         init_frontend_from_vgg16(model, torch.load(config.vgg16, map_location="cpu", weights_only=True))
-    if config.init_weights and saved is None:
+    if config.init_weights and checkpoint is None:
         model.load_state_dict(load_model(config.arch, config.init_weights)[0].state_dict())
     model = model.to(config.device)
-    if config.freeze_batch_norm and saved is None:
+    if config.freeze_batch_norm and checkpoint is None:
         recalibrate_batch_norm(model, calibration, config)
-    ema = copy.deepcopy(model).eval()
-    swa = AveragedModel(model) if config.swa_start_epoch else None
-    optimizer = torch.optim.AdamW(optimizer_groups(model, config), lr=config.lr)
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = steps_per_epoch * config.warmup_epochs
+    run = TrainingRun(
+        config=config,
+        train_samples=train_samples,
+        val_slices=val_slices,
+        dataset=dataset,
+        calibration=calibration,
+        model=model,
+        ema=copy.deepcopy(model).eval(),
+        swa=AveragedModel(model) if config.swa_start_epoch else None,
+        optimizer=torch.optim.AdamW(optimizer_groups(model, config), lr=config.lr),
+        steps_per_epoch=steps_per_epoch,
+    )
+    if checkpoint is not None:
+        run.model.load_state_dict(checkpoint["model"])
+        run.ema.load_state_dict(checkpoint["ema"])
+        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        if run.swa is not None and "swa" in checkpoint:
+            run.swa.load_state_dict(checkpoint["swa"])
+        run.epoch, run.step, run.best = checkpoint["epoch"], checkpoint["step"], checkpoint["best"]
+        run.elapsed = checkpoint["elapsed"]
+        best_score = run.best["val_score"]
+        print(f"resumed {run.out} at epoch {run.epoch}, step {run.step}, best validation score {best_score:.3f}")
+    return run
 
-    start_epoch, step, best = 0, 0, {"val_score": float("inf")}
-    elapsed = 0.0
-    if saved is not None:
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        if swa is not None and "swa" in state:
-            swa.load_state_dict(state["swa"])
-        start_epoch, step, best, elapsed = state["epoch"], state["step"], state["best"], state["elapsed"]
-        print(f"resumed {out} at epoch {start_epoch}, step {step}, best validation score {best['val_score']:.3f}")
 
-    val_images: dict[str, np.ndarray] = {}
+def _train_one_epoch(run: TrainingRun) -> dict[str, float]:
+    """`steps_per_epoch` optimiser steps on crops drawn by `balanced_sampler`, each followed by an EMA update."""
+    config = run.config
+    total_steps = run.steps_per_epoch * config.epochs
+    warmup_steps = run.steps_per_epoch * config.warmup_epochs
+    run.dataset.epoch = run.epoch
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + run.epoch)
+    loader = DataLoader(
+        run.dataset,
+        batch_size=config.batch_size,
+        sampler=balanced_sampler(run.train_samples, config.data, generator, config.set_weights),
+        drop_last=False,
+        collate_fn=collate_crops,
+    )
     autocast = training_autocast(config.device, config.bf16)
-    for epoch in range(start_epoch, config.epochs):
-        epoch_started = time.perf_counter()
-        dataset.epoch = epoch
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        loader = DataLoader(
-            dataset,
-            batch_size=config.batch_size,
-            sampler=balanced_sampler(train_samples, config.data, generator, config.set_weights),
-            drop_last=False,
-            collate_fn=collate_crops,
-        )
-        set_train_mode(model, config.freeze_batch_norm)
-        losses = []
-        bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
-        for batch_index, (images, targets, points) in enumerate(bar):
-            if batch_index >= steps_per_epoch:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at(step, total_steps, warmup_steps, config.lr) * group["lr_scale"]
-            images = images.to(config.device).contiguous(memory_format=torch.channels_last)
-            targets = targets.to(config.device)
-            with autocast:
-                pred = model(images)
-            if config.loss == "bayesian":
-                loss = bayesian_loss(
-                    pred.float(),
-                    [p.to(config.device) for p in points],
-                    config.bayesian_sigma,
-                    config.bayesian_background_ratio,
-                )
-            else:
-                loss = density_loss(pred.float(), targets, config.count_loss_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            _update_ema(ema, model, config.ema_decay if step >= warmup_steps else 0.0)
-            step += 1
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        bar.close()
+    set_train_mode(run.model, config.freeze_batch_norm)
+    losses = []
+    bar = tqdm(loader, total=run.steps_per_epoch, desc=f"epoch {run.epoch + 1}/{config.epochs}", leave=False)
+    for batch_index, (images, targets, points) in enumerate(bar):
+        if batch_index >= run.steps_per_epoch:
+            break
+        for group in run.optimizer.param_groups:
+            group["lr"] = learning_rate_at(run.step, total_steps, warmup_steps, config.lr) * group["lr_scale"]
+        images = images.to(config.device).contiguous(memory_format=torch.channels_last)
+        with autocast:
+            pred = run.model(images)
+        if config.loss == "bayesian":
+            points = [p.to(config.device) for p in points]
+            loss = bayesian_loss(pred.float(), points, config.bayesian_sigma, config.bayesian_background_ratio)
+        else:
+            loss = density_loss(pred.float(), targets.to(config.device), config.count_loss_weight)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(run.model.parameters(), 10.0)
+        run.optimizer.step()
+        _update_ema(run.ema, run.model, config.ema_decay if run.step >= warmup_steps else 0.0)
+        run.step += 1
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    bar.close()
+    run.epoch += 1
+    return {
+        "epoch": run.epoch,
+        "step": run.step,
+        "loss": float(np.mean(losses)),
+        "lr": run.optimizer.param_groups[0]["lr"],
+    }
 
-        record = {
-            "epoch": epoch + 1,
-            "step": step,
-            "loss": float(np.mean(losses)),
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        if has_validation and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-            if not config.freeze_batch_norm:
-                recalibrate_batch_norm(ema, calibration, config)
-            record.update(validate(ema, val_slices, val_images, config))
-            if record["val_score"] < best["val_score"]:
-                best = {name: value for name, value in record.items() if name.startswith("val_")} | {"epoch": epoch + 1}
-                save_weights(ema, config.arch, out / "best.pt", epoch=epoch + 1, data=config.data, validation=best)
-        if swa is not None and epoch + 1 >= config.swa_start_epoch:
-            record.update(_average_epoch_weights(swa, ema, calibration, val_slices, val_images, config))
-            save_weights(swa.module, config.arch, out / "swa.pt", epoch=epoch + 1, data=config.data)
-        elapsed += time.perf_counter() - epoch_started
-        record["elapsed_s"] = round(elapsed, 1)
-        with (out / "metrics.jsonl").open("a") as log:
-            log.write(json.dumps(record) + "\n")
-        print(json.dumps(record), flush=True)
-        checkpoint = {
-            "config": asdict(config),
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            **({"swa": swa.state_dict()} if swa is not None else {}),
-            "epoch": epoch + 1,
-            "step": step,
-            "best": best,
-            "elapsed": elapsed,
-        }
-        torch.save(checkpoint, out / "last.pt.tmp")
-        (out / "last.pt.tmp").replace(last_path)
-        if stop_after_epochs and epoch + 1 - start_epoch >= stop_after_epochs and epoch + 1 < config.epochs:
-            print(f"stopping after {stop_after_epochs} epochs; continue with --resume", flush=True)
-            return best
-    if not has_validation and not config.freeze_batch_norm:
-        recalibrate_batch_norm(ema, calibration, config)
-        save_weights(ema, config.arch, out / "best.pt", epoch=config.epochs, data=config.data)
-    return best
+
+def _validate_and_keep_best(run: TrainingRun) -> dict[str, float]:
+    """On validation epochs: the EMA's figures, and `best.pt` rewritten when its score is the best so far."""
+    config = run.config
+    if not run.has_validation or (run.epoch % config.val_every != 0 and run.epoch != config.epochs):
+        return {}
+    if not config.freeze_batch_norm:
+        recalibrate_batch_norm(run.ema, run.calibration, config)
+    figures = validate(run.ema, run.val_slices, run.val_images, config)
+    if figures["val_score"] < run.best["val_score"]:
+        run.best = {name: value for name, value in figures.items() if name.startswith("val_")} | {"epoch": run.epoch}
+        save_weights(run.ema, config.arch, run.out / "best.pt", epoch=run.epoch, data=config.data, validation=run.best)
+    return figures
+
+
+def _average_weights(run: TrainingRun) -> dict[str, float]:
+    """From `swa_start_epoch` on: this epoch's EMA weights folded into the average (`swa.pt`), and the average's
+    validation figures, prefixed `swa_`.
+
+    The EMA weights, not the raw ones: a fraction of a per-mille on the output bias moves a frame's count by tens
+    (the raw weights at an epoch's end counted 78 too many on validation where their EMA counted 4), and only an
+    average of very many epochs would smooth that.
+    """
+    config = run.config
+    if run.swa is None or run.epoch < config.swa_start_epoch:
+        return {}
+    run.swa.update_parameters(run.ema)
+    _copy_buffers(run.swa.module, run.ema)
+    if not config.freeze_batch_norm:
+        recalibrate_batch_norm(run.swa.module, run.calibration, config)
+    save_weights(run.swa.module, config.arch, run.out / "swa.pt", epoch=run.epoch, data=config.data)
+    if not run.has_validation:
+        return {}
+    figures = validate(run.swa.module, run.val_slices, run.val_images, config)
+    return {f"swa_{name}": value for name, value in figures.items()}
+
+
+def _save_checkpoint(run: TrainingRun) -> None:
+    """Everything needed to resume, written atomically to `last.pt`."""
+    checkpoint = {
+        "config": asdict(run.config),
+        "model": run.model.state_dict(),
+        "ema": run.ema.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        **({"swa": run.swa.state_dict()} if run.swa is not None else {}),
+        "epoch": run.epoch,
+        "step": run.step,
+        "best": run.best,
+        "elapsed": run.elapsed,
+    }
+    torch.save(checkpoint, run.out / "last.pt.tmp")
+    (run.out / "last.pt.tmp").replace(run.out / "last.pt")

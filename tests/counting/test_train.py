@@ -1,15 +1,17 @@
 import json
 import shutil
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
 import torch
 
+from counting.cli import main
 from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated
 from counting.images import load_rgb, to_input_tensor
 from counting.models import build, density_head, load_model
-from counting.train import TrainConfig, balanced_sampler, optimizer_groups, run_frames, train
+from counting.train import balanced_sampler, optimizer_groups, run_frames, train
+from counting.train_config import TrainConfig
 from tests.counting.part_b_crops import write_part_b_crops
 
 
@@ -206,3 +208,33 @@ def test_set_weights_draw_a_set_more_often(two_sets, tmp_path):
     assert 0.7 < station < 0.8  # street 1 : station 3
     with pytest.raises(ValueError, match="one positive weight for each"):
         train(replace(_config(two_sets[0], tmp_path / "run", epochs=1), data=two_sets, set_weights=[1.0]))
+
+
+def test_the_train_command_offers_every_setting_with_its_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = capsys.readouterr().out
+    for item in fields(TrainConfig):
+        if "help" in item.metadata:
+            assert f"--{item.name.replace('_', '-')}" in shown
+    assert "--val-images" not in shown  # filled in by the run
+
+
+def test_the_train_command_resumes_with_the_runs_own_recipe(small_folder, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    common = ["train", "--arch", "csrnet-lite", "--data", str(small_folder), "--out", out]
+    recipe = ["--batch-size", "2", "--crop", "192", "256", "--scale-range", "1", "1", "--lr", "3e-3"]
+    assert main([*common, *recipe, "--epochs", "1", "--warmup-epochs", "1", "--val-fraction", "0.2", "--no-bf16"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["crop"], config["bf16"], config["batch_size"]) == ([192, 256], False, 2)
+    assert config["ema_decay"] == TrainConfig.ema_decay  # not given: the declared default
+    assert main([*common, "--resume", "--epochs", "2"]) == 0  # the recipe not given again
+    assert len(_losses(tmp_path / "run")) == 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["crop"] == [192, 256]
+
+
+def test_the_train_command_refuses_set_weights_that_do_not_match_the_sets(small_folder, tmp_path, capsys):
+    args = ["train", "--arch", "csrnet-lite", "--data", str(small_folder), "--out", str(tmp_path / "run")]
+    assert main([*args, "--set-weights", "1", "2"]) == 2
+    assert "one positive weight for each" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
