@@ -23,10 +23,9 @@ from counting.density import (
     fixed_sigmas,
     geometry_adaptive_sigmas,
 )
-from counting.images import IMAGENET_MEAN, load_rgb, to_input_tensor, upright_size
+from counting.images import IMAGE_SUFFIXES, IMAGENET_MEAN, load_rgb, to_input_tensor, upright_size
 from counting.specs import OUTPUT_STRIDE
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SIGMA_MODES = ("adaptive", "fixed")
 
 

@@ -12,6 +12,8 @@ from PIL import ExifTags, Image, ImageOps
 if TYPE_CHECKING:
     import torch
 
+# Files taken as images wherever frames are read from a folder (data sets, the gateway agent's folder source).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -24,7 +26,7 @@ def load_rgb(source: str | Path | bytes) -> np.ndarray:
     """Decode a file path or bytes into an RGB uint8 array [H, W, 3], upright.
 
     Honours EXIF orientation; greyscale, palette, CMYK and alpha images become RGB; 16-bit images are scaled to
-    8 bits instead of being clipped.
+    8 bits instead of being clipped. Raises ImageError for anything Pillow cannot decode, whatever the reason.
     """
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
@@ -36,7 +38,7 @@ def load_rgb(source: str | Path | bytes) -> np.ndarray:
                 grey = np.clip(wide * (255.0 / 65535.0), 0, 255).round().astype(np.uint8)
                 return np.repeat(grey[:, :, None], 3, axis=2)
             return np.array(image.convert("RGB"))
-    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
+    except Exception as error:  # Pillow raises many kinds (OSError, ValueError for oversized text chunks, ...)
         name = "the uploaded bytes" if isinstance(source, bytes) else str(source)
         raise ImageError(f"cannot read {name} as an image: {error}") from error
 
@@ -50,7 +52,7 @@ def upright_size(path: str | Path) -> tuple[int, int]:
             if image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
                 return height, width
             return width, height
-    except (OSError, SyntaxError) as error:
+    except Exception as error:  # as in `load_rgb`
         raise ImageError(f"cannot read {path} as an image: {error}") from error
 
 

@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from counting.datasets import IMAGE_SUFFIXES
-from counting.images import upright_size
+from counting.images import IMAGE_SUFFIXES, upright_size
 
 SCUT_HEAD_PARTS = ("A", "B")
 # SCUT-HEAD's frames are numbered in capture order, so neighbours are near-duplicates of one scene: the split takes

@@ -1,4 +1,4 @@
-"""Narrative reports from count histories with a local LLM and SnapKV-compressed KV cache (the LLM reports issue).
+"""Narrative reports from count histories with a local LLM and a SnapKV-compressed KV cache (no Django).
 
 Pure PyTorch and transformers: never imports Django or Celery.
 """

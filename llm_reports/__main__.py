@@ -21,11 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from llm_reports.bench import format_report, run_bench
+    from llm_reports.bench import format_report, run_needle_bench
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
     llm = LocalLLM(LLMConfig(model=args.model, device=args.device, threads=args.threads))
-    result = run_bench(llm, args.trials_per_depth)
+    result = run_needle_bench(llm, args.trials_per_depth)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
 

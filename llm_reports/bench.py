@@ -139,7 +139,7 @@ def longest_prompt(llm: LocalLLM) -> int:
     return llm.context_length - ANSWER_ROOM
 
 
-def run_bench(llm: LocalLLM, trials_per_depth: int = 4) -> dict:
+def run_needle_bench(llm: LocalLLM, trials_per_depth: int = 4) -> dict:
     longest = longest_prompt(llm)
     return {
         "model": llm.name,

@@ -29,7 +29,7 @@ class Series:
 
 
 @dataclass(frozen=True)
-class Alert:
+class AlertRecord:
     camera: str
     zone: str | None
     raised_at: datetime
@@ -45,7 +45,7 @@ class History:
     timezone: str  # IANA name, for example "Europe/Paris": hours and weekdays are local to it
     bucket_minutes: int
     series: list[Series]  # every camera's series, then its zones' series
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: list[AlertRecord] = field(default_factory=list)
     sites: dict[str, str] = field(default_factory=dict)  # camera -> site name
 
     def cameras(self) -> list[str]:

@@ -1,5 +1,5 @@
 """A report from a history of counts: facts in code, the narrative from the LLM on a SnapKV-compressed history,
-every sentence checked against the facts before anyone reads it; and follow-up questions on the kept history cache.
+every sentence checked against the facts before anyone reads it; and follow-up questions on the kept prompt cache.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ class ReportSettings:
 
 
 @dataclass
-class Report:
+class WrittenReport:
     text: str
     facts: Facts
     verification: Verification
-    messages: list[dict[str, str]]  # the prompt, needed to continue the conversation from the history cache
-    history: Prefilled  # the compressed history cache before the narrative: follow-up questions start from it
+    messages: list[dict[str, str]]  # the prompt, needed to continue the conversation from the prompt cache
+    prompt_cache: Prefilled  # the compressed prompt cache before the narrative: follow-up questions start from it
     prompt_tokens: int
     kept_tokens: int
     prefill_seconds: float
@@ -87,7 +87,7 @@ def with_enough_facts(verification: Verification, facts: Facts) -> Verification:
     return replace(verification, text=" ".join([verification.text.strip(), *added]).strip())
 
 
-def write_report(llm: LocalLLM, history: History, settings: ReportSettings | None = None) -> Report:
+def write_report(llm: LocalLLM, history: History, settings: ReportSettings | None = None) -> WrittenReport:
     settings = settings or ReportSettings()
     facts = compute_facts(history)
     budget = settings.max_prompt_tokens or llm.context_length - RESERVED_TOKENS
@@ -98,12 +98,12 @@ def write_report(llm: LocalLLM, history: History, settings: ReportSettings | Non
     generation = llm.finish(prefilled, settings.max_new_tokens)
     verification = verify(without_repeats(generation.text), facts, regenerate=_corrector(llm), strict=True)
     verification = with_enough_facts(verification, facts)
-    return Report(
+    return WrittenReport(
         text=verification.text,
         facts=facts,
         verification=verification,
         messages=messages,
-        history=kept,
+        prompt_cache=kept,
         prompt_tokens=generation.prompt_tokens,
         kept_tokens=generation.kept_tokens,
         prefill_seconds=generation.prefill_seconds,
@@ -114,17 +114,17 @@ def write_report(llm: LocalLLM, history: History, settings: ReportSettings | Non
 
 
 @dataclass
-class KeptHistory:
-    """The compressed history cache of a report and the prompt it holds: what a follow-up question continues."""
+class KeptPromptCache:
+    """The compressed prompt cache of a report and the prompt it holds: what a follow-up question continues."""
 
     prefilled: Prefilled
     messages: list[dict[str, str]]
 
 
-def answer_question(
-    llm: LocalLLM, kept: KeptHistory, report_text: str, facts: Facts, question: str, max_new_tokens: int = 160
+def answer_follow_up(
+    llm: LocalLLM, kept: KeptPromptCache, report_text: str, facts: Facts, question: str, max_new_tokens: int = 160
 ) -> Answer:
-    """Answer a question about the report's period from its kept history cache: only the report and the question
+    """Answer a question about the report's period from its kept prompt cache: only the report and the question
     are run through the model, never the history again. The answer is verified like the report."""
     started = time.perf_counter()
     later = [
@@ -138,9 +138,9 @@ def answer_question(
     return Answer(text, verification, time.perf_counter() - started)
 
 
-def save_history(report: Report, target: str | Path | BinaryIO) -> None:
-    """The report's compressed history cache and prompt on disk, so any worker can answer questions later."""
-    prefilled = report.history
+def save_prompt_cache(report: WrittenReport, target: str | Path | BinaryIO) -> None:
+    """The report's compressed prompt cache and prompt on disk, so any worker can answer questions later."""
+    prefilled = report.prompt_cache
     torch.save(
         {
             "layers": [(layer.keys, layer.values) for layer in prefilled.cache.layers],
@@ -152,10 +152,10 @@ def save_history(report: Report, target: str | Path | BinaryIO) -> None:
     )
 
 
-def load_history(llm: LocalLLM, source: str | Path | BinaryIO) -> KeptHistory:
+def load_prompt_cache(llm: LocalLLM, source: str | Path | BinaryIO) -> KeptPromptCache:
     saved = torch.load(source, map_location=llm.config.device, weights_only=True)
     cache = DynamicCache(config=llm.model.config)
     for index, (keys, values) in enumerate(saved["layers"]):
         cache.update(keys, values, index)
     stats = CompressionStats(prompt_tokens=saved["positions"], kept_tokens=saved["layers"][0][0].shape[2])
-    return KeptHistory(Prefilled(cache, saved["next_logits"], saved["positions"], stats, 0.0), saved["messages"])
+    return KeptPromptCache(Prefilled(cache, saved["next_logits"], saved["positions"], stats, 0.0), saved["messages"])

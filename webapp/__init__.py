@@ -1,1 +1,1 @@
-"""The Django project: settings, URLs and (with the platform issue) the apps cameras, ingest and dashboard."""
+"""The Django project: settings, URLs and the apps by domain (cameras, ingest, alerts, dashboard, reports, ...)."""

@@ -147,6 +147,10 @@ def _int_env(name: str, default: int) -> int:
 CROWDSCOPE_MAX_UPLOAD_BYTES = _int_env("CROWDSCOPE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 CROWDSCOPE_MAX_PIXELS = _int_env("CROWDSCOPE_MAX_PIXELS", 40_000_000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+# What a gateway may say of when a frame was taken: a frame "from the future" would pin the camera's latest count and
+# could hold an alert episode open. Frames older than the age limit (0: none) are refused too.
+CROWDSCOPE_MAX_CLOCK_SKEW_SECONDS = _int_env("CROWDSCOPE_MAX_CLOCK_SKEW_SECONDS", 300)
+CROWDSCOPE_MAX_FRAME_AGE_DAYS = _int_env("CROWDSCOPE_MAX_FRAME_AGE_DAYS", 0)
 
 # Raw frames after counting: keep, delete, or downscale (keep a JPEG no larger than the max side).
 CROWDSCOPE_FRAME_RETENTION = os.environ.get("CROWDSCOPE_FRAME_RETENTION", "keep")

@@ -4,11 +4,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from webapp.alerts import views as alert_views
-from webapp.ingest import api, edge_api
+from webapp.ingest import api, gateway_api
 
 api_v1 = [
-    path("frames/", api.FrameUploadView.as_view(), name="api-frames"),
-    path("edge-results/", edge_api.EdgeResultView.as_view(), name="api-edge-results"),
+    path("frames/", gateway_api.FrameUploadView.as_view(), name="api-frames"),
+    path("edge-results/", gateway_api.EdgeResultView.as_view(), name="api-edge-results"),
     path("frames/<int:pk>/", api.FrameDetailView.as_view(), name="api-frame"),
     path("frames/<int:pk>/image", api.FrameImageView.as_view(), name="api-frame-image"),
     path("frames/<int:pk>/heatmap.png", api.FrameHeatmapView.as_view(), name="api-frame-heatmap"),

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from counting.images import ImageError, load_rgb
 from counting.models import WeightsError
-from counting.zones import zone_counts
 from webapp.calibration.models import TIME_LIMIT as CALIBRATION_TIME_LIMIT
 from webapp.ingest.models import Frame
 from webapp.ingest.queueing import enqueue_count
@@ -87,16 +86,7 @@ def count_stored_frame(frame: Frame) -> tuple[np.ndarray, Counted]:
     with frame.image.open("rb") as handle:
         rgb = load_rgb(handle.read())
     counted = engine.count(rgb)
-    zones = list(frame.camera.zones.all())
-    return rgb, Counted(
-        count=counted.count,
-        density=counted.density,
-        zone_counts=zone_counts(counted.density, {zone.pk: zone.polygon for zone in zones}),
-        zone_names={zone.pk: zone.name for zone in zones},
-        model_name=engine.arch,
-        model_version=version,
-        inference_ms=counted.ms,
-    )
+    return rgb, Counted.of_density(frame.camera, counted.density, counted.count, engine.arch, version, counted.ms)
 
 
 @app.task(name=REQUEUE_STALE_FRAMES)

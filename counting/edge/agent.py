@@ -12,7 +12,6 @@ every few minutes, swapped in between frames; every result names the model versi
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import threading
@@ -24,9 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from counting.density_files import density_npz
 from counting.edge.counters import Counter
 from counting.edge.outbox import Outbox, Outgoing
-from counting.edge.sources import Frame, Source
+from counting.edge.sources import CapturedFrame, Source
 from counting.edge.uploader import DeliveryState, Uploader
 
 if TYPE_CHECKING:
@@ -35,12 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODES = ("privacy", "full")
-
-
-def density_npz(density: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, density=density.astype(np.float16))
-    return buffer.getvalue()
 
 
 @dataclass
@@ -134,7 +128,7 @@ class Agent:
             sender.join(timeout=60)
             self.outbox.close()
 
-    def outgoing(self, frame: Frame) -> Outgoing:
+    def outgoing(self, frame: CapturedFrame) -> Outgoing:
         height, width = frame.rgb.shape[:2]
         captured_at = frame.captured_at.isoformat()
         fields = {"camera": str(self.camera), "captured_at": captured_at}
@@ -158,7 +152,7 @@ class Agent:
         }
         return Outgoing("edge-results", fields, "density", "density.npz", density_npz(density), captured_at)
 
-    def _counted(self, frame: Frame, count: float | None, inference_ms: float | None) -> None:
+    def _counted(self, frame: CapturedFrame, count: float | None, inference_ms: float | None) -> None:
         state = self.frame_state
         state.frames += 1
         state.last_frame_at = frame.captured_at.isoformat()

@@ -34,7 +34,7 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
+def edge_parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m counting.edge",
         description="CrowdScope gateway agent: count a camera's frames here and send the results to the server",
@@ -71,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = edge_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     token = args.token or os.environ.get(TOKEN_VARIABLE)
     if not token:

@@ -2,7 +2,7 @@
 snapshot URL polled at an interval, or a video stream (RTSP, or anything else OpenCV's FFmpeg back end opens) of
 which one frame an interval is taken.
 
-Each source yields `Frame`s until `stop` is set; a source that fails (camera off, network down) logs, waits and
+Each source yields `CapturedFrame`s until `stop` is set; a source that fails (camera off, network down) logs, waits and
 tries again, and never ends the agent.
 """
 
@@ -21,16 +21,15 @@ import numpy as np
 import requests
 
 from counting.edge.outbox import Outbox, TakenFile
-from counting.images import ImageError, load_rgb
+from counting.images import IMAGE_SUFFIXES, ImageError, load_rgb
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_RECONNECT_WAIT = 30.0
 
 
 @dataclass(frozen=True)
-class Frame:
+class CapturedFrame:
     captured_at: datetime
     rgb: np.ndarray
     encoded: bytes  # the image as a file (the camera's own bytes where there are some), for full mode
@@ -56,7 +55,7 @@ class FolderSource:
         if not self.folder.is_dir():
             raise SourceError(f"{self.folder} is not a folder")
 
-    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+    def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         while not stop.is_set():
             for path, stat in self._waiting_files():
                 if stop.is_set():
@@ -69,7 +68,7 @@ class FolderSource:
                     log.error("skipping %s: %s", path, error)
                     self.outbox.record_taken(taken)
                     continue
-                yield Frame(datetime.fromtimestamp(stat.st_mtime, UTC), rgb, encoded, path.name, taken)
+                yield CapturedFrame(datetime.fromtimestamp(stat.st_mtime, UTC), rgb, encoded, path.name, taken)
             stop.wait(self.interval_s)
 
     def _waiting_files(self) -> list[tuple[Path, os.stat_result]]:
@@ -97,7 +96,7 @@ class SnapshotSource:
         self.timeout_s = timeout_s
         self.session = requests.Session()
 
-    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+    def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -106,7 +105,7 @@ class SnapshotSource:
                 log.error("%s", error)
             stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
-    def snapshot(self) -> Frame:
+    def snapshot(self) -> CapturedFrame:
         try:
             response = self.session.get(self.url, timeout=self.timeout_s)
         except requests.RequestException as error:
@@ -118,7 +117,7 @@ class SnapshotSource:
             rgb = load_rgb(response.content)
         except ImageError as error:
             raise SourceError(f"snapshot from {_without_credentials(self.url)}: {error}") from error
-        return Frame(captured_at, rgb, response.content, f"snapshot-{captured_at:%Y%m%dT%H%M%S%f}.jpg")
+        return CapturedFrame(captured_at, rgb, response.content, f"snapshot-{captured_at:%Y%m%dT%H%M%S%f}.jpg")
 
 
 class StreamSource:
@@ -135,7 +134,7 @@ class StreamSource:
         self._latest: tuple[datetime, np.ndarray] | None = None
         self._lock = threading.Lock()
 
-    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+    def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         import cv2
 
         reader = threading.Thread(target=self._read, args=(stop,), name="stream-reader", daemon=True)
@@ -153,7 +152,7 @@ class StreamSource:
                 log.error("could not encode a frame of %s", _without_credentials(self.url))
                 continue
             rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-            yield Frame(captured_at, rgb, jpeg.tobytes(), f"stream-{captured_at:%Y%m%dT%H%M%S%f}.jpg")
+            yield CapturedFrame(captured_at, rgb, jpeg.tobytes(), f"stream-{captured_at:%Y%m%dT%H%M%S%f}.jpg")
         reader.join(timeout=5)
 
     def _read(self, stop: threading.Event) -> None:

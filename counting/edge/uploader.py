@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
 IDLE_POLL_S = 0.5
-TIMEOUT_S = 30.0
+UPLOAD_TIMEOUT_S = 30.0
 RETRY_STATUSES = {401, 403, 408, 429}
 
 
@@ -82,7 +82,7 @@ class Uploader:
                 data=outgoing.fields,
                 files={outgoing.file_field: (outgoing.file_name, outgoing.payload)},
                 headers={"Idempotency-Key": item.idempotency_key},
-                timeout=TIMEOUT_S,
+                timeout=UPLOAD_TIMEOUT_S,
             )
         except requests.RequestException as error:
             self._failed(outbox, item, f"server unreachable: {error.__class__.__name__}: {error}", reachable=False)

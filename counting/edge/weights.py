@@ -26,7 +26,7 @@ from counting.edge.counters import OnnxModel
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_S = 60.0
+WEIGHTS_DOWNLOAD_TIMEOUT_S = 60.0
 MAX_BYTES = 512 * 1024 * 1024  # no counting model of ours comes near; a larger answer is not one
 DEFAULT_REFRESH_MIN = 10.0
 
@@ -74,7 +74,7 @@ class WeightsFetcher:
         if etag:
             headers["If-None-Match"] = etag
         try:
-            with requests.get(self.url, headers=headers, timeout=TIMEOUT_S, stream=True) as response:
+            with requests.get(self.url, headers=headers, timeout=WEIGHTS_DOWNLOAD_TIMEOUT_S, stream=True) as response:
                 if response.status_code == 304:
                     return Fetched()
                 if response.status_code == 404:

@@ -15,6 +15,7 @@ import pytest
 from counting.edge.outbox import Outbox, Outgoing
 from counting.edge.sources import FolderSource, SnapshotSource, SourceError, StreamSource, _without_credentials
 from counting.images import load_rgb
+from tests.hostile_files import text_bomb_png
 
 
 @pytest.fixture
@@ -73,12 +74,15 @@ def test_a_file_still_being_written_waits_and_an_unreadable_one_is_skipped(frame
     take(FolderSource(frames_dir, outbox, interval_s=0.05), 3, outbox=outbox)
     (frames_dir / "broken.jpg").write_bytes(b"not a jpeg")
     os.utime(frames_dir / "broken.jpg", (0, 0))
+    (frames_dir / "text-bomb.png").write_bytes(text_bomb_png())  # Pillow raises ValueError on it
+    os.utime(frames_dir / "text-bomb.png", (0, 0))
     (frames_dir / "new.jpg").write_bytes((frames_dir / "a.jpg").read_bytes())  # modified just now
     source = FolderSource(frames_dir, outbox, interval_s=0.05, settle_s=0.5)
     started = time.monotonic()
     [frame] = take(source, 1, outbox=outbox)
     assert frame.name == "new.jpg" and time.monotonic() - started >= 0.4
-    assert outbox.was_taken(str((frames_dir / "broken.jpg").resolve()), *_stat(frames_dir / "broken.jpg"))
+    for unreadable in ("broken.jpg", "text-bomb.png"):
+        assert outbox.was_taken(str((frames_dir / unreadable).resolve()), *_stat(frames_dir / unreadable))
 
 
 def _stat(path) -> tuple[int, int]:

@@ -11,10 +11,10 @@ import onnx
 import pytest
 
 from counting.edge.agent import Agent
-from counting.edge.cli import parser
+from counting.edge.cli import edge_parser
 from counting.edge.counters import OnnxModel
 from counting.edge.outbox import Outbox
-from counting.edge.sources import Frame
+from counting.edge.sources import CapturedFrame
 from counting.edge.weights import WeightsFetcher
 from counting.images import load_rgb
 from counting.models import load_model
@@ -100,10 +100,10 @@ class OwnModel:
 
 
 @pytest.fixture(scope="module")
-def frame(shanghaitech) -> Frame:
+def frame(shanghaitech) -> CapturedFrame:
     path = sorted((shanghaitech / "part_B/test/images").glob("*.jpg"))[0]
     rgb = load_rgb(path)[:384, :512]
-    return Frame(datetime(2026, 12, 3, 10, tzinfo=UTC), rgb, b"", path.name)
+    return CapturedFrame(datetime(2026, 12, 3, 10, tzinfo=UTC), rgb, b"", path.name)
 
 
 def make_agent(server: WeightsServer, state, own=None):
@@ -247,10 +247,10 @@ def test_the_agent_fetches_at_start_and_then_every_interval(server, versions, fr
 
 def test_the_cli_fetches_every_ten_minutes_by_default_and_never_with_zero():
     base = ["--server", "http://x", "--camera", "7", "--folder", "f"]
-    assert parser().parse_args(base).weights_refresh_min == 10
-    assert parser().parse_args([*base, "--weights-refresh-min", "0"]).weights_refresh_min == 0
+    assert edge_parser().parse_args(base).weights_refresh_min == 10
+    assert edge_parser().parse_args([*base, "--weights-refresh-min", "0"]).weights_refresh_min == 0
     with pytest.raises(SystemExit):
-        parser().parse_args([*base, "--weights-refresh-min", "-1"])
+        edge_parser().parse_args([*base, "--weights-refresh-min", "-1"])
 
 
 def test_another_gateways_answer_changes_nothing(server, versions, tmp_path):

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import requests
 
-from counting.edge.agent import density_npz
+from counting.density_files import density_npz
 from counting.edge.outbox import Outbox, Outgoing
 from counting.edge.uploader import DeliveryState, Uploader
 from counting.images import load_rgb

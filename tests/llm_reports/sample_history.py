@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from llm_reports.history import Alert, Bucket, History, Series
+from llm_reports.history import AlertRecord, Bucket, History, Series
 
 TIMEZONE = "Asia/Shanghai"
 LOCAL = ZoneInfo(TIMEZONE)
@@ -75,9 +75,9 @@ def build_history(planted: bool = True, weeks: int = 5) -> History:
     alerts = []
     if planted:
         alerts = [
-            Alert("West gate", None, local_time(DAY_BEFORE, 19).astimezone(UTC), 120, 100),
-            Alert("East entrance", "Far side", local_time(REPORT_DAY, 14, 10), 160, 150, acknowledged=True),
-            Alert("West gate", None, local_time(REPORT_DAY, 18, 5), 130, 100),
+            AlertRecord("West gate", None, local_time(DAY_BEFORE, 19).astimezone(UTC), 120, 100),
+            AlertRecord("East entrance", "Far side", local_time(REPORT_DAY, 14, 10), 160, 150, acknowledged=True),
+            AlertRecord("West gate", None, local_time(REPORT_DAY, 18, 5), 130, 100),
         ]
     return History(
         period_start=local_time(REPORT_DAY, 0).astimezone(UTC),

@@ -5,7 +5,7 @@ import io
 import pytest
 
 from llm_reports.facts import compute_facts
-from llm_reports.report import ReportSettings, answer_question, load_history, save_history, write_report
+from llm_reports.report import ReportSettings, answer_follow_up, load_prompt_cache, save_prompt_cache, write_report
 from llm_reports.snapkv import SnapKVConfig
 from llm_reports.verify import sentence_problems, split_sentences, verify
 from tests.llm_reports.sample_history import build_history
@@ -46,13 +46,13 @@ def test_a_planted_wrong_number_never_reaches_the_reader(llm, report):
 
 def test_a_follow_up_question_continues_from_the_saved_history_cache(llm, report):
     buffer = io.BytesIO()
-    save_history(report, buffer)
+    save_prompt_cache(report, buffer)
     buffer.seek(0)
-    kept = load_history(llm, buffer)
+    kept = load_prompt_cache(llm, buffer)
     assert kept.prefilled.positions == report.prompt_tokens
     assert kept.prefilled.cache.layers[0].keys.shape[2] == 512
     facts = compute_facts(build_history())
-    answer = answer_question(llm, kept, report.text, facts, "Which camera was the busiest?")
+    answer = answer_follow_up(llm, kept, report.text, facts, "Which camera was the busiest?")
     assert answer.text.strip()
     for sentence in split_sentences(answer.text):
         assert sentence_problems(sentence, facts) == [], sentence

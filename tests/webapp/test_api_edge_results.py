@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from tests.hostile_files import inflating_npz
 from tests.webapp.conftest import halves, stored_files, token_client
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Zone
@@ -87,6 +88,7 @@ def test_a_result_sent_again_with_its_key_is_stored_once(api, camera):
         ({"count": "99"}, "count"),  # not the map's sum
         ({"width": "0"}, "width"),
         ({"captured_at": "yesterday"}, "captured_at"),
+        ({"captured_at": "2099-01-01T00:00:00Z"}, "captured_at"),  # would pin the camera's latest count
         ({"colour": "red"}, "colour"),
     ],
 )
@@ -99,6 +101,25 @@ def test_bad_results_are_refused_and_nothing_is_stored(api, camera, media_root, 
     assert response.status_code == 400, response.content
     assert field in response.json()
     assert not Frame.objects.exists() and stored_files(media_root) == []
+
+
+def test_a_map_that_would_inflate_far_past_its_size_is_refused_from_its_header(api, camera):
+    sent = fields(camera)
+    bomb = inflating_npz((6_000, 6_000))  # 72 MB inflated; 20000 x 20000 (800 MB) is refused alike
+    assert len(bomb) < 4 * 1024 * 1024  # within the size limit: only its header can give it away
+    sent["density"] = SimpleUploadedFile("density.npz", bomb, content_type="application/octet-stream")
+    response = api.post(URL, sent, format="multipart")
+    assert response.status_code == 400
+    assert "shape (6000, 6000) does not fit a 320x240 frame" in response.json()["density"][0]
+    assert not Frame.objects.exists()
+
+
+def test_an_edge_result_over_the_body_limit_is_refused_before_it_is_read(api, camera):
+    sent = fields(camera)
+    sent["density"] = SimpleUploadedFile("density.npz", bytes(5 * 1024 * 1024), content_type="application/octet-stream")
+    response = api.post(URL, sent, format="multipart")
+    assert response.status_code == 413 and "at most 4,194,304 bytes" in response.json()["detail"]
+    assert not Frame.objects.exists()
 
 
 def test_a_file_that_is_not_a_density_map_is_refused(api, camera):

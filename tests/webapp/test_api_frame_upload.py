@@ -6,7 +6,7 @@ import json
 import math
 import struct
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,6 +15,7 @@ from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
+from tests.hostile_files import text_bomb_png
 from tests.webapp.conftest import FRAMES_URL, image_file, make_gateway, stored_files, token_client
 from webapp.ingest.models import Frame
 
@@ -192,6 +193,22 @@ def decompression_bomb(ctx):
     return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": bomb})
 
 
+def text_chunk_bomb(ctx):
+    bomb = image_file(text_bomb_png(), "frame.png", "image/png")
+    return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": bomb})
+
+
+def captured_in_the_future(ctx):
+    ahead = (timezone.now() + timedelta(minutes=6)).isoformat()
+    return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": image_file(ctx.jpeg), "captured_at": ahead})
+
+
+def captured_too_long_ago(ctx):
+    ctx.settings.CROWDSCOPE_MAX_FRAME_AGE_DAYS = 7
+    old = (timezone.now() - timedelta(days=8)).isoformat()
+    return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": image_file(ctx.jpeg), "captured_at": old})
+
+
 def unknown_field(ctx):
     return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": image_file(ctx.jpeg), "people": "12"})
 
@@ -220,6 +237,9 @@ BAD_REQUESTS = [
     (413, "the limit is 143,044", just_over_the_byte_limit),
     (413, "786,432 pixels", over_the_pixel_limit),
     (413, "pixels", decompression_bomb),
+    (400, "the image cannot be read: Decompressed data too large", text_chunk_bomb),
+    (400, "more than 300 s ahead of the server's clock", captured_in_the_future),
+    (400, "older than 7 days", captured_too_long_ago),
     (400, "unknown field", unknown_field),
     (400, "Idempotency-Key", idempotency_key_too_long),
     (415, "Unsupported media type", json_body),

@@ -10,11 +10,11 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 from PIL import Image
 
+from counting.density_files import density_npz
 from tests.webapp.conftest import make_gateway, store_frame, stored_files, token_client
 from webapp.accounts.roles import Role
 from webapp.calibration.models import CalibrationJob, MarkedFrame, WeightsVersion
 from webapp.ingest.models import Frame, Result
-from webapp.ingest.results import density_npz
 
 pytestmark = pytest.mark.django_db
 

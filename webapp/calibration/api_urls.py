@@ -2,23 +2,31 @@
 
 from django.urls import path
 
-from webapp.calibration import api
+from webapp.calibration import jobs_api, marking_api
 
 urlpatterns = [
-    path("cameras/<int:pk>/marked-frames/", api.MarkedFrameListView.as_view(), name="api-marked-frames"),
-    path("cameras/<int:pk>/marked-frames/<int:mid>/", api.MarkedFrameDetailView.as_view(), name="api-marked-frame"),
+    path("cameras/<int:pk>/marked-frames/", marking_api.MarkedFrameListView.as_view(), name="api-marked-frames"),
+    path(
+        "cameras/<int:pk>/marked-frames/<int:mid>/",
+        marking_api.MarkedFrameDetailView.as_view(),
+        name="api-marked-frame",
+    ),
     path(
         "cameras/<int:pk>/marked-frames/<int:mid>/image",
-        api.MarkedFrameImageView.as_view(),
+        marking_api.MarkedFrameImageView.as_view(),
         name="api-marked-frame-image",
     ),
-    path("cameras/<int:pk>/calibration-frames/", api.CalibrationFramesView.as_view(), name="api-calibration-frames"),
-    path("cameras/<int:pk>/calibrations/", api.CalibrationListView.as_view(), name="api-calibrations"),
-    path("cameras/<int:pk>/calibrations/<int:job>/", api.CalibrationDetailView.as_view(), name="api-calibration"),
-    path("cameras/<int:pk>/weights/", api.WeightsView.as_view(), name="api-weights"),
-    path("cameras/<int:pk>/weights/activate/", api.ActivateWeightsView.as_view(), name="api-weights-activate"),
-    path("cameras/<int:pk>/weights.onnx", api.GatewayOnnxView.as_view(), name="api-weights-onnx"),
-    path("cameras/<int:pk>/recounts/", api.RecountListView.as_view(), name="api-recounts"),
-    path("cameras/<int:pk>/recounts/<int:job>/", api.RecountDetailView.as_view(), name="api-recount"),
-    path("frames/<int:pk>/proposals/", api.FrameProposalsView.as_view(), name="api-frame-proposals"),
+    path(
+        "cameras/<int:pk>/calibration-frames/",
+        marking_api.CalibrationFramesView.as_view(),
+        name="api-calibration-frames",
+    ),
+    path("cameras/<int:pk>/calibrations/", jobs_api.CalibrationListView.as_view(), name="api-calibrations"),
+    path("cameras/<int:pk>/calibrations/<int:job>/", jobs_api.CalibrationDetailView.as_view(), name="api-calibration"),
+    path("cameras/<int:pk>/weights/", jobs_api.WeightsView.as_view(), name="api-weights"),
+    path("cameras/<int:pk>/weights/activate/", jobs_api.ActivateWeightsView.as_view(), name="api-weights-activate"),
+    path("cameras/<int:pk>/weights.onnx", jobs_api.GatewayOnnxView.as_view(), name="api-weights-onnx"),
+    path("cameras/<int:pk>/recounts/", jobs_api.RecountListView.as_view(), name="api-recounts"),
+    path("cameras/<int:pk>/recounts/<int:job>/", jobs_api.RecountDetailView.as_view(), name="api-recount"),
+    path("frames/<int:pk>/proposals/", marking_api.FrameProposalsView.as_view(), name="api-frame-proposals"),
 ]

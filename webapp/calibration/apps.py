@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
 
-class CalibrationConfig(AppConfig):
+class CalibrationAppConfig(AppConfig):
     name = "webapp.calibration"
     verbose_name = "calibration"

@@ -24,9 +24,9 @@ from webapp.ingest.models import Frame
 MIN_MARKED_FRAMES = 6
 ADVISED_MARKED_FRAMES = 12
 # A job runs in minutes; the task stops itself after TIME_LIMIT (workers.tasks), so a job still "running" with no
-# word from its worker for LOST_AFTER lost its worker, and no longer blocks a new one.
+# word from its worker for JOB_LOST_AFTER lost its worker, and no longer blocks a new one.
 TIME_LIMIT = timedelta(minutes=25)
-LOST_AFTER = timedelta(minutes=30)
+JOB_LOST_AFTER = timedelta(minutes=30)
 
 
 def validate_points(points: object, width: int, height: int) -> list[list[float]]:
@@ -184,9 +184,9 @@ class CalibrationJob(TrackedJob):
 
     @classmethod
     def fail_lost(cls, camera: Camera) -> int:
-        """Mark the camera's running jobs with no word from their worker for LOST_AFTER as failed; how many."""
+        """Mark the camera's running jobs with no word from their worker for JOB_LOST_AFTER as failed; how many."""
         now = timezone.now()
-        return cls.objects.filter(camera=camera, status=cls.Status.RUNNING, updated_at__lt=now - LOST_AFTER).update(
+        return cls.objects.filter(camera=camera, status=cls.Status.RUNNING, updated_at__lt=now - JOB_LOST_AFTER).update(
             status=cls.Status.FAILED,
             finished_at=now,
             message="lost: no word from its worker for 30 minutes (worker stopped?); the camera keeps its weights",

@@ -7,5 +7,5 @@ from webapp.calibration import pages
 app_name = "calibration"
 
 urlpatterns = [
-    path("cameras/<int:pk>/calibrate/", pages.calibrate, name="calibrate"),
+    path("cameras/<int:pk>/calibrate/", pages.calibration_page, name="calibrate"),
 ]

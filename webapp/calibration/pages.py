@@ -37,7 +37,7 @@ def _api_urls(camera: Camera) -> dict[str, str]:
 
 
 @role_required(Role.OPERATOR)
-def calibrate(request, pk: int):
+def calibration_page(request, pk: int):
     camera = get_object_or_404(Camera, pk=pk)
     context = {
         "camera": camera,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+DEMO_FRAME_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 def upload(session: requests.Session, url: str, camera: int, image: Path, captured_at: datetime) -> dict:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--edge-folder", type=Path, help="also write frames here, for a gateway agent to count")
     args = parser.parse_args(argv)
 
-    frames = sorted(path for path in args.images.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+    frames = sorted(path for path in args.images.iterdir() if path.suffix.lower() in DEMO_FRAME_SUFFIXES)
     if not frames:
         parser.error(f"no jpg or png frames in {args.images}")
     session = requests.Session()

@@ -1,159 +1,32 @@
-"""REST API v1: gateways upload frames; gateways and signed-in people read statuses, counts and density maps."""
+"""REST API v1, reading: gateways and signed-in people read frames' statuses, counts and density maps, and cameras'
+count series (what gateways post is in `webapp.ingest.gateway_api`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import numpy as np
-from django.conf import settings
-from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import MultiPartParser
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.cameras.auth import GatewayTokenAuthentication, IsGateway, can_read_camera
-from webapp.cameras.models import Camera, Gateway
+from webapp.cameras.auth import can_read_camera
+from webapp.cameras.models import Camera
 from webapp.ingest import series
 from webapp.ingest.csv_export import CountsCSVRenderer
 from webapp.ingest.models import Frame
-from webapp.ingest.queueing import enqueue_count
-from webapp.ingest.uploads import UploadRejected, check_image
-
-UPLOAD_FIELDS = {"camera", "image", "captured_at"}
-# Room for the multipart boundaries and the small fields around the image.
-MULTIPART_OVERHEAD = 64 * 1024
 
 
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "too_large"
-
-
-class FrameUploadSerializer(serializers.Serializer):
-    camera = serializers.IntegerField(min_value=1)
-    image = serializers.FileField(allow_empty_file=True)
-    captured_at = serializers.DateTimeField(
-        required=False, default_timezone=UTC, help_text="ISO 8601; without a zone it is UTC"
-    )
-
-
-class FrameAcceptedSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    camera = serializers.IntegerField()
-    status = serializers.CharField()
-    captured_at = serializers.DateTimeField()
-    received_at = serializers.DateTimeField()
-    status_url = serializers.URLField()
-
-
-def idempotency_key(request) -> str | None:
-    key = request.headers.get("Idempotency-Key") or None
-    if key is not None and len(key) > 200:
-        raise exceptions.ValidationError({"Idempotency-Key": ["at most 200 characters"]})
-    return key
-
-
-def earlier_frame(gateway: Gateway, key: str | None) -> Frame | None:
-    """The frame this gateway already sent with `key`: a retry answers with it instead of storing a copy."""
-    return Frame.objects.filter(gateway=gateway, idempotency_key=key).first() if key else None
-
-
-def frame_url(request, frame: Frame, name: str = "api-frame") -> str:
+def frame_url(request, frame: Frame, name: str) -> str:
     return request.build_absolute_uri(reverse(name, args=[frame.pk]))
-
-
-def accepted_body(request, frame: Frame) -> dict:
-    return {
-        "id": frame.pk,
-        "camera": frame.camera_id,
-        "status": frame.status,
-        "captured_at": frame.captured_at,
-        "received_at": frame.received_at,
-        "status_url": frame_url(request, frame),
-    }
-
-
-class FrameUploadView(APIView):
-    authentication_classes = [GatewayTokenAuthentication]
-    permission_classes = [IsGateway]
-    parser_classes = [MultiPartParser]
-
-    @extend_schema(
-        request={"multipart/form-data": FrameUploadSerializer},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                description="a retried upload with the same key returns the first frame instead of a duplicate",
-            )
-        ],
-        responses={202: FrameAcceptedSerializer},
-    )
-    def post(self, request):
-        gateway: Gateway = request.user
-        limit = settings.CROWDSCOPE_MAX_UPLOAD_BYTES
-        # Refuse an oversized body from its declared length, before reading it.
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit + MULTIPART_OVERHEAD:
-            raise PayloadTooLarge(f"the upload is over the limit of {limit:,} bytes")
-        key = idempotency_key(request)
-        if earlier := earlier_frame(gateway, key):
-            return self._replay(request, earlier)
-
-        unknown = sorted(set(request.data.keys()) - UPLOAD_FIELDS)
-        if unknown:
-            raise exceptions.ValidationError({name: ["unknown field"] for name in unknown})
-        upload = FrameUploadSerializer(data=request.data)
-        upload.is_valid(raise_exception=True)
-        camera = Camera.objects.filter(pk=upload.validated_data["camera"]).first()
-        if camera is None or not gateway.owns(camera):
-            raise exceptions.PermissionDenied(f"camera {upload.validated_data['camera']} is not one of this gateway's")
-        try:
-            image = check_image(upload.validated_data["image"], limit, settings.CROWDSCOPE_MAX_PIXELS)
-        except UploadRejected as rejected:
-            if rejected.status == status.HTTP_413_REQUEST_ENTITY_TOO_LARGE:
-                raise PayloadTooLarge(rejected.message) from rejected
-            raise exceptions.ValidationError({"image": [rejected.message]}) from rejected
-
-        received_at = timezone.now()
-        frame = Frame(
-            camera=camera,
-            gateway=gateway,
-            captured_at=upload.validated_data.get("captured_at") or received_at,
-            received_at=received_at,
-            content_hash=image.sha256,
-            width=image.width,
-            height=image.height,
-            idempotency_key=key,
-        )
-        frame.image.save(f"frame.{image.extension}", ContentFile(image.data), save=False)
-        try:
-            with transaction.atomic():
-                frame.save()
-                transaction.on_commit(lambda: enqueue_count(frame))
-        except IntegrityError:
-            # The same key raced in from a parallel retry: keep the first frame, drop this copy's file.
-            frame.image.delete(save=False)
-            earlier = earlier_frame(gateway, key)
-            if earlier is None:
-                raise
-            return self._replay(request, earlier)
-        return Response(accepted_body(request, frame), status=status.HTTP_202_ACCEPTED)
-
-    def _replay(self, request, frame: Frame) -> Response:
-        return Response(
-            accepted_body(request, frame), status=status.HTTP_202_ACCEPTED, headers={"Idempotent-Replayed": "true"}
-        )
 
 
 def readable_frame(request, pk: int) -> Frame:

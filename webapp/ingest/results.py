@@ -13,9 +13,11 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image
 
+from counting.density_files import density_npz
 from counting.overlay import heatmap_rgba
-from counting.specs import OUTPUT_STRIDE
+from counting.zones import zone_counts
 from webapp.alerts.rules import raise_alerts
+from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame, Result, ZoneCount
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ RETENTION_POLICIES = ("keep", "delete", "downscale")
 
 @dataclass(frozen=True)
 class Counted:
+    """What one frame's count says, ready to store: made by `of_density`, whoever counted the frame."""
+
     count: float
     density: np.ndarray  # at 1/8 of the frame, sums to `count`
     zone_counts: dict[int, float]  # zone id -> people inside it
@@ -33,11 +37,21 @@ class Counted:
     model_version: str
     inference_ms: float
 
-
-def density_npz(density: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, density=density.astype(np.float16), stride=np.int32(OUTPUT_STRIDE))
-    return buffer.getvalue()
+    @classmethod
+    def of_density(
+        cls, camera: Camera, density: np.ndarray, count: float, model_name: str, model_version: str, inference_ms: float
+    ) -> Counted:
+        """A frame of `camera` counted into `density`: the people inside each of the camera's zones as they are now."""
+        zones = list(camera.zones.all())
+        return cls(
+            count=count,
+            density=density,
+            zone_counts=zone_counts(density, {zone.pk: zone.polygon for zone in zones}),
+            zone_names={zone.pk: zone.name for zone in zones},
+            model_name=model_name,
+            model_version=model_version,
+            inference_ms=inference_ms,
+        )
 
 
 def heatmap_png(density: np.ndarray, width: int, height: int) -> bytes:

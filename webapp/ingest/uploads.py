@@ -46,8 +46,10 @@ def check_image(upload: UploadedFile, max_bytes: int, max_pixels: int) -> Checke
             width, height = image.size
     except Image.DecompressionBombError as error:
         raise UploadRejected(f"the image has too many pixels: {error}", status=413) from error
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except UnidentifiedImageError as error:
         raise UploadRejected(f"the file is not an image; send one of {', '.join(EXTENSIONS)}") from error
+    except Exception as error:  # Pillow raises many kinds: a PNG text chunk too large to inflate is a ValueError
+        raise UploadRejected(f"the image cannot be read: {error}") from error
     if image_format not in EXTENSIONS:
         raise UploadRejected(f"{image_format} images are not accepted; send one of {', '.join(EXTENSIONS)}")
     if width * height > max_pixels:

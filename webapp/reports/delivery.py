@@ -29,7 +29,7 @@ from webapp.reports.pending import create_report
 # Longer than an attempt may run (the task's time limit), so a running attempt is never taken for a dead one.
 SENDING_LEASE = timedelta(minutes=20)
 # Longer than the longest back-off between retries: a pending delivery older than this lost its task.
-LOST_AFTER = timedelta(minutes=30)
+DELIVERY_LOST_AFTER = timedelta(minutes=30)
 RECORD_PAUSES = (1, 2, 4, 8, 15)  # seconds between tries to record a sent email
 
 
@@ -54,7 +54,7 @@ def due_deliveries(now: datetime) -> list[Delivery]:
         if made:
             to_send.append(delivery)
     lost = Delivery.objects.filter(
-        Q(status=Delivery.Status.PENDING, enqueued_at__lt=now - LOST_AFTER)
+        Q(status=Delivery.Status.PENDING, enqueued_at__lt=now - DELIVERY_LOST_AFTER)
         | Q(status=Delivery.Status.SENDING, claimed_at__lt=now - SENDING_LEASE)
     )
     to_send += list(lost)

@@ -17,7 +17,7 @@ from django.core.files.base import ContentFile
 
 from llm_reports.facts import compute_facts
 from llm_reports.llm import LLMConfig, LocalLLM
-from llm_reports.report import ReportSettings, answer_question, load_history, save_history, write_report
+from llm_reports.report import ReportSettings, answer_follow_up, load_prompt_cache, save_prompt_cache, write_report
 from llm_reports.snapkv import SnapKVConfig
 from llm_reports.verify import Verification
 from webapp.reports.history import build_history
@@ -69,7 +69,7 @@ def generate(report: Report, llm: LocalLLM) -> Report:
     report.decode_tokens_per_second = written.decode_tokens_per_second
     report.kv_cache_mb = written.kv_cache_mb
     buffer = io.BytesIO()
-    save_history(written, buffer)
+    save_prompt_cache(written, buffer)
     report.history_cache.save("history.pt", ContentFile(buffer.getvalue()), save=False)
     report.status, report.error = Report.Status.DONE, ""
     report.save()
@@ -77,13 +77,13 @@ def generate(report: Report, llm: LocalLLM) -> Report:
 
 
 def answer(question: Question, llm: LocalLLM) -> Question:
-    """Answer from the report's kept history cache, verified against the period's facts as they stand now."""
+    """Answer from the report's kept prompt cache, verified against the period's facts as they stand now."""
     report = question.report
     with report.history_cache.open("rb") as handle:
-        kept = load_history(llm, io.BytesIO(handle.read()))
+        kept = load_prompt_cache(llm, io.BytesIO(handle.read()))
     cameras = list(report.cameras.select_related("site").prefetch_related("zones"))
     facts = compute_facts(build_history(cameras, report.period_start, report.period_end, report.timezone))
-    answered = answer_question(llm, kept, report.text, facts, question.text)
+    answered = answer_follow_up(llm, kept, report.text, facts, question.text)
     question.answer = answered.text
     question.sentences_replaced = answered.verification.replaced
     question.seconds = answered.seconds

@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Avg, Count, Max
 from django.db.models.functions import TruncHour
 
-from llm_reports.history import Alert as HistoryAlert
-from llm_reports.history import Bucket, History, Series
+from llm_reports.history import AlertRecord, Bucket, History, Series
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Result, ZoneCount
@@ -104,14 +103,14 @@ def build_history(
 
 def period_alerts(
     cameras: list[Camera], names: dict[int, str], period_start: datetime, period_end: datetime
-) -> list[HistoryAlert]:
+) -> list[AlertRecord]:
     """The people-count alerts raised in the period. Alerts on people per m² stay out: the report's facts speak of
     people, and a density would read as a count."""
     raised = Alert.objects.filter(
         camera__in=cameras, kind=Alert.Kind.COUNT, raised_at__gte=period_start, raised_at__lt=period_end
     ).order_by("raised_at")
     return [
-        HistoryAlert(
+        AlertRecord(
             camera=names[alert.camera_id],
             zone=alert.zone_name or None,
             raised_at=alert.raised_at,
