@@ -126,6 +126,19 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["webapp.cameras.throttles.CallerRateThrottle"],
+}
+# Requests per gateway token and per signed-in person on the REST API (DRF's "N/sec|min|hour|day"; empty: no limit).
+# A gateway of 20 cameras at one frame a second sends 1,200 a minute.
+CROWDSCOPE_GATEWAY_RATE = os.environ.get("CROWDSCOPE_GATEWAY_RATE", "3000/min")
+CROWDSCOPE_USER_RATE = os.environ.get("CROWDSCOPE_USER_RATE", "600/min")
+# The rates are counted in this cache: Redis (redis://...) when several web processes serve, else in each process.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CROWDSCOPE_CACHE_URL"]}
+        if os.environ.get("CROWDSCOPE_CACHE_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CrowdScope API",
