@@ -100,13 +100,11 @@ def check_capture_time(captured_at: datetime | None) -> None:
     if captured_at is None:
         return
     now = timezone.now()
-    skew = settings.CROWDSCOPE_MAX_CLOCK_SKEW_SECONDS
+    skew, max_age = settings.CROWDSCOPE_MAX_CLOCK_SKEW_SECONDS, settings.CROWDSCOPE_MAX_FRAME_AGE_DAYS
     if captured_at > now + timedelta(seconds=skew):
         problem = f"is more than {skew} s ahead of the server's clock ({now.isoformat(timespec='seconds')})"
-    elif settings.CROWDSCOPE_MAX_FRAME_AGE_DAYS and captured_at < now - timedelta(
-        days=settings.CROWDSCOPE_MAX_FRAME_AGE_DAYS
-    ):
-        problem = f"is older than {settings.CROWDSCOPE_MAX_FRAME_AGE_DAYS} days"
+    elif max_age and captured_at < now - timedelta(days=max_age):
+        problem = f"is older than {max_age} days"
     else:
         return
     raise exceptions.ValidationError({"captured_at": [f"{captured_at.isoformat()} {problem}"]})
@@ -124,7 +122,7 @@ def accepted_body(request, frame: Frame) -> dict:
 
 
 def idempotency_schema(what: str, response_status: int) -> dict:
-    """The OpenAPI description shared by both endpoints: their form, the key header and the answer."""
+    """The OpenAPI parameters and answer both endpoints share: the Idempotency-Key header and the accepted frame."""
     return {
         "parameters": [
             OpenApiParameter(
