@@ -170,8 +170,17 @@ class GatewayPostView(APIView):
             return self._replay(request, earlier)
         return Response(accepted_body(request, frame), status=self.stored_status)
 
+    too_large: str  # the 413's message, formatted with `limit`
+
+    def max_file_bytes(self) -> int:
+        """The largest file the endpoint takes; the body may add the multipart overhead around it."""
+        raise NotImplementedError
+
     def check_size(self, request) -> None:
-        """Refuse a body too large before reading it (nothing by default)."""
+        """Refuse a body too large from its declared length, before reading it."""
+        limit = self.max_file_bytes()
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit + MULTIPART_OVERHEAD:
+            raise PayloadTooLarge(self.too_large.format(limit=limit))
 
     def store(self, gateway: Gateway, camera: Camera, fields: dict, key: str | None) -> Frame:
         """Store what was sent, with `key`, and return its frame; IntegrityError when the key is already taken."""
@@ -186,15 +195,14 @@ class GatewayPostView(APIView):
 class FrameUploadView(GatewayPostView):
     form = FrameUploadSerializer
     stored_status = status.HTTP_202_ACCEPTED
+    too_large = "the upload is over the limit of {limit:,} bytes"
 
     @extend_schema(request={"multipart/form-data": FrameUploadSerializer}, **idempotency_schema("upload", 202))
     def post(self, request):
         return super().post(request)
 
-    def check_size(self, request) -> None:
-        limit = settings.CROWDSCOPE_MAX_UPLOAD_BYTES
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit + MULTIPART_OVERHEAD:
-            raise PayloadTooLarge(f"the upload is over the limit of {limit:,} bytes")
+    def max_file_bytes(self) -> int:
+        return settings.CROWDSCOPE_MAX_UPLOAD_BYTES
 
     def store(self, gateway: Gateway, camera: Camera, fields: dict, key: str | None) -> Frame:
         """The frame and its image, queued for counting once committed."""
@@ -247,10 +255,11 @@ def read_density(upload, height: int, width: int) -> tuple[np.ndarray, bytes]:
                 )
             if dtype not in (np.dtype(np.float16), np.dtype(np.float32)):
                 raise exceptions.ValidationError({"density": [f"values must be float16 or float32, not {dtype}"]})
-            cells = member.read(math.prod(shape) * dtype.itemsize)
+            size = math.prod(shape) * dtype.itemsize
+            cells = member.read(size)
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as error:
         raise exceptions.ValidationError({"density": [f"not an .npz with a `density` array: {error}"]}) from error
-    if len(cells) != math.prod(shape) * dtype.itemsize:
+    if len(cells) != size:
         raise exceptions.ValidationError({"density": ["the array is shorter than its header says"]})
     density = np.frombuffer(cells, dtype).reshape(shape, order="F" if fortran_order else "C").astype(np.float32)
     if not np.isfinite(density).all() or (density < 0).any():
@@ -261,10 +270,10 @@ def read_density(upload, height: int, width: int) -> tuple[np.ndarray, bytes]:
 class EdgeResultView(GatewayPostView):
     form = EdgeResultSerializer
     stored_status = status.HTTP_201_CREATED
+    too_large = "an edge result is at most {limit:,} bytes of density map"
 
-    def check_size(self, request) -> None:
-        if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_DENSITY_BYTES + MULTIPART_OVERHEAD:
-            raise PayloadTooLarge(f"an edge result is at most {MAX_DENSITY_BYTES:,} bytes of density map")
+    def max_file_bytes(self) -> int:
+        return MAX_DENSITY_BYTES
 
     @extend_schema(request={"multipart/form-data": EdgeResultSerializer}, **idempotency_schema("result", 201))
     def post(self, request):
