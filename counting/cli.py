@@ -1,4 +1,4 @@
-"""`python -m counting {count,evaluate,train,export,import,bench}`."""
+"""`python -m counting {count,evaluate,train,compare,export,import,bench}`."""
 
 from __future__ import annotations
 
@@ -104,6 +104,54 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"MAE {summary['mae']:.2f}  MSE {summary['mse']:.2f}  "
             + "  ".join(f"GAME({level}) {summary[f'game{level}']:.2f}" for level in range(4))
         )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """The shipping rule's check on a run's validation slices: both weights count every frame whole, as workers do."""
+    from counting.evaluate import CountErrors, PairedChange, mix_score
+    from counting.train import run_frames
+
+    config = saved_config(args.run_folder)
+    if config is None:
+        raise ValueError(f"{args.run_folder} holds no training run (no last.pt)")
+    configure_threads(args.threads)
+    _, slices = run_frames(config.data, config.val_fraction, config.seed, config.val_max_frames)
+    slices = {name: samples for name, samples in slices.items() if samples}
+    engines = {which: CountingEngine(config.arch, getattr(args, which), "fp32") for which in ("old", "new")}
+    annotated = {name: [sample.count for sample in samples] for name, samples in slices.items()}
+    counted: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+    for name, samples in slices.items():
+        frames = [load_rgb(sample.image_path) for sample in samples]
+        for which, engine in engines.items():
+            counted[which][name] = [engine.count(rgb).count for rgb in frames]
+    sets = []
+    for name in slices:
+        change = PairedChange.of(counted["new"][name], counted["old"][name], annotated[name])
+        sets.append(
+            {
+                "set": name,
+                "frames": len(annotated[name]),
+                "mean_count": sum(annotated[name]) / len(annotated[name]),
+                "old_mae": CountErrors.of(counted["old"][name], annotated[name]).mae,
+                "new_mae": CountErrors.of(counted["new"][name], annotated[name]).mae,
+                "paired_se": change.standard_error,
+                "worse": change.worse,
+            }
+        )
+    scores = {which: mix_score(counted[which], annotated) for which in counted}
+    holds = scores["new"] < scores["old"] and not any(row["worse"] for row in sets)
+    if args.json:
+        print(json.dumps({"sets": sets, "old_score": scores["old"], "new_score": scores["new"], "rule_holds": holds}))
+        return 0
+    print(f"{'set':<14}{'frames':>7}{'mean':>8}{'old MAE':>9}{'new MAE':>9}{'paired SE':>10}  worse by more than SE")
+    for row in sets:
+        print(
+            f"{row['set']:<14}{row['frames']:>7}{row['mean_count']:>8.1f}{row['old_mae']:>9.2f}{row['new_mae']:>9.2f}"
+            f"{row['paired_se']:>10.2f}  {'yes' if row['worse'] else 'no'}"
+        )
+    verdict = "holds" if holds else "fails"
+    print(f"validation score: old {scores['old']:.3f}, new {scores['new']:.3f}; the rule {verdict}")
     return 0
 
 
@@ -279,6 +327,20 @@ def parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train_cmd.add_argument("--stop-after-epochs", type=int, help="end this invocation after N epochs (then --resume)")
     train_cmd.set_defaults(run=cmd_train)
+
+    compare = commands.add_parser(
+        "compare",
+        help="the shipping rule on a run's validation slices: each set's MAE for old and new weights, fp32, frames "
+        "whole, the paired standard error, and whether the new weights are better overall and worse on no set",
+    )
+    compare.add_argument(
+        "run_folder", metavar="RUN", help="a training run's folder (its last.pt names the sets and the slices)"
+    )
+    compare.add_argument("--old", required=True, help="the weights now shipped")
+    compare.add_argument("--new", required=True, help="the candidate weights")
+    compare.add_argument("--threads", type=positive_int)
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(run=cmd_compare)
 
     export = commands.add_parser("export", help="write shipping weights (or an ONNX graph) from a checkpoint")
     export.add_argument("checkpoint")

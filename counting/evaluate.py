@@ -36,6 +36,41 @@ class CountErrors:
         return cls(float(np.abs(errors).mean()), float(np.sqrt((errors**2).mean())), float(errors.mean()))
 
 
+def mix_score(counted: dict[str, ArrayLike], annotated: dict[str, ArrayLike]) -> float:
+    """One figure for counts on several sets (by name): the mean over sets of each set's MAE relative to its mean
+    annotated count, so that Part A's hundreds of people do not outweigh every other set."""
+    relative = [
+        CountErrors.of(counted[name], annotated[name]).mae / max(float(np.mean(annotated[name])), 1.0)
+        for name in counted
+    ]
+    return float(np.mean(relative))
+
+
+@dataclass(frozen=True)
+class PairedChange:
+    """How one model's counts on a set of frames compare with another's on the same frames."""
+
+    mae_change: float  # candidate MAE minus baseline MAE
+    standard_error: float  # of that change: the paired per-frame differences of absolute errors, over sqrt(frames)
+
+    @classmethod
+    def of(cls, candidate: ArrayLike, baseline: ArrayLike, annotated: ArrayLike) -> PairedChange:
+        truth = np.asarray(annotated, dtype=np.float64)
+        differences = np.abs(np.asarray(candidate, dtype=np.float64) - truth) - np.abs(
+            np.asarray(baseline, dtype=np.float64) - truth
+        )
+        if differences.size == 0:
+            raise ValueError("no counts to compare")
+        if differences.size == 1:  # no spread to judge by: any increase counts as worse
+            return cls(float(differences[0]), 0.0)
+        return cls(float(differences.mean()), float(differences.std(ddof=1) / np.sqrt(differences.size)))
+
+    @property
+    def worse(self) -> bool:
+        """The shipping rule's test: the candidate's MAE is higher by more than the standard error."""
+        return self.mae_change > self.standard_error
+
+
 @dataclass(frozen=True)
 class ImageResult:
     name: str

@@ -34,7 +34,7 @@ from counting.datasets import (
     load_annotated,
 )
 from counting.engine import configure_threads, predict_density, training_autocast, training_precision
-from counting.evaluate import CountErrors
+from counting.evaluate import CountErrors, PairedChange, mix_score
 from counting.images import load_rgb
 from counting.models import build, density_head, load_model, save_weights
 from counting.train_config import RESUMABLE_CHANGES, TrainConfig
@@ -112,24 +112,38 @@ def _validation_counts(
 
 
 def validate(
-    model: nn.Module, slices: dict[str, list], images: dict[str, np.ndarray], config: TrainConfig
+    model: nn.Module,
+    slices: dict[str, list],
+    images: dict[str, np.ndarray],
+    config: TrainConfig,
+    baseline: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
-    """MAE, MSE and bias (`counting.evaluate.CountErrors`) over every set's validation slice, and `val_score`, the
-    figure the best model is chosen by: the MAE itself for one set; for several, the mean over sets of each set's MAE
-    relative to its mean annotated count (Part A's hundreds of people would otherwise outweigh every other set), with
-    each set's MAE recorded beside it."""
+    """MAE, MSE and bias (`counting.evaluate.CountErrors`) over every set's validation slice, and `val_score`: the
+    MAE itself for one set; for several, the mean over sets of each set's MAE relative to its mean annotated count
+    (Part A's hundreds of people would otherwise outweigh every other set), with each set's MAE recorded beside it.
+
+    With `baseline` (another model's counts on the same frames, by set), `val_worse_sets` is the number of sets on
+    which this model is worse than the baseline by more than the paired standard error (`PairedChange.worse`).
+    """
     model.eval()
     counted = {name: _validation_counts(model, samples, images, config) for name, samples in slices.items() if samples}
     annotated = {name: [sample.count for sample in slices[name]] for name in counted}
     overall = CountErrors.of(np.concatenate(list(counted.values())), np.concatenate(list(annotated.values())))
     record = {"val_mae": overall.mae, "val_mse": overall.mse, "val_bias": overall.bias}
+    if baseline is not None:
+        changes = [PairedChange.of(counted[name], baseline[name], annotated[name]) for name in counted]
+        record["val_worse_sets"] = sum(change.worse for change in changes)
     if len(counted) == 1:
         return {**record, "val_score": overall.mae}
-    relative = []
     for name in counted:
         record[f"val_mae/{name}"] = CountErrors.of(counted[name], annotated[name]).mae
-        relative.append(record[f"val_mae/{name}"] / max(float(np.mean(annotated[name])), 1.0))
-    return {**record, "val_score": float(np.mean(relative))}
+    return {**record, "val_score": mix_score(counted, annotated)}
+
+
+def selection_key(figures: dict[str, float]) -> tuple[float, float]:
+    """What the kept epoch minimises: first the sets worse than the baseline (when there is one), then the score, so
+    that an epoch the shipping rule would refuse never displaces one it would accept."""
+    return figures.get("val_worse_sets", 0), figures["val_score"]
 
 
 def optimizer_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
@@ -246,9 +260,10 @@ class TrainingRun:
     steps_per_epoch: int
     epoch: int = 0  # epochs done
     step: int = 0  # optimiser steps done
-    best: dict = field(default_factory=lambda: {"val_score": float("inf")})
+    best: dict = field(default_factory=lambda: {"val_worse_sets": math.inf, "val_score": math.inf})
     elapsed: float = 0.0  # seconds spent in epochs, over every invocation
     val_images: dict[str, np.ndarray] = field(default_factory=dict)  # validation frames, decoded once
+    baseline_counts: dict[str, list[float]] | None = None  # `baseline_weights`' validation counts, by set
 
     @property
     def out(self) -> Path:
@@ -347,6 +362,13 @@ def _start(config: TrainConfig, checkpoint: dict | None) -> TrainingRun:
         optimizer=torch.optim.AdamW(optimizer_groups(model, config), lr=config.lr),
         steps_per_epoch=steps_per_epoch,
     )
+    if config.baseline_weights and run.has_validation:
+        baseline = load_model(config.arch, config.baseline_weights)[0].to(config.device).eval()
+        run.baseline_counts = {
+            name: _validation_counts(baseline, samples, run.val_images, config)
+            for name, samples in val_slices.items()
+            if samples
+        }
     if checkpoint is not None:
         run.model.load_state_dict(checkpoint["model"])
         run.ema.load_state_dict(checkpoint["ema"])
@@ -416,8 +438,8 @@ def _validate_and_keep_best(run: TrainingRun) -> dict[str, float]:
         return {}
     if not config.freeze_batch_norm:
         recalibrate_batch_norm(run.ema, run.calibration, config)
-    figures = validate(run.ema, run.val_slices, run.val_images, config)
-    if figures["val_score"] < run.best["val_score"]:
+    figures = validate(run.ema, run.val_slices, run.val_images, config, run.baseline_counts)
+    if selection_key(figures) < selection_key(run.best):
         run.best = {name: value for name, value in figures.items() if name.startswith("val_")} | {"epoch": run.epoch}
         save_weights(run.ema, config.arch, run.out / "best.pt", epoch=run.epoch, data=config.data, validation=run.best)
     return figures
@@ -441,7 +463,7 @@ def _average_weights(run: TrainingRun) -> dict[str, float]:
     save_weights(run.swa.module, config.arch, run.out / "swa.pt", epoch=run.epoch, data=config.data)
     if not run.has_validation:
         return {}
-    figures = validate(run.swa.module, run.val_slices, run.val_images, config)
+    figures = validate(run.swa.module, run.val_slices, run.val_images, config, run.baseline_counts)
     return {f"swa_{name}": value for name, value in figures.items()}
 
 

@@ -84,6 +84,11 @@ class TrainConfig:
         None,
         metavar="WEIGHT",
     )
+    baseline_weights: str | None = setting(
+        "weights the run must not fall behind (the current default): the epoch kept is the best-scoring of those "
+        "worse than them on the fewest validation sets by more than the paired standard error",
+        None,
+    )
     val_images: list[str] = field(default_factory=list)  # "SET/IMAGE_NAME" of the validation slices, SET the folder
 
     def __post_init__(self) -> None:

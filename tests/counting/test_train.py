@@ -10,7 +10,7 @@ from counting.cli import main
 from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated
 from counting.images import load_rgb, to_input_tensor
 from counting.models import build, density_head, load_model
-from counting.train import balanced_sampler, optimizer_groups, run_frames, train
+from counting.train import balanced_sampler, optimizer_groups, run_frames, selection_key, train
 from counting.train_config import TrainConfig
 from tests.counting.part_b_crops import write_part_b_crops
 
@@ -238,3 +238,37 @@ def test_the_train_command_refuses_set_weights_that_do_not_match_the_sets(small_
     assert main([*args, "--set-weights", "1", "2"]) == 2
     assert "one positive weight for each" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_selection_prefers_an_epoch_the_shipping_rule_accepts_over_a_lower_score():
+    refused = {"val_worse_sets": 1, "val_score": 0.2}
+    accepted = {"val_worse_sets": 0, "val_score": 0.5}
+    assert selection_key(accepted) < selection_key(refused)
+    assert selection_key({"val_score": 0.3}) < selection_key({"val_score": 0.4})  # no baseline: the score alone
+
+
+def test_a_run_against_baseline_weights_counts_the_sets_it_falls_behind_on(two_sets, tmp_path):
+    first = replace(_config(two_sets[0], tmp_path / "first", epochs=1), data=two_sets, val_fraction=0.25)
+    train(first)
+    baseline = str(tmp_path / "first" / "best.pt")
+    second = replace(first, out=str(tmp_path / "second"), epochs=2, baseline_weights=baseline)
+    best = train(second)
+    metrics = [json.loads(line) for line in (tmp_path / "second" / "metrics.jsonl").read_text().splitlines()]
+    assert all(record["val_worse_sets"] in (0, 1, 2) for record in metrics)
+    assert selection_key(best) == min(selection_key(record) for record in metrics)
+
+
+def test_the_compare_command_applies_the_shipping_rule_on_a_runs_validation_slices(two_sets, tmp_path, capsys):
+    train(replace(_config(two_sets[0], tmp_path / "run", epochs=1), data=two_sets, val_fraction=0.25))
+    weights = str(tmp_path / "run" / "best.pt")
+    capsys.readouterr()  # the run's own lines
+    assert main(["compare", str(tmp_path / "run"), "--old", weights, "--new", weights, "--json"]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert [row["set"] for row in verdict["sets"]] == ["street", "station"]
+    for row in verdict["sets"]:
+        assert row["old_mae"] == row["new_mae"] and not row["worse"]
+    assert verdict["old_score"] == verdict["new_score"] and not verdict["rule_holds"]  # not better: not shipped
+    assert main(["compare", str(tmp_path / "run"), "--old", weights, "--new", weights]) == 0
+    assert "the rule fails" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "nothing"), "--old", weights, "--new", weights]) == 2
+    assert "holds no training run" in capsys.readouterr().err
