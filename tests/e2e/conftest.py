@@ -181,9 +181,13 @@ def running_stack(kind: str, folder: Path, redis_database: int) -> Iterator[Stac
         "REDIS_URL": redis_url,
         "MEDIA_ROOT": str(folder / "media"),
         "STATIC_ROOT": str(folder / "static"),
-        "DJANGO_DEBUG": "0",
+        "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "e2e-secret",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Production settings but plain HTTP on loopback, as a closed network without TLS runs them.
+        "CROWDSCOPE_SSL_REDIRECT": "false",
+        "CROWDSCOPE_SECURE_COOKIES": "false",
+        "CROWDSCOPE_HSTS_SECONDS": "0",
         "COUNTING_THREADS": "1",
         # A worker host that vanishes leaves its task unacknowledged; Redis hands it out again after this long.
         "CELERY_VISIBILITY_TIMEOUT": "20",

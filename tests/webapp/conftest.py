@@ -58,7 +58,7 @@ def user_with_role(username: str, role: Role | None, **fields):
 
 @pytest.fixture
 def pages(settings):
-    """The embedded set-up for page tests (DEBUG on, the default): static files come from the finders, without
+    """The embedded set-up for page tests (DEBUG on, as `make demo` runs): static files come from the finders, without
     collectstatic. pytest-django turns DEBUG off, and with DEBUG off the manifest storage wants a manifest."""
     settings.DEBUG = True
 

@@ -35,6 +35,7 @@ from rest_framework.views import APIView
 from counting.specs import OUTPUT_STRIDE
 from webapp.cameras.auth import GatewayTokenAuthentication, IsGateway
 from webapp.cameras.models import Camera, Gateway
+from webapp.health.events import count_event
 from webapp.ingest.models import Frame
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, store_result
@@ -168,6 +169,7 @@ class GatewayPostView(APIView):
             if earlier is None:
                 raise
             return self._replay(request, earlier)
+        count_event("crowdscope_frames_received", camera_id=camera.pk)
         return Response(accepted_body(request, frame), status=self.stored_status)
 
     too_large: str  # the 413's message, formatted with `limit`

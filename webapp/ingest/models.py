@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from webapp.cameras.models import Camera, Gateway, Zone
+from webapp.health.events import count_event
 
 
 def frame_upload_path(frame: Frame, filename: str) -> str:
@@ -64,7 +65,11 @@ class Frame(models.Model):
 
     def mark_failed(self, error: str) -> None:
         self.status, self.error = Frame.Status.FAILED, error
-        Frame.objects.filter(pk=self.pk).exclude(status=Frame.Status.DONE).update(status=self.status, error=error)
+        failing = Frame.objects.filter(pk=self.pk).exclude(status__in=[Frame.Status.DONE, Frame.Status.FAILED])
+        if failing.update(status=self.status, error=error):
+            count_event("crowdscope_frames_failed", camera_id=self.camera_id)
+        else:  # failed before (a retry's reason replaces the first), or counted meanwhile
+            Frame.objects.filter(pk=self.pk, status=Frame.Status.FAILED).update(error=error)
 
 
 class Result(models.Model):

@@ -11,6 +11,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 from PIL import Image
 
 from counting.density_files import density_npz
@@ -18,6 +19,7 @@ from counting.overlay import heatmap_rgba
 from counting.zones import zone_counts
 from webapp.alerts.rules import raise_alerts
 from webapp.cameras.models import Camera
+from webapp.health.events import count_event, observe_seconds
 from webapp.ingest.models import Frame, Result, ZoneCount
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,16 @@ def store_result(frame: Frame, counted: Counted) -> Result | None:
             result.density.delete(save=False)
             result.heatmap.delete(save=False)
             raise
+        transaction.on_commit(lambda: _record_counted(locked, counted))
     return result
+
+
+def _record_counted(frame: Frame, counted: Counted) -> None:
+    count_event("crowdscope_frames_counted", camera_id=frame.camera_id)
+    observe_seconds("crowdscope_inference_seconds", counted.inference_ms / 1000, model=counted.model_name)
+    if not frame.counted_on_gateway:
+        latency = (timezone.now() - frame.received_at).total_seconds()
+        observe_seconds("crowdscope_frame_latency_seconds", latency)
 
 
 def replace_result(frame: Frame, counted: Counted) -> Result:

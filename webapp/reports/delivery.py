@@ -20,6 +20,7 @@ from django.utils import timezone
 from llm_reports.llm import LocalLLM
 from webapp.accounts.roles import role_of
 from webapp.cameras.models import Camera
+from webapp.health.events import count_event
 from webapp.reports.emails import report_email
 from webapp.reports.generation import generate
 from webapp.reports.history import day_period
@@ -130,6 +131,7 @@ def deliver(delivery: Delivery, llm: Callable[[], LocalLLM]) -> None:
     for pause in RECORD_PAUSES:
         try:
             _held(delivery).update(**sent)
+            count_event("crowdscope_email_deliveries", outcome="sent")
             return
         except DatabaseError as error:
             last_error = error
@@ -140,8 +142,10 @@ def deliver(delivery: Delivery, llm: Callable[[], LocalLLM]) -> None:
 def record_failure(delivery: Delivery, error: Exception, final: bool) -> None:
     """Keep why it failed (while the claim is this attempt's): pending again for the next retry, or failed for
     good."""
-    _held(delivery).update(
+    recorded = _held(delivery).update(
         status=Delivery.Status.FAILED if final else Delivery.Status.PENDING,
         error=f"{type(error).__name__}: {error}",
         enqueued_at=timezone.now(),
     )
+    if recorded:
+        count_event("crowdscope_email_deliveries", outcome="failed" if final else "retrying")
