@@ -225,6 +225,10 @@ CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = env.int("CROWDSCOPE_RETAINED_FRAME_MAX_SIDE
 CROWDSCOPE_HEATMAP_MAX_SIDE = env.int("CROWDSCOPE_HEATMAP_MAX_SIDE", default=1024)
 # A frame still waiting this long after it was sent to the workers is sent again (its task was lost).
 CROWDSCOPE_REQUEUE_AFTER_SECONDS = env.int("CROWDSCOPE_REQUEUE_AFTER_SECONDS", default=3600)
+# A frame processing this long has lost its worker (a count takes seconds): it is sent again. One whose workers died
+# more than CROWDSCOPE_MAX_INTERRUPTIONS times (a frame that kills them?) is marked failed instead.
+CROWDSCOPE_PROCESSING_TIMEOUT_SECONDS = env.int("CROWDSCOPE_PROCESSING_TIMEOUT_SECONDS", default=300)
+CROWDSCOPE_MAX_INTERRUPTIONS = env.int("CROWDSCOPE_MAX_INTERRUPTIONS", default=3)
 
 # The counting models the workers load once per process. COUNTING_WEIGHTS maps architectures to checkpoint files,
 # "csrnet=/models/a.pt,csrnet-lite=/models/b.pt"; an architecture not named uses our trained default.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from datetime import timedelta
 
@@ -37,12 +38,23 @@ log = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
+# Worth trying again once an operator has made room: the disk (or the user's quota) is full.
+STORAGE_FULL = (errno.ENOSPC, errno.EDQUOT)
+STORAGE_RETRIES = 20  # every 15 minutes at most: about four and a half hours
+
+
 class CountFrameTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         """Out of retries, or an error nobody expected: the frame says why, and stays failed."""
         frame = Frame.objects.filter(pk=args[0]).first()
         if frame is not None:
             frame.mark_failed(f"counting failed: {type(exc).__name__}: {exc}")
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo) -> None:
+        """A retry later is no interruption: the frame waits in the queue again."""
+        frame = Frame.objects.filter(pk=args[0]).first()
+        if frame is not None:
+            frame.mark_waiting()
 
 
 @app.task(
@@ -65,13 +77,25 @@ def count_frame(self, frame_id: int) -> float | None:
         return None
     if frame.status == Frame.Status.DONE:
         return None  # a redelivery of a task that already finished
-    frame.mark_processing()
+    interruptions = frame.start_counting()
+    if interruptions > settings.CROWDSCOPE_MAX_INTERRUPTIONS:
+        frame.mark_failed(
+            f"counting was interrupted {interruptions} times (its worker died each time): not tried again"
+        )
+        return None
     try:
         rgb, counted = count_stored_frame(frame)
     except (WeightsError, ImageError, FileNotFoundError) as error:
         frame.mark_failed(str(error))
         return None
-    result = store_result(frame, counted)
+    try:
+        result = store_result(frame, counted)
+    except OSError as error:
+        if error.errno not in STORAGE_FULL:
+            raise
+        log.warning("frame %s: %s; trying again later", frame.pk, error)
+        later = min(60 * 2**self.request.retries, 900)
+        raise self.retry(exc=error, countdown=later, max_retries=STORAGE_RETRIES) from error
     if result is None:
         return None
     log.info("frame %s of camera %s counted: %.1f people", frame.pk, frame.camera_id, result.count)
@@ -92,15 +116,21 @@ def count_stored_frame(frame: Frame) -> tuple[np.ndarray, Counted]:
 
 @app.task(name=REQUEUE_STALE_FRAMES)
 def requeue_stale_frames() -> int:
-    """Re-send frames the broker never took, and frames waiting so long that their task must have been lost (Redis
-    restarted without persistence). A frame merely waiting in a backlog is not re-sent before that, so no work is
-    done twice; if it ever is, the result is stored once all the same."""
+    """Re-send frames the broker never took, frames waiting so long that their task must have been lost (Redis
+    restarted without persistence), and frames processing for longer than any count takes, whose worker died (the
+    broker would hand their task out again only after its visibility timeout, an hour). A frame merely waiting in a
+    backlog is not re-sent, so no work is done twice; if it ever is, the result is stored once all the same."""
     now = timezone.now()
     stale = (
         Frame.objects.filter(status__in=[Frame.Status.QUEUED, Frame.Status.PROCESSING], result__isnull=True)
         .filter(
             Q(enqueued_at__isnull=True)
             | Q(enqueued_at__lt=now - timedelta(seconds=settings.CROWDSCOPE_REQUEUE_AFTER_SECONDS))
+            | Q(
+                status=Frame.Status.PROCESSING,
+                processing_since__lt=now - timedelta(seconds=settings.CROWDSCOPE_PROCESSING_TIMEOUT_SECONDS),
+                enqueued_at__lt=now - timedelta(seconds=settings.CROWDSCOPE_PROCESSING_TIMEOUT_SECONDS),
+            )
         )
         .select_related("camera")[:500]
     )

@@ -156,24 +156,33 @@ print(main.pk, other.pk, *tokens)
 """
 
 
-def _create_database(kind: str, folder: Path) -> tuple[str, str | None]:
+def _create_database(kind: str, folder: Path, admin_url: str) -> tuple[str, str | None]:
     if kind == "sqlite":
         return f"sqlite:///{folder / 'e2e.sqlite3'}", None
     name = f"crowdscope_e2e_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+    with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}", name
+    return admin_url.rsplit("/", 1)[0] + f"/{name}", name
 
 
-def _drop_database(name: str) -> None:
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+def _drop_database(name: str, admin_url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
-def running_stack(kind: str, folder: Path, redis_database: int) -> Iterator[Stack]:
-    database_url, postgres_name = _create_database(kind, folder)
-    redis_url = f"{REDIS_URL}/{redis_database}"
+def running_stack(
+    kind: str,
+    folder: Path,
+    redis_database: int,
+    redis_server: str = REDIS_URL,
+    postgres_admin_url: str = POSTGRES_ADMIN_URL,
+    **settings: str,
+) -> Iterator[Stack]:
+    """gunicorn and a worker on a database of their own (on `postgres_admin_url`'s server, or SQLite) and a Redis
+    database of `redis_server`; `settings` add to their environment."""
+    database_url, postgres_name = _create_database(kind, folder, postgres_admin_url)
+    redis_url = f"{redis_server}/{redis_database}"
     redis.Redis.from_url(redis_url).flushdb()
     environment = {
         **os.environ,
@@ -192,6 +201,7 @@ def running_stack(kind: str, folder: Path, redis_database: int) -> Iterator[Stac
         # A worker host that vanishes leaves its task unacknowledged; Redis hands it out again after this long.
         "CELERY_VISIBILITY_TIMEOUT": "20",
         "LOG_LEVEL": "INFO",
+        **settings,
     }
     environment.pop("CROWDSCOPE_TASKS_IN_PROCESS", None)
     stack = Stack(kind, database_url, environment, folder)
@@ -207,7 +217,7 @@ def running_stack(kind: str, folder: Path, redis_database: int) -> Iterator[Stac
         for name in list(stack.processes):
             stack.stop(name)
         if postgres_name:
-            _drop_database(postgres_name)
+            _drop_database(postgres_name, postgres_admin_url)
 
 
 @pytest.fixture(scope="module", params=["postgresql", "sqlite"])

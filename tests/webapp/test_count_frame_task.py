@@ -1,9 +1,11 @@
 """The count task run in this process with the real model: what it stores, once only, and what it keeps of the frame."""
 
+import errno
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.core.files.storage import FileSystemStorage
 from django.utils import timezone
 from PIL import Image
 
@@ -163,3 +165,58 @@ def test_requeue_resends_only_frames_queued_too_long(camera, small_jpeg_bytes, s
     assert (recent.enqueued_at, recent.status) == (lately, Frame.Status.QUEUED)
     assert (failed.enqueued_at, failed.status) == (long_ago, Frame.Status.FAILED)
     assert requeue_stale_frames.apply().get() == 0, "nothing is left to re-send"
+
+
+def test_a_frame_left_processing_by_a_dead_worker_is_sent_again_within_minutes(camera, small_jpeg_bytes, settings):
+    """Not after the broker's visibility timeout (an hour): after CROWDSCOPE_PROCESSING_TIMEOUT_SECONDS."""
+    settings.CROWDSCOPE_PROCESSING_TIMEOUT_SECONDS = 300
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    started = timezone.now() - timedelta(seconds=400)
+    orphan = store_frame(
+        camera, small_jpeg_bytes, status=Frame.Status.PROCESSING, processing_since=started, enqueued_at=started
+    )
+    lately = timezone.now() - timedelta(seconds=60)
+    busy = store_frame(
+        camera, small_jpeg_bytes, status=Frame.Status.PROCESSING, processing_since=lately, enqueued_at=lately
+    )
+    assert requeue_stale_frames.apply().get() == 1
+    orphan.refresh_from_db()
+    busy.refresh_from_db()
+    assert (orphan.status, orphan.interruptions) == (Frame.Status.DONE, 1)
+    assert (busy.status, busy.interruptions) == (Frame.Status.PROCESSING, 0)  # its worker is still at it
+
+
+@pytest.mark.parametrize(("before", "ends"), [(2, Frame.Status.DONE), (3, Frame.Status.FAILED)])
+def test_a_frame_whose_workers_keep_dying_is_failed_past_the_limit(camera, small_jpeg_bytes, settings, before, ends):
+    """Found processing as a task starts, the frame lost its last worker: one more interruption; past
+    CROWDSCOPE_MAX_INTERRUPTIONS (3) it is not tried again (a frame that kills workers would take them all down)."""
+    settings.CROWDSCOPE_MAX_INTERRUPTIONS = 3
+    frame = store_frame(camera, small_jpeg_bytes, status=Frame.Status.PROCESSING, interruptions=before)
+    frame = run_task(frame)
+    assert (frame.status, frame.interruptions) == (ends, before + 1)
+    if ends == Frame.Status.FAILED:
+        assert frame.error == "counting was interrupted 4 times (its worker died each time): not tried again"
+        assert not Result.objects.filter(frame=frame).exists()
+
+
+class DiskFullTwice(FileSystemStorage):
+    """Media storage whose next `failures` writes find the disk full, as a full volume answers (ENOSPC)."""
+
+    failures = 0
+
+    def _save(self, name, content):
+        if DiskFullTwice.failures:
+            DiskFullTwice.failures -= 1
+            raise OSError(errno.ENOSPC, "No space left on device", name)
+        return super()._save(name, content)
+
+
+def test_a_full_disk_is_retried_later_not_a_failure(camera, small_jpeg_bytes, settings, media_root, caplog):
+    frame = store_frame(camera, small_jpeg_bytes)  # stored while there was room
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": f"{__name__}.DiskFullTwice"}}
+    DiskFullTwice.failures = 2
+    frame = run_task(frame)  # in this process the retries follow at once, each after the last
+    assert (frame.status, frame.error, frame.interruptions) == (Frame.Status.DONE, "", 0)
+    full = [record for record in caplog.records if record.name == "workers.tasks" and record.levelname == "WARNING"]
+    assert len(full) == 2 and "No space left on device" in full[0].getMessage()
+    assert Result.objects.filter(frame=frame).count() == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from webapp.cameras.models import Camera, Gateway, Zone
@@ -42,6 +42,10 @@ class Frame(models.Model):
     counted_on_gateway = models.BooleanField(
         default=False, help_text="counted by its gateway (edge mode): the frame itself never reached the server"
     )
+    processing_since = models.DateTimeField(null=True, blank=True, help_text="when a worker last started counting it")
+    interruptions = models.PositiveSmallIntegerField(
+        default=0, help_text="times a worker started counting it and died before it finished"
+    )
 
     class Meta:
         ordering = ["-captured_at"]
@@ -60,8 +64,23 @@ class Frame(models.Model):
     def __str__(self) -> str:
         return f"frame {self.pk} of {self.camera} at {self.captured_at:%Y-%m-%d %H:%M:%S}"
 
-    def mark_processing(self) -> None:
-        Frame.objects.filter(pk=self.pk).exclude(status=Frame.Status.DONE).update(status=Frame.Status.PROCESSING)
+    def start_counting(self) -> int:
+        """Mark it processing, now, unless it is done; returns its interruptions so far. A frame found processing
+        already was left so by a worker that died: that is one more interruption."""
+        with transaction.atomic():
+            locked = Frame.objects.select_for_update().get(pk=self.pk)
+            if locked.status == Frame.Status.DONE:
+                return locked.interruptions
+            if locked.status == Frame.Status.PROCESSING:
+                locked.interruptions += 1
+            locked.status, locked.processing_since = Frame.Status.PROCESSING, timezone.now()
+            locked.save(update_fields=["status", "processing_since", "interruptions"])
+        self.status, self.interruptions = locked.status, locked.interruptions
+        return locked.interruptions
+
+    def mark_waiting(self) -> None:
+        """Back in the queue, for a later try of a worker that is alive (not an interruption)."""
+        Frame.objects.filter(pk=self.pk, status=Frame.Status.PROCESSING).update(status=Frame.Status.QUEUED)
 
     def mark_failed(self, error: str) -> None:
         self.status, self.error = Frame.Status.FAILED, error
