@@ -36,8 +36,10 @@ test: lint services
 demo: setup
 	DJANGO_DEBUG=true IMAGES=$(IMAGES) $(PY) manage.py demo
 
-bench: setup
+bench: setup services
 	$(PY) -m counting bench --data ../shared/data/shanghaitech/part_B --calibration-frames 20
 	$(PY) -m llm_reports bench
 	# One gunicorn worker's resident memory after serving the login page: the web process loads no torch.
 	$(PY) scripts/web_memory.py --max-mib 150
+	# Accepted uploads/s against gunicorn (counting off), then frames/s through one counting worker end to end.
+	$(PY) scripts/throughput.py

@@ -1,4 +1,4 @@
-"""Checks on an uploaded frame before anything is stored: size, pixel count, and a full decode."""
+"""Checks on an uploaded frame before anything is stored: size, pixel count, and a decode of all its data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError
 
-from counting.images import ImageError, load_rgb
+from counting.images import ImageError, decoded_size
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif", "GIF": "gif"}
 
@@ -33,7 +33,7 @@ def check_image(upload: UploadedFile, max_bytes: int, max_pixels: int) -> Checke
     """The upload's bytes, once they are known to be one whole image of an accepted format and size.
 
     The pixel count is read from the header before decoding, so a decompression bomb is refused without being
-    expanded; then the whole image is decoded, which catches truncated and corrupt files.
+    expanded; then all of its data is decoded (`decoded_size`), which catches truncated and corrupt files.
     """
     if upload.size == 0:
         raise UploadRejected("the image is empty (zero bytes)")
@@ -57,8 +57,7 @@ def check_image(upload: UploadedFile, max_bytes: int, max_pixels: int) -> Checke
             f"the image is {width}x{height} ({width * height:,} pixels); the limit is {max_pixels:,}", status=413
         )
     try:
-        # Decoded upright (EXIF orientation applied), so its shape is the frame's upright size.
-        height, width = load_rgb(data).shape[:2]
+        width, height = decoded_size(data)  # upright, as the workers will decode it
     except ImageError as error:
         raise UploadRejected(f"the image cannot be decoded (truncated or corrupt?): {error}") from error
     return CheckedImage(data, hashlib.sha256(data).hexdigest(), width, height, EXTENSIONS[image_format])
