@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from webapp.queues import (
@@ -14,6 +15,7 @@ from webapp.queues import (
     CALIBRATE_CAMERA,
     CALIBRATE_QUEUE,
     DEFAULT_QUEUE,
+    DELETE_EXPIRED_FILES,
     GENERATE_REPORT,
     RECOUNT_PERIOD,
     REPORTS_QUEUE,
@@ -221,6 +223,12 @@ if CROWDSCOPE_FRAME_RETENTION not in ("keep", "delete", "downscale"):
     raise RuntimeError(
         f"CROWDSCOPE_FRAME_RETENTION must be keep, delete or downscale, not {CROWDSCOPE_FRAME_RETENTION!r}"
     )
+# Retention by age (days; 0: for ever), applied daily by the beat: the files of older frames are deleted, their rows
+# and counts kept. Frames are the most and the most private; heatmaps are only drawn; density maps let zones be
+# counted again.
+CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS = env.int("CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS", default=30)
+CROWDSCOPE_KEEP_HEATMAPS_DAYS = env.int("CROWDSCOPE_KEEP_HEATMAPS_DAYS", default=30)
+CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS = env.int("CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS", default=0)
 CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = env.int("CROWDSCOPE_RETAINED_FRAME_MAX_SIDE", default=640)
 CROWDSCOPE_HEATMAP_MAX_SIDE = env.int("CROWDSCOPE_HEATMAP_MAX_SIDE", default=1024)
 # A frame still waiting this long after it was sent to the workers is sent again (its task was lost).
@@ -288,6 +296,7 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-frames": {"task": REQUEUE_STALE_FRAMES, "schedule": 60.0},
     # Which reports go to whom and when lives in the database (subscriptions); this only looks every minute.
     "send-due-reports": {"task": SEND_DUE_REPORTS, "schedule": 60.0},
+    "delete-expired-files": {"task": DELETE_EXPIRED_FILES, "schedule": crontab(hour=3, minute=17)},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

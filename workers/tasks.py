@@ -16,6 +16,7 @@ from django.utils import timezone
 from counting.images import ImageError, load_rgb
 from counting.models import WeightsError
 from webapp.calibration.models import TIME_LIMIT as CALIBRATION_TIME_LIMIT
+from webapp.ingest import retention
 from webapp.ingest.models import Frame
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
@@ -23,6 +24,7 @@ from webapp.queues import (
     ANSWER_QUESTION,
     CALIBRATE_CAMERA,
     COUNT_FRAME,
+    DELETE_EXPIRED_FILES,
     GENERATE_REPORT,
     RECOUNT_PERIOD,
     REQUEUE_STALE_FRAMES,
@@ -171,6 +173,12 @@ def answer_question(question_id: int) -> str:
 EMAIL_RETRY_DELAYS = (60, 120, 240, 480, 900)
 # Shorter than webapp.reports.delivery.SENDING_LEASE (not imported here: counting workers never load the LLM code).
 ATTEMPT_TIME_LIMIT = timedelta(minutes=15)
+
+
+@app.task(name=DELETE_EXPIRED_FILES)
+def delete_expired_files() -> list[str]:
+    """Run by the beat daily: retention by age (webapp.ingest.retention); what was freed, per kind."""
+    return [str(freed) for freed in retention.delete_expired_files(timezone.now())]
 
 
 @app.task(name=SEND_DUE_REPORTS)

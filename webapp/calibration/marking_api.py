@@ -26,7 +26,7 @@ from webapp.calibration.api_access import PeopleView, absolute_url, bad_field, c
 from webapp.calibration.models import MarkedFrame, validate_points
 from webapp.calibration.suggestions import suggested_frames
 from webapp.cameras.models import Camera
-from webapp.ingest.api import frame_result
+from webapp.ingest.api import frame_result, stored_density
 from webapp.ingest.models import Frame
 from webapp.ingest.uploads import UploadRejected, check_image
 
@@ -238,11 +238,7 @@ class FrameProposalsView(PeopleView):
         """The model's head proposals: local peaks of the frame's stored density map, as many as it counted, in
         pixels of the frame as uploaded (`width` x `height`)."""
         frame, result = frame_result(request, pk)
-        try:
-            with result.density.open("rb") as handle, np.load(handle) as stored:
-                density = stored["density"].astype(np.float32)
-        except FileNotFoundError as error:
-            raise exceptions.NotFound("the frame's density map is missing from storage") from error
+        density, _ = stored_density(result)
         points = head_proposals(density, frame.width, frame.height, result.count)
         return Response(
             {

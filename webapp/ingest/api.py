@@ -22,7 +22,7 @@ from webapp.cameras.auth import can_read_camera
 from webapp.cameras.models import Camera
 from webapp.ingest import series
 from webapp.ingest.csv_export import CountsCSVRenderer
-from webapp.ingest.models import Frame
+from webapp.ingest.models import Frame, Result
 
 
 def frame_url(request, frame: Frame, name: str) -> str:
@@ -73,16 +73,30 @@ class FrameDetailView(ReadView):
                 "inference_ms": result.inference_ms,
             }
             body["links"] |= {
-                "density": frame_url(request, frame, "api-frame-density"),
-                "density_values": frame_url(request, frame, "api-frame-density-values"),
+                "density": frame_url(request, frame, "api-frame-density") if result.density else None,
+                "density_values": frame_url(request, frame, "api-frame-density-values") if result.density else None,
                 "heatmap": frame_url(request, frame, "api-frame-heatmap") if result.heatmap else None,
             }
         return Response(body)
 
 
+NOT_KEPT = "this file is not kept (see the retention settings)"
+
+
+def stored_density(result: Result) -> tuple[np.ndarray, int]:
+    """The result's density map (float32) and its stride; 404 when it is no longer kept or missing from storage."""
+    if not result.density:
+        raise exceptions.NotFound(NOT_KEPT)
+    try:
+        with result.density.open("rb") as handle, np.load(handle) as stored:
+            return stored["density"].astype(np.float32), int(stored["stride"])
+    except FileNotFoundError as error:
+        raise exceptions.NotFound("the frame's density map is missing from storage") from error
+
+
 def _stored_file(field, content_type: str, filename: str) -> FileResponse:
     if not field:
-        raise exceptions.NotFound("this file is not kept (see the retention setting)")
+        raise exceptions.NotFound(NOT_KEPT)
     try:
         handle = field.open("rb")
     except FileNotFoundError as error:
@@ -127,8 +141,7 @@ class FrameDensityValuesView(ReadView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, pk: int):
         frame, result = frame_result(request, pk)
-        with result.density.open("rb") as handle, np.load(handle) as stored:
-            density, stride = stored["density"].astype(np.float32), int(stored["stride"])
+        density, stride = stored_density(result)
         return Response(
             {
                 "frame": frame.pk,
