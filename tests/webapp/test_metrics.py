@@ -8,14 +8,17 @@ import sys
 
 import pytest
 import redis
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO
 from tests.webapp.conftest import FRAMES_URL, image_file
 from webapp.calibration.models import CalibrationJob
+from webapp.cameras.models import Camera
 from webapp.health.events import count_event, observe_seconds
 from webapp.health.logs import RequestIdFilter
-from webapp.ingest.models import Frame
+from webapp.ingest.models import Frame, Result
 
 pytestmark = pytest.mark.django_db
 EVENTS_REDIS = "redis://127.0.0.1:6379/11"  # a database of its own: no other test's events, no real queue
@@ -177,3 +180,25 @@ def test_json_log_lines_carry_time_level_logger_and_request_id():
         "message": "probe 7",
     }
     assert line["time"].endswith("+00:00")
+
+
+def test_a_scrape_reads_the_latest_counts_in_the_same_queries_for_one_camera_or_many(client, site, events):
+    def add_counted_camera(index: int) -> None:
+        camera = Camera.objects.create(site=site, name=f"Gate {index}")
+        frame = Frame.objects.create(
+            camera=camera, captured_at="2026-12-01T10:00Z", content_hash="0" * 64, width=8, height=8
+        )
+        Result.objects.create(
+            frame=frame, count=index, density="d.npz", model_name="m", model_version="v", inference_ms=1
+        )
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            scrape(client)
+        return len(captured)
+
+    add_counted_camera(0)
+    one = queries()
+    for index in range(1, 5):
+        add_counted_camera(index)
+    assert queries() == one

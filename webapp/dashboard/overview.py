@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera
-from webapp.ingest.models import Frame, Result
+from webapp.ingest.models import Frame, Result, newest_result_id
 
 SPARKLINE_HOURS = 6
 SPARKLINE_POINTS = 72  # one per 5 minutes over the six hours
@@ -68,12 +68,11 @@ def camera_cards(site: int | None = None, crowding: str = "", sort: str = "name"
     now = timezone.now()
     # A fixed number of queries however many cameras: the pages poll this every few seconds.
     last_received = Frame.objects.filter(camera=OuterRef("pk")).order_by("-received_at")
-    latest_result = Result.objects.filter(frame__camera=OuterRef("pk")).order_by("-frame__captured_at")
     open_alerts = Alert.objects.filter(camera=OuterRef("pk"), state=Alert.State.OPEN).values("camera")
     cameras = Camera.objects.select_related("site").annotate(
         last_received=Subquery(last_received.values("received_at")[:1]),
         last_status=Subquery(last_received.values("status")[:1]),
-        latest_result_id=Subquery(latest_result.values("pk")[:1]),
+        latest_result_id=newest_result_id(),
         open_alert_count=Coalesce(Subquery(open_alerts.annotate(n=Count("pk")).values("n")), 0),
     )
     if site:

@@ -26,7 +26,7 @@ from counting.specs import ARCHITECTURE_NAMES
 from webapp.calibration.models import CalibrationJob
 from webapp.cameras.models import Camera, Gateway
 from webapp.health.events import COUNTERS, EVENTS_KEY, HISTOGRAMS, LATENCY_BUCKETS, events_store
-from webapp.ingest.models import Result
+from webapp.ingest.models import Result, newest_result_id
 from webapp.queues import CALIBRATE_QUEUE, DEFAULT_QUEUE, REPORTS_QUEUE, count_queue
 
 log = logging.getLogger(__name__)
@@ -84,15 +84,16 @@ def _state_families() -> Iterator[Metric]:
     zones = GaugeMetricFamily(
         "crowdscope_latest_zone_count", "people in each zone of that frame", labels=["camera_id", "zone"]
     )
-    for camera in Camera.objects.select_related("site").order_by("pk"):
+    # A fixed number of queries however many cameras: Prometheus scrapes every few seconds.
+    cameras = list(Camera.objects.select_related("site").annotate(latest_result_id=newest_result_id()).order_by("pk"))
+    results = (
+        Result.objects.select_related("frame")
+        .prefetch_related("zone_counts")
+        .in_bulk([camera.latest_result_id for camera in cameras if camera.latest_result_id])
+    )
+    for camera in cameras:
         info.add_metric([str(camera.pk), camera.name, camera.site.name], 1)
-        newest = (
-            Result.objects.filter(frame__camera=camera)
-            .select_related("frame")
-            .prefetch_related("zone_counts")
-            .order_by("-frame__captured_at")
-            .first()
-        )
+        newest = results.get(camera.latest_result_id)
         if newest is None:
             continue
         latest.add_metric([str(camera.pk)], newest.count)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from webapp.cameras.models import Camera, Gateway, Zone
@@ -111,6 +112,13 @@ class Result(models.Model):
         if self.frame.counted_on_gateway:
             return f"counted on the gateway by {self.model_name}; the frame stays on site"
         return f"counted by {self.model_name}"
+
+
+def newest_result_id() -> Subquery:
+    """For annotating cameras: the id of the result of each camera's newest counted frame (None while it has none),
+    so that pages and scrapes read every camera's latest count in a fixed number of queries."""
+    newest = Result.objects.filter(frame__camera=OuterRef("pk")).order_by("-frame__captured_at")
+    return Subquery(newest.values("pk")[:1])
 
 
 class ZoneCount(models.Model):
