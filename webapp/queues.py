@@ -13,7 +13,7 @@ SEND_DUE_REPORTS = "workers.tasks.send_due_reports"
 SEND_REPORT_EMAIL = "workers.tasks.send_report_email"
 CALIBRATE_CAMERA = "workers.tasks.calibrate_camera"
 RECOUNT_PERIOD = "workers.tasks.recount_period"
-DELETE_EXPIRED_FILES = "workers.tasks.delete_expired_files"
+EXPIRE_BY_AGE = "workers.tasks.expire_by_age"
 
 # Tasks routed nowhere else (the beat's) go here.
 DEFAULT_QUEUE = "default"

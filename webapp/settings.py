@@ -15,7 +15,7 @@ from webapp.queues import (
     CALIBRATE_CAMERA,
     CALIBRATE_QUEUE,
     DEFAULT_QUEUE,
-    DELETE_EXPIRED_FILES,
+    EXPIRE_BY_AGE,
     GENERATE_REPORT,
     RECOUNT_PERIOD,
     REPORTS_QUEUE,
@@ -223,9 +223,11 @@ if CROWDSCOPE_FRAME_RETENTION not in ("keep", "delete", "downscale"):
     raise RuntimeError(
         f"CROWDSCOPE_FRAME_RETENTION must be keep, delete or downscale, not {CROWDSCOPE_FRAME_RETENTION!r}"
     )
-# Retention by age (days; 0: for ever), applied daily by the beat: the files of older frames are deleted, their rows
-# and counts kept. Frames are the most and the most private; heatmaps are only drawn; density maps let zones be
-# counted again.
+# Retention by age (days; 0: for ever), applied daily by the beat. Older frames' rows are folded into quarter-hour
+# counts per camera and zone (series of 15 minutes and more, reports and CSV read those), then deleted with their
+# files. Before that, each kind of file goes by its own age: frames are the most and the most private; heatmaps are
+# only drawn; density maps let zones be counted again.
+CROWDSCOPE_KEEP_FRAME_ROWS_DAYS = env.int("CROWDSCOPE_KEEP_FRAME_ROWS_DAYS", default=90)
 CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS = env.int("CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS", default=30)
 CROWDSCOPE_KEEP_HEATMAPS_DAYS = env.int("CROWDSCOPE_KEEP_HEATMAPS_DAYS", default=30)
 CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS = env.int("CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS", default=0)
@@ -296,7 +298,7 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-frames": {"task": REQUEUE_STALE_FRAMES, "schedule": 60.0},
     # Which reports go to whom and when lives in the database (subscriptions); this only looks every minute.
     "send-due-reports": {"task": SEND_DUE_REPORTS, "schedule": 60.0},
-    "delete-expired-files": {"task": DELETE_EXPIRED_FILES, "schedule": crontab(hour=3, minute=17)},
+    "expire-by-age": {"task": EXPIRE_BY_AGE, "schedule": crontab(hour=3, minute=17)},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

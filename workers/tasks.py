@@ -24,7 +24,7 @@ from webapp.queues import (
     ANSWER_QUESTION,
     CALIBRATE_CAMERA,
     COUNT_FRAME,
-    DELETE_EXPIRED_FILES,
+    EXPIRE_BY_AGE,
     GENERATE_REPORT,
     RECOUNT_PERIOD,
     REQUEUE_STALE_FRAMES,
@@ -175,10 +175,10 @@ EMAIL_RETRY_DELAYS = (60, 120, 240, 480, 900)
 ATTEMPT_TIME_LIMIT = timedelta(minutes=15)
 
 
-@app.task(name=DELETE_EXPIRED_FILES)
-def delete_expired_files() -> list[str]:
-    """Run by the beat daily: retention by age (webapp.ingest.retention); what was freed, per kind."""
-    return [str(freed) for freed in retention.delete_expired_files(timezone.now())]
+@app.task(name=EXPIRE_BY_AGE)
+def expire_by_age() -> list[str]:
+    """Run by the beat daily: retention by age (webapp.ingest.retention); what each step freed."""
+    return [str(freed) for freed in retention.expire_by_age(timezone.now())]
 
 
 @app.task(name=SEND_DUE_REPORTS)

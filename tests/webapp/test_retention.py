@@ -1,4 +1,5 @@
-"""Retention by age against the real database and media storage: old frames lose their files, never their counts."""
+"""Retention of files by age against the real database and media storage: old frames lose their files, never their
+counts."""
 
 from datetime import timedelta
 
@@ -8,7 +9,7 @@ from django.utils import timezone
 
 from tests.webapp.conftest import store_frame, stored_files
 from webapp.ingest.models import Frame
-from workers.tasks import count_frame, delete_expired_files
+from workers.tasks import count_frame, expire_by_age
 
 pytestmark = pytest.mark.django_db
 
@@ -24,6 +25,7 @@ def counted_frame(camera, data: bytes, days_ago: float) -> Frame:
 def test_files_past_their_age_are_deleted_and_their_counts_kept(
     camera, small_jpeg_bytes, settings, media_root, api, capsys
 ):
+    settings.CROWDSCOPE_KEEP_FRAME_ROWS_DAYS = 0  # rows for ever: tests/webapp/test_retention_rows.py folds them
     settings.CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS = 30
     settings.CROWDSCOPE_KEEP_HEATMAPS_DAYS = 60
     settings.CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS = 0  # for ever
@@ -33,11 +35,11 @@ def test_files_past_their_age_are_deleted_and_their_counts_kept(
     files_before = stored_files(media_root)
     image_bytes = sum((media_root / frame.image.name).stat().st_size for frame in (old, older))
 
-    call_command("delete_expired_files", "--dry-run")
+    call_command("expire_by_age", "--dry-run")
     assert stored_files(media_root) == files_before
     assert "would free: frame images older than 30 days: 2 files" in capsys.readouterr().out
 
-    call_command("delete_expired_files")
+    call_command("expire_by_age")
     said = capsys.readouterr().out
     assert f"freed: frame images older than 30 days: 2 files, {image_bytes / 1e6:,.1f} MB freed" in said
     assert "freed: heatmaps older than 60 days: 1 files" in said
@@ -58,17 +60,18 @@ def test_files_past_their_age_are_deleted_and_their_counts_kept(
     assert body["count"] == pytest.approx(count_before)
     assert body["links"]["image"] is None and body["links"]["heatmap"] is None and body["links"]["density"]
 
-    assert delete_expired_files.apply().get() == [
+    assert expire_by_age.apply().get() == [
         "frame images older than 30 days: 0 files, 0.0 MB freed",
         "heatmaps older than 60 days: 0 files, 0.0 MB freed",
     ]
 
 
 def test_a_density_map_no_longer_kept_is_a_404_not_an_error(camera, small_jpeg_bytes, settings, api):
-    settings.CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS = settings.CROWDSCOPE_KEEP_HEATMAPS_DAYS = 0
+    settings.CROWDSCOPE_KEEP_FRAME_ROWS_DAYS = settings.CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS = 0
+    settings.CROWDSCOPE_KEEP_HEATMAPS_DAYS = 0
     settings.CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS = 10
     frame = counted_frame(camera, small_jpeg_bytes, 20)
-    call_command("delete_expired_files")
+    call_command("expire_by_age")
     for path in ("density.json", "density.npz"):
         response = api.get(f"/api/v1/frames/{frame.pk}/{path}")
         assert response.status_code == 404 and "not kept" in response.json()["detail"]

@@ -27,7 +27,10 @@ class Alert(models.Model):
     threshold = models.FloatField()
     value = models.FloatField(help_text="at the crossing")
     peak = models.FloatField(help_text="the highest value while over the threshold")
-    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="alerts", help_text="the crossing frame")
+    # Null once retention has deleted the frame's row: the alert itself stays in the history.
+    frame = models.ForeignKey(
+        Frame, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts", help_text="the crossing frame"
+    )
     raised_at = models.DateTimeField(help_text="when the crossing frame was captured")
     ended_at = models.DateTimeField(null=True, blank=True, help_text="the first frame back at or under the threshold")
     state = models.CharField(max_length=14, choices=State.choices, default=State.OPEN)

@@ -179,10 +179,11 @@ class CameraCountsView(ReadView):
         bucket = query.validated_data.get("bucket", "raw")
         try:
             if bucket == "raw":
+                series.refuse_where_aggregated(camera.pk, start, end, None)
                 points = series.raw(series.samples(camera.pk, start, end, limit=series.MAX_RAW_POINTS))
             else:
-                points = series.bucketed(series.samples(camera.pk, start, end), series.BUCKETS[bucket])
-        except series.SeriesTooLong as error:
+                points = series.bucketed(camera.pk, start, end, series.BUCKETS[bucket])
+        except series.SeriesRefused as error:
             raise exceptions.ValidationError({"bucket": [str(error)]}) from error
         response = Response({"camera": camera.pk, "from": start, "to": end, "bucket": bucket, "points": points})
         if request.accepted_renderer.format == "csv":

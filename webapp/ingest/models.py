@@ -121,6 +121,30 @@ def newest_result_id() -> Subquery:
     return Subquery(newest.values("pk")[:1])
 
 
+class QuarterHourCount(models.Model):
+    """A camera's counts (`zone_name` empty) or one zone's over a quarter hour, kept once retention has deleted the
+    frames' rows. Every time zone's hours and days begin on a quarter hour of UTC, so hourly and daily series and
+    reports are cut from these as exactly as from the frames."""
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="quarter_hour_counts")
+    zone_name = models.CharField(max_length=100, blank=True)
+    start = models.DateTimeField(help_text="on a quarter hour of UTC")
+    frames = models.PositiveIntegerField(help_text="counted frames captured in the quarter hour")
+    total = models.FloatField(help_text="the sum of their counts (the mean is total / frames)")
+    peak = models.FloatField(help_text="the highest count of a single frame")
+
+    class Meta:
+        ordering = ["camera", "zone_name", "start"]
+        constraints = [
+            models.UniqueConstraint(fields=["camera", "zone_name", "start"], name="one_quarter_hour_count_each")
+        ]
+        indexes = [models.Index(fields=["camera", "start"])]
+
+    def __str__(self) -> str:
+        subject = f"{self.camera} / {self.zone_name}" if self.zone_name else str(self.camera)
+        return f"{subject} from {self.start:%Y-%m-%d %H:%M}: {self.total / self.frames:.1f} over {self.frames} frames"
+
+
 class ZoneCount(models.Model):
     result = models.ForeignKey(Result, on_delete=models.CASCADE, related_name="zone_counts")
     # The zone may be redrawn or deleted later; the name at counting time keeps the history readable.

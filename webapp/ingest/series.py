@@ -1,4 +1,7 @@
-"""Count time series of a camera: raw points, or buckets of 1m, 15m, 1h or 1d with mean and peak."""
+"""Count time series of a camera: raw points, or buckets of 1m, 15m, 1h or 1d with mean and peak.
+
+Buckets of 15 minutes and longer are cut from the frames still kept and from the quarter-hour counts that retention
+leaves in place of older ones (`webapp.ingest.retention`); raw points and minutes exist only while the frames do."""
 
 from __future__ import annotations
 
@@ -8,14 +11,33 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from webapp.ingest.models import Result, ZoneCount
+from webapp.ingest.models import QuarterHourCount, Result, ZoneCount
 
-BUCKETS = {"1m": timedelta(minutes=1), "15m": timedelta(minutes=15), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+QUARTER_HOUR = timedelta(minutes=15)
+BUCKETS = {"1m": timedelta(minutes=1), "15m": QUARTER_HOUR, "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 MAX_RAW_POINTS = 20_000
 
 
-class SeriesTooLong(ValueError):
-    pass
+class SeriesRefused(ValueError):
+    """A series that cannot be given as asked (too many points, or frames no longer kept); the message says why."""
+
+
+@dataclass
+class Tally:
+    """Frames, their summed count and their peak: what buckets of any width are built from."""
+
+    frames: int = 0
+    total: float = 0.0
+    peak: float = float("-inf")
+
+    def add(self, frames: int, total: float, peak: float) -> None:
+        self.frames += frames
+        self.total += total
+        self.peak = max(self.peak, peak)
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.frames
 
 
 @dataclass(frozen=True)
@@ -34,7 +56,7 @@ def samples(camera_id: int, start: datetime, end: datetime, limit: int | None = 
         .values_list("pk", "frame_id", "frame__captured_at", "count")[: limit + 1 if limit else None]
     )
     if limit and len(rows) > limit:
-        raise SeriesTooLong(f"more than {limit:,} frames in this range; ask for a bucket (1m, 15m, 1h, 1d)")
+        raise SeriesRefused(f"more than {limit:,} frames in this range; ask for a bucket (1m, 15m, 1h, 1d)")
     zones: dict[int, dict[str, float]] = defaultdict(dict)
     for result_id, zone_name, count in ZoneCount.objects.filter(result_id__in=[row[0] for row in rows]).values_list(
         "result_id", "zone_name", "count"
@@ -52,29 +74,45 @@ def bucket_start(moment: datetime, width: timedelta) -> datetime:
     return datetime.fromtimestamp(moment.timestamp() // seconds * seconds, tz=moment.tzinfo)
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"mean": sum(values) / len(values), "peak": max(values)}
-
-
-def bucketed(points: list[Sample], width: timedelta) -> list[dict]:
-    groups: dict[datetime, list[Sample]] = defaultdict(list)
-    for point in points:
-        groups[bucket_start(point.time, width)].append(point)
-    series = []
-    for start, members in sorted(groups.items()):
-        zone_values: dict[str, list[float]] = defaultdict(list)
-        for member in members:
-            for name, count in member.zones.items():
-                zone_values[name].append(count)
-        series.append(
-            {
-                "start": start.isoformat(),
-                "frames": len(members),
-                **_summary([member.count for member in members]),
-                "zones": {name: _summary(values) for name, values in sorted(zone_values.items())},
-            }
+def refuse_where_aggregated(camera_id: int, start: datetime, end: datetime, width: timedelta | None) -> None:
+    """Refuse raw points (`width` None) or buckets shorter than a quarter hour over a range whose frames retention
+    has replaced by quarter-hour counts."""
+    if width is not None and width >= QUARTER_HOUR:
+        return
+    aggregated = QuarterHourCount.objects.filter(camera_id=camera_id, start__gte=start - QUARTER_HOUR, start__lt=end)
+    newest = aggregated.order_by("-start").values_list("start", flat=True).first()
+    if newest is not None:
+        raise SeriesRefused(
+            f"frames captured before {(newest + QUARTER_HOUR).isoformat()} are kept only as quarter-hour counts; "
+            "ask for a bucket of 15m, 1h or 1d"
         )
-    return series
+
+
+def bucketed(camera_id: int, start: datetime, end: datetime, width: timedelta) -> list[dict]:
+    """Buckets of `width` over [start, end), oldest first, from the kept frames and the quarter-hour counts."""
+    refuse_where_aggregated(camera_id, start, end, width)
+    cameras: dict[datetime, Tally] = defaultdict(Tally)
+    zones: dict[datetime, dict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
+    for point in samples(camera_id, start, end):
+        bucket = bucket_start(point.time, width)
+        cameras[bucket].add(1, point.count, point.count)
+        for name, count in point.zones.items():
+            zones[bucket][name].add(1, count, count)
+    aggregated = QuarterHourCount.objects.filter(camera_id=camera_id, start__gte=start, start__lt=end)
+    for row in aggregated.values_list("start", "zone_name", "frames", "total", "peak"):
+        quarter, zone_name, *tally = row
+        bucket = bucket_start(quarter, width)
+        (zones[bucket][zone_name] if zone_name else cameras[bucket]).add(*tally)
+    return [
+        {
+            "start": bucket.isoformat(),
+            "frames": tally.frames,
+            "mean": tally.mean,
+            "peak": tally.peak,
+            "zones": {name: {"mean": each.mean, "peak": each.peak} for name, each in sorted(zones[bucket].items())},
+        }
+        for bucket, tally in sorted(cameras.items())
+    ]
 
 
 def raw(points: list[Sample]) -> list[dict]:

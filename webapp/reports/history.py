@@ -1,5 +1,6 @@
 """The report input, built from the database: hourly series per camera and zone over the period and the weeks
-before it (which give each camera its usual level for an hour of a weekday)."""
+before it (which give each camera its usual level for an hour of a weekday), from the frames still kept and the
+quarter-hour counts retention folded older ones into."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from django.db.models.functions import TruncHour
 from llm_reports.history import AlertRecord, Bucket, History, Series
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera
-from webapp.ingest.models import Result, ZoneCount
+from webapp.ingest.models import QuarterHourCount, Result, ZoneCount
+from webapp.ingest.series import Tally
 
 LOOKBACK_DAYS = 28
 
@@ -75,21 +77,29 @@ def build_history(
         .annotate(mean=Avg("count"), peak=Max("count"), frames=Count("pk"))
         .order_by("result__frame__camera", "zone_name", "hour")
     )
-    camera_buckets: dict[int, list[Bucket]] = defaultdict(list)
+    # By camera, zone name ("" for the whole view) and hour.
+    tallies: dict[tuple[int, str], dict[datetime, Tally]] = defaultdict(lambda: defaultdict(Tally))
     for row in camera_rows:
-        camera_buckets[row["frame__camera"]].append(Bucket(row["hour"], row["mean"], row["peak"], row["frames"]))
-    zone_buckets: dict[tuple[int, str], list[Bucket]] = defaultdict(list)
+        tallies[row["frame__camera"], ""][row["hour"]].add(row["frames"], row["mean"] * row["frames"], row["peak"])
     for row in zone_rows:
         key = (row["result__frame__camera"], row["zone_name"])
-        zone_buckets[key].append(Bucket(row["hour"], row["mean"], row["peak"], row["frames"]))
+        tallies[key][row["hour"]].add(row["frames"], row["mean"] * row["frames"], row["peak"])
+    folded = QuarterHourCount.objects.filter(camera__in=cameras, start__gte=since, start__lt=period_end)
+    for camera_id, zone_name, start, *tally in folded.values_list("camera", "zone_name", "start", *vars(Tally())):
+        hour = start.astimezone(hours).replace(minute=0)
+        tallies[camera_id, zone_name][hour].add(*tally)
+    buckets = {
+        key: [Bucket(hour, tally.mean, tally.peak, tally.frames) for hour, tally in sorted(by_hour.items())]
+        for key, by_hour in tallies.items()
+    }
 
     series = []
     for camera in cameras:
-        series.append(Series(names[camera.pk], None, camera.alert_threshold, camera_buckets.get(camera.pk, [])))
+        series.append(Series(names[camera.pk], None, camera.alert_threshold, buckets.get((camera.pk, ""), [])))
         thresholds = {zone.name: zone.alert_threshold for zone in camera.zones.all()}
-        for (camera_id, zone_name), buckets in sorted(zone_buckets.items()):
-            if camera_id == camera.pk:
-                series.append(Series(names[camera.pk], zone_name, thresholds.get(zone_name), buckets))
+        for (camera_id, zone_name), zone_buckets in sorted(buckets.items()):
+            if camera_id == camera.pk and zone_name:
+                series.append(Series(names[camera.pk], zone_name, thresholds.get(zone_name), zone_buckets))
     return History(
         period_start=period_start,
         period_end=period_end,
