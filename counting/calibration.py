@@ -78,9 +78,9 @@ class CalibrationConfig:
     # Fold a count scale fitted on each fine-tune's own training frames into its density head (`counting.count_scale`)
     fit_count_scale: bool = True
     bf16: bool | None = None  # bf16 autocast while fine-tuning; None: where the hardware computes it natively
-    # Counting (held-out errors, count scale) in the precision the workers count in: a count scale fitted on bf16
-    # counts was 0.6% off for fp32 workers.
-    precision: str = "fp32"
+    # Counting (held-out errors, count scale) in the precision the workers count in (as `resolve_precision` takes
+    # it): a count scale fitted on bf16 counts was 0.6% off for fp32 workers.
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)

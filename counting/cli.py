@@ -33,7 +33,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--weights",
         help="checkpoint: ours, or a public CSRNet state dict / .pth.tar (default: our trained weights for --arch)",
     )
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto", help="auto: bf16 where the device computes it natively"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from counting.images import to_input_tensor
 from counting.models import load_model
 from counting.specs import OUTPUT_STRIDE
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 TILE_PIXELS = 4_000_000
 TILE_SIDE = 1536
 TILE_MARGIN = 192  # half the overlap of neighbouring tiles, about half CSRNet's receptive field; a multiple of 8
@@ -39,6 +40,7 @@ def configure_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+@cache
 def bf16_is_native(device: str = "cpu") -> bool:
     """Whether `device` computes bf16 in hardware (AVX512-BF16 or AMX on a CPU).
 
@@ -55,6 +57,16 @@ def training_precision(device: str, bf16: bool | None) -> str:
     return "bf16" if (bf16_is_native(device) if bf16 is None else bf16) else "fp32"
 
 
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """ "fp32" or "bf16": `precision` itself, or for "auto" bf16 where `device` computes it natively, fp32 elsewhere.
+
+    On 2 cores of a Zen 4 EPYC, bf16 counts a 1024x768 frame with csrnet-lite 2.5x faster than fp32 and moves the
+    count by about 0.5% (`make bench` shows both)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    return training_precision(device, None) if precision == "auto" else precision
+
+
 def training_autocast(device: str, bf16: bool | None) -> torch.autocast:
     """The autocast for `training_precision(device, bf16)`: bf16 there, disabled (fp32) otherwise."""
     return torch.autocast(
@@ -65,7 +77,9 @@ def training_autocast(device: str, bf16: bool | None) -> torch.autocast:
 
 
 def predict_density(model: nn.Module, rgb: np.ndarray, precision: str = "fp32", device: str = "cpu") -> np.ndarray:
-    """One forward pass over a whole frame, padded with the mean colour to a multiple of 8."""
+    """One forward pass over a whole frame, padded with the mean colour to a multiple of 8; `precision` as
+    `resolve_precision` takes it."""
+    bf16 = resolve_precision(precision, device) == "bf16"
     height, width = rgb.shape[:2]
     batch = to_input_tensor(rgb)[None]
     pad_h, pad_w = -height % OUTPUT_STRIDE, -width % OUTPUT_STRIDE
@@ -74,7 +88,7 @@ def predict_density(model: nn.Module, rgb: np.ndarray, precision: str = "fp32", 
     batch = batch.to(device).contiguous(memory_format=torch.channels_last)
     with (
         torch.inference_mode(),
-        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16"),
+        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16),
     ):
         density = model(batch)
     return density[0, 0].float().cpu().numpy()
@@ -134,21 +148,20 @@ def frame_density(
 
 
 class CountingEngine:
-    """A model loaded once, in inference mode and channels-last, ready to count frames."""
+    """A model loaded once, in inference mode and channels-last, ready to count frames in `precision` ("auto": bf16
+    where the device computes it natively; `.precision` says which was taken)."""
 
     def __init__(
         self,
         arch: str | None = None,
         weights: str | Path | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
         device: str = "cpu",
         tile_pixels: int = TILE_PIXELS,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        self.precision = resolve_precision(precision, device)
         model, self.arch, self.weights = load_model(arch, weights)
         self.model = model.to(device).to(memory_format=torch.channels_last).eval()
-        self.precision = precision
         self.device = device
         self.tile_pixels = tile_pixels
 

@@ -90,10 +90,12 @@ def test_switched_weights_are_written_and_load(marked_frames, tmp_path, monkeypa
     assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), base.parameters(), strict=True))
     meta = torch.load(out, weights_only=True)["meta"]["calibration"]
     assert meta["held_out_mae_after"] == 0.0 and len(meta["frames"]) == 6
-    # The count scale fitted on the final fine-tune's training frames (all of them) makes their total exact.
+    # The count scale fitted on the final fine-tune's training frames (all of them) makes their total exact, to the
+    # rounding of the default precision (bf16 keeps about three significant digits where the CPU has it natively).
     engine = CountingEngine(None, out)
     total = sum(engine.count(load_rgb(sample.image_path)).count for sample in marked_frames)
-    assert total == pytest.approx(sum(sample.count for sample in marked_frames), rel=1e-4)
+    tolerance = 2e-3 if engine.precision == "bf16" else 1e-4
+    assert total == pytest.approx(sum(sample.count for sample in marked_frames), rel=tolerance)
 
     def useless_after_tuning(model, indices, images, config, progress, label):
         counts = original(model, indices, images, config, progress, label)

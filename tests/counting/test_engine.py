@@ -18,7 +18,7 @@ class LocalSum(nn.Module):
 
 @pytest.fixture(scope="module")
 def engine() -> CountingEngine:
-    return CountingEngine()  # our trained default weights
+    return CountingEngine(precision="fp32")  # our trained default weights
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_tiled_count_matches_the_whole_frame(engine, frame):
 
 
 def test_large_frames_are_counted_in_tiles(engine, frame):
-    tiling = CountingEngine(engine.arch, engine.weights, tile_pixels=500_000)
+    tiling = CountingEngine(engine.arch, engine.weights, precision="fp32", tile_pixels=500_000)
     np.testing.assert_allclose(tiling.density(frame), predict_density_tiled(engine.model, frame), rtol=1e-5)
 
 
@@ -65,6 +65,13 @@ def test_bf16_counts_stay_close_to_fp32(engine, shanghaitech):
 def test_unknown_precision_is_refused(engine):
     with pytest.raises(ValueError, match="precision"):
         CountingEngine(engine.arch, engine.weights, precision="int4")
+
+
+def test_auto_precision_is_bf16_where_native_and_fp32_elsewhere(engine, frame):
+    auto = CountingEngine(engine.arch, engine.weights)
+    assert auto.precision == ("bf16" if bf16_is_native("cpu") else "fp32")
+    explicit = CountingEngine(engine.arch, engine.weights, precision=auto.precision)
+    np.testing.assert_array_equal(auto.density(frame), explicit.density(frame))
 
 
 def test_bf16_counts_as_native_exactly_where_the_cpu_has_bf16_instructions():

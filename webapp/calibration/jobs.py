@@ -53,11 +53,13 @@ class Progress:
 def calibration_config():
     """counting.calibration.CalibrationConfig from the settings (epochs, device, threads, further options)."""
     from counting.calibration import CalibrationConfig
+    from counting.engine import resolve_precision
 
     options = {
         "device": settings.CROWDSCOPE_CALIBRATION_DEVICE,
         "threads": settings.COUNTING_THREADS,
-        "precision": settings.COUNTING_PRECISION,
+        # What the workers count in, on their device: the calibration's figures and count scale are theirs.
+        "precision": resolve_precision(settings.COUNTING_PRECISION, settings.COUNTING_DEVICE),
     }
     if settings.CROWDSCOPE_CALIBRATION_EPOCHS:
         options["epochs"] = settings.CROWDSCOPE_CALIBRATION_EPOCHS
