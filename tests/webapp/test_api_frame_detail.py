@@ -110,7 +110,9 @@ def test_the_heatmap_link_returns_a_png_scaled_to_the_heatmap_max_side(api, coun
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     with Image.open(io.BytesIO(body_of(response))) as heatmap:
-        assert (heatmap.format, heatmap.mode, heatmap.size) == ("PNG", "RGBA", (256, 192))
+        assert (heatmap.format, heatmap.mode, heatmap.size) == ("PNG", "P", (256, 192))
+        alpha = np.asarray(heatmap.convert("RGBA"))[:, :, 3]
+    assert alpha.min() == 0 and alpha.max() > 0  # clear where nobody is, coloured where people are
 
 
 def test_the_density_npz_sums_to_the_count(api, counted):

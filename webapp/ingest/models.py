@@ -98,7 +98,7 @@ class Result(models.Model):
     frame = models.OneToOneField(Frame, on_delete=models.CASCADE, related_name="result")
     count = models.FloatField()
     density = models.FileField(upload_to=result_path, max_length=255, help_text="float16 map at 1/8, .npz")
-    heatmap = models.FileField(upload_to=result_path, max_length=255, blank=True, help_text="RGBA PNG")
+    heatmap = models.FileField(upload_to=result_path, max_length=255, blank=True, help_text="PNG, palette with alpha")
     model_name = models.CharField(max_length=50)
     model_version = models.CharField(max_length=100, help_text="weights file and the start of its SHA-256")
     inference_ms = models.FloatField()
