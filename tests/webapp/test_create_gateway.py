@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.webapp.conftest import token_client
+from webapp.cameras.auth import LAST_SEEN_RESOLUTION
 from webapp.cameras.models import Gateway, hash_token
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +30,20 @@ def test_the_printed_token_authenticates(camera, other_camera):
     response = token_client(token).get(f"/api/v1/cameras/{camera.pk}/counts/")
     assert response.status_code == 200
     assert Gateway.objects.get(pk=gateway.pk).last_seen_at is not None
+
+
+def test_last_seen_is_written_at_most_once_per_resolution(camera):
+    token = create_gateway("north-gateway", "--camera", str(camera.pk))[0].strip()
+    client, url = token_client(token), f"/api/v1/cameras/{camera.pk}/counts/"
+    gateway = Gateway.objects.get(name="north-gateway")
+
+    client.get(url)
+    first = Gateway.objects.get(pk=gateway.pk).last_seen_at
+    client.get(url)
+    assert Gateway.objects.get(pk=gateway.pk).last_seen_at == first
+    Gateway.objects.filter(pk=gateway.pk).update(last_seen_at=first - LAST_SEEN_RESOLUTION)
+    client.get(url)
+    assert Gateway.objects.get(pk=gateway.pk).last_seen_at > first
 
 
 def test_only_the_hash_of_the_token_is_stored(camera):

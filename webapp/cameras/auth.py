@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from webapp.accounts.roles import role_of
 from webapp.cameras.models import Camera, Gateway
+
+# A gateway's last contact is written at most this often: a write on every upload cost each one a commit of its own.
+LAST_SEEN_RESOLUTION = timedelta(seconds=10)
 
 
 class GatewayTokenAuthentication(authentication.BaseAuthentication):
@@ -22,7 +27,9 @@ class GatewayTokenAuthentication(authentication.BaseAuthentication):
         gateway = Gateway.from_token(header[1])
         if gateway is None:
             raise exceptions.AuthenticationFailed("unknown or revoked gateway token")
-        Gateway.objects.filter(pk=gateway.pk).update(last_seen_at=timezone.now())
+        now = timezone.now()
+        if gateway.last_seen_at is None or now - gateway.last_seen_at >= LAST_SEEN_RESOLUTION:
+            Gateway.objects.filter(pk=gateway.pk).update(last_seen_at=now)
         return gateway, gateway
 
     def authenticate_header(self, request) -> str:

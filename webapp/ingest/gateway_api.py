@@ -158,8 +158,8 @@ class GatewayPostView(APIView):
         sent = self.form(data=request.data)
         sent.is_valid(raise_exception=True)
         check_capture_time(sent.validated_data.get("captured_at"))
-        camera = Camera.objects.filter(pk=sent.validated_data["camera"]).first()
-        if camera is None or not gateway.owns(camera):
+        camera = gateway.cameras.filter(pk=sent.validated_data["camera"]).first()  # one query: exists and is ours
+        if camera is None:
             raise exceptions.PermissionDenied(f"camera {sent.validated_data['camera']} is not one of this gateway's")
         try:
             frame = self.store(gateway, camera, sent.validated_data, key)
