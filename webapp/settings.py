@@ -227,6 +227,10 @@ if CROWDSCOPE_FRAME_RETENTION not in ("keep", "delete", "downscale"):
 # counts per camera and zone (series of 15 minutes and more, reports and CSV read those), then deleted with their
 # files. Before that, each kind of file goes by its own age: frames are the most and the most private; heatmaps are
 # only drawn; density maps let zones be counted again.
+# Uploads are refused (503, Retry-After) while the media storage has less free: what is left holds the results of
+# frames already accepted. A worker that finds the disk full tries again after this long, doubling to 15 minutes.
+CROWDSCOPE_MIN_FREE_MB = env.int("CROWDSCOPE_MIN_FREE_MB", default=1024)
+CROWDSCOPE_STORAGE_RETRY_SECONDS = env.int("CROWDSCOPE_STORAGE_RETRY_SECONDS", default=60)
 CROWDSCOPE_KEEP_FRAME_ROWS_DAYS = env.int("CROWDSCOPE_KEEP_FRAME_ROWS_DAYS", default=90)
 CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS = env.int("CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS", default=30)
 CROWDSCOPE_KEEP_HEATMAPS_DAYS = env.int("CROWDSCOPE_KEEP_HEATMAPS_DAYS", default=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 from datetime import timedelta
 
@@ -17,7 +16,7 @@ from counting.images import ImageError, load_rgb
 from counting.models import WeightsError
 from webapp.calibration.models import TIME_LIMIT as CALIBRATION_TIME_LIMIT
 from webapp.ingest import retention
-from webapp.ingest.models import Frame
+from webapp.ingest.models import Frame, storage_is_full
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
 from webapp.queues import (
@@ -40,8 +39,6 @@ log = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
-# Worth trying again once an operator has made room: the disk (or the user's quota) is full.
-STORAGE_FULL = (errno.ENOSPC, errno.EDQUOT)
 STORAGE_RETRIES = 20  # every 15 minutes at most: about four and a half hours
 
 
@@ -93,10 +90,10 @@ def count_frame(self, frame_id: int) -> float | None:
     try:
         result = store_result(frame, counted)
     except OSError as error:
-        if error.errno not in STORAGE_FULL:
+        if not storage_is_full(error):
             raise
         log.warning("frame %s: %s; trying again later", frame.pk, error)
-        later = min(60 * 2**self.request.retries, 900)
+        later = min(settings.CROWDSCOPE_STORAGE_RETRY_SECONDS * 2**self.request.retries, 900)
         raise self.retry(exc=error, countdown=later, max_retries=STORAGE_RETRIES) from error
     if result is None:
         return None

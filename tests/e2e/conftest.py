@@ -26,7 +26,7 @@ from tests.conftest import REPO
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379"
 # Redis databases 10 and up are the tests'; each stack flushes its own.
-REDIS_DATABASES = {"postgresql": 10, "sqlite": 11, "edge": 12}
+REDIS_DATABASES = {"postgresql": 10, "sqlite": 11, "edge": 12, "full-disk": 15}
 QUEUES = "count.csrnet-lite,count.csrnet,default,reports"
 
 

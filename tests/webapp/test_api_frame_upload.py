@@ -263,6 +263,19 @@ def test_a_bad_upload_is_refused_and_stores_nothing(
     assert callbacks == []
 
 
+def test_uploads_wait_while_the_storage_is_under_its_reserve(api, camera, jpeg_bytes, settings, media_root):
+    settings.CROWDSCOPE_MIN_FREE_MB = 2**40  # more than any disk has free
+
+    refused = post_frame(api, camera.pk, jpeg_bytes)
+    assert refused.status_code == 503, refused.content
+    assert refused["Retry-After"] == "60"
+    assert "under its reserve of 1099511627776 MB: nothing was stored" in refused.json()["detail"]
+    assert Frame.objects.count() == 0 and stored_files(media_root) == []
+
+    settings.CROWDSCOPE_MIN_FREE_MB = 0
+    assert post_frame(api, camera.pk, jpeg_bytes).status_code == 202
+
+
 def test_an_unknown_field_is_named_in_the_error(api, camera, jpeg_bytes):
     response = unknown_field(SimpleNamespace(api=api, camera=camera, jpeg=jpeg_bytes))
     assert response.status_code == 400

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
 import zipfile
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -36,10 +36,12 @@ from counting.specs import OUTPUT_STRIDE
 from webapp.cameras.auth import GatewayTokenAuthentication, IsGateway
 from webapp.cameras.models import Camera, Gateway
 from webapp.health.events import count_event
-from webapp.ingest.models import Frame
+from webapp.ingest.models import Frame, free_media_bytes, storage_is_full, write_media_file
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, store_result
 from webapp.ingest.uploads import UploadRejected, check_image
+
+log = logging.getLogger(__name__)
 
 # Room for the multipart boundaries and the small fields around the image.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -52,6 +54,27 @@ COUNT_TOLERANCE = 0.01
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"
+
+
+class StorageFull(exceptions.APIException):
+    """Nothing was stored: the gateway keeps what it sent and tries again (503 with Retry-After)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "storage_full"
+    default_detail = "the server's storage is full: nothing was stored; send it again later"
+    wait = 60  # seconds, sent as Retry-After
+
+
+def check_free_space() -> None:
+    """Refuse new data (503) while the media storage has less than CROWDSCOPE_MIN_FREE_MB free: the rest is kept for
+    the heatmaps and density maps of frames already accepted, so that those are counted rather than stuck."""
+    free, reserve = free_media_bytes(), settings.CROWDSCOPE_MIN_FREE_MB * 2**20
+    if free < reserve:
+        log.error("media storage: %d bytes free, under the reserve of %d; uploads are refused with 503", free, reserve)
+        raise StorageFull(
+            f"the server's storage has {free / 2**20:.0f} MB free, under its reserve of "
+            f"{settings.CROWDSCOPE_MIN_FREE_MB} MB: nothing was stored; send it again later"
+        )
 
 
 class FrameUploadSerializer(serializers.Serializer):
@@ -161,8 +184,14 @@ class GatewayPostView(APIView):
         camera = gateway.cameras.filter(pk=sent.validated_data["camera"]).first()  # one query: exists and is ours
         if camera is None:
             raise exceptions.PermissionDenied(f"camera {sent.validated_data['camera']} is not one of this gateway's")
+        check_free_space()
         try:
             frame = self.store(gateway, camera, sent.validated_data, key)
+        except OSError as error:
+            if not storage_is_full(error):
+                raise
+            log.error("camera %s: %s; the upload was refused with 503", camera.pk, error)
+            raise StorageFull() from error
         except IntegrityError:
             # The same key raced in from a parallel retry: the first frame stands.
             earlier = earlier_frame(gateway, key)
@@ -225,7 +254,7 @@ class FrameUploadView(GatewayPostView):
             height=image.height,
             idempotency_key=key,
         )
-        frame.image.save(f"frame.{image.extension}", ContentFile(image.data), save=False)
+        write_media_file(frame.image, f"frame.{image.extension}", image.data)
         try:
             with transaction.atomic():
                 frame.save()

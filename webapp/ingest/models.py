@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
+import errno
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import models, transaction
 from django.db.models import OuterRef, Subquery
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from webapp.cameras.models import Camera, Gateway, Zone
 from webapp.health.events import count_event
+
+# The disk (or the user's quota) is full: worth trying again once an operator has made room.
+STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_is_full(error: OSError) -> bool:
+    """Whether writing the media files failed only for want of room."""
+    return error.errno in STORAGE_FULL_ERRNOS
+
+
+def free_media_bytes() -> int:
+    """Free bytes on the file system that holds MEDIA_ROOT (or would, before the first file creates it)."""
+    path = Path(settings.MEDIA_ROOT).resolve()
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def write_media_file(field_file: FieldFile, filename: str, data: bytes) -> None:
+    """Write `data` as `field_file`'s file (named by its field's upload_to; the row is not saved). A write that fails,
+    a full disk cutting it short, leaves no partial file behind."""
+    field, storage = field_file.field, field_file.storage
+    name = storage.get_available_name(field.generate_filename(field_file.instance, filename), field.max_length)
+    try:
+        field_file.name = storage.save(name, ContentFile(data), field.max_length)
+    except OSError:
+        # Only a partial file: a whole one at this name is another writer's, who took the name first.
+        if storage.exists(name) and storage.size(name) < len(data):
+            storage.delete(name)
+        raise
 
 
 def frame_upload_path(frame: Frame, filename: str) -> str:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from PIL import Image
@@ -20,7 +19,7 @@ from counting.zones import zone_counts
 from webapp.alerts.rules import raise_alerts
 from webapp.cameras.models import Camera
 from webapp.health.events import count_event, observe_seconds
-from webapp.ingest.models import Frame, Result, ZoneCount
+from webapp.ingest.models import Frame, Result, ZoneCount, storage_is_full, write_media_file
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +63,18 @@ def _result_files(frame: Frame, counted: Counted) -> tuple[bytes, bytes]:
     return density_npz(counted.density), heatmap_png(counted.density, *size)
 
 
+def _write_files(result: Result, density_file: bytes, heatmap_file: bytes) -> None:
+    """Give `result` (not saved) its new files; if either cannot be written, neither stays and it keeps its names."""
+    old_density = result.density.name
+    write_media_file(result.density, "density.npz", density_file)
+    try:
+        write_media_file(result.heatmap, "heatmap.png", heatmap_file)
+    except OSError:
+        result.density.storage.delete(result.density.name)
+        result.density.name = old_density
+        raise
+
+
 def store_result(frame: Frame, counted: Counted) -> Result | None:
     """Save the result and mark the frame done, unless another delivery of the task got there first (then None)."""
     density_file, heatmap_file = _result_files(frame, counted)
@@ -78,8 +89,7 @@ def store_result(frame: Frame, counted: Counted) -> Result | None:
             model_version=counted.model_version,
             inference_ms=counted.inference_ms,
         )
-        result.density.save("density.npz", ContentFile(density_file), save=False)
-        result.heatmap.save("heatmap.png", ContentFile(heatmap_file), save=False)
+        _write_files(result, density_file, heatmap_file)
         try:
             result.save()
             ZoneCount.objects.bulk_create(_zone_rows(result, counted))
@@ -113,8 +123,7 @@ def replace_result(frame: Frame, counted: Counted) -> Result:
         storage, old_files = result.density.storage, [result.density.name, result.heatmap.name]
         result.count, result.model_name = counted.count, counted.model_name
         result.model_version, result.inference_ms = counted.model_version, counted.inference_ms
-        result.density.save("density.npz", ContentFile(density_file), save=False)
-        result.heatmap.save("heatmap.png", ContentFile(heatmap_file), save=False)
+        _write_files(result, density_file, heatmap_file)
         try:
             result.save()
             result.zone_counts.all().delete()
@@ -150,6 +159,12 @@ def apply_retention(frame: Frame, rgb: np.ndarray, policy: str, max_side: int) -
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     original = frame.image.name
-    frame.image.save("frame-small.jpg", ContentFile(buffer.getvalue()), save=False)
+    try:
+        write_media_file(frame.image, "frame-small.jpg", buffer.getvalue())
+    except OSError as error:
+        if not storage_is_full(error):
+            raise
+        log.warning("frame %s: %s; kept as uploaded", frame.pk, error)  # counted all the same
+        return
     frame.save(update_fields=["image"])
     frame.image.storage.delete(original)
