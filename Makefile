@@ -43,3 +43,5 @@ bench: setup services
 	$(PY) scripts/web_memory.py --max-mib 150
 	# Accepted uploads/s against gunicorn (counting off), then frames/s through one counting worker end to end.
 	$(PY) scripts/throughput.py
+	# Hostile uploads against gunicorn: each one's answer and time.
+	$(PY) scripts/hostile_inputs.py

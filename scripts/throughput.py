@@ -18,7 +18,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -100,21 +103,35 @@ def worker_rate(environment: dict[str, str], database_url: str, folder: Path, fr
         worker.wait(timeout=60)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long the uploads go on")
-    parser.add_argument("--clients", type=int, default=16, help="concurrent uploading threads")
-    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
-    parser.add_argument("--frames", type=int, default=40, help="frames the counting worker is timed on")
-    args = parser.parse_args()
+@dataclass
+class BenchStack:
+    """A throw-away deployment on this machine: its database, gunicorn on loopback, 8 gateways with a camera each."""
 
+    url: str
+    cameras: list[tuple[int, str]]  # (camera id, its gateway's token)
+    environment: dict[str, str]
+    database_url: str
+    folder: Path
+    server: subprocess.Popen | None
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.server.wait(timeout=60)
+            self.server = None
+
+
+@contextmanager
+def bench_stack(web_workers: int) -> Iterator[BenchStack]:
+    """Migrate a new PostgreSQL database, seed the gateways, start gunicorn; drop it all on the way out."""
     name = f"crowdscope_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     database_url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     for url in (REDIS_BROKER, REDIS_CACHE):
         redis.Redis.from_url(url).flushdb()
-    with tempfile.TemporaryDirectory(prefix="crowdscope-throughput-") as folder:
+    stack = None
+    with tempfile.TemporaryDirectory(prefix="crowdscope-bench-") as folder:
         environment = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "webapp.settings",
@@ -131,44 +148,53 @@ def main() -> int:
             "LOG_LEVEL": "WARNING",
         }
         environment.pop("CROWDSCOPE_TASKS_IN_PROCESS", None)
-        server = None
         try:
             manage(environment, "migrate", "--noinput")
             seeded = manage(environment, "shell", "-c", SEED).splitlines()
             cameras = [(int(line.split()[1]), line.split()[2]) for line in seeded if line.startswith("camera ")]
             port = free_port()
             command = [sys.executable, "-m", "gunicorn", "webapp.wsgi", "--bind", f"127.0.0.1:{port}"]
-            command += ["--workers", str(args.web_workers), "--no-control-socket"]
+            command += ["--workers", str(web_workers), "--no-control-socket"]
             log = (Path(folder) / "web.log").open("ab")
             server = subprocess.Popen(command, cwd=REPO, env=environment, stdout=log, stderr=log)
-            url = f"http://127.0.0.1:{port}"
-            if wait_for_status(f"{url}/healthz", server) != 200:
+            stack = BenchStack(f"http://127.0.0.1:{port}", cameras, environment, database_url, Path(folder), server)
+            if wait_for_status(f"{stack.url}/healthz", server) != 200:
                 raise RuntimeError("the server is not healthy")
-            load = upload_load(url, cameras, FRAME.read_bytes(), args.clients, args.seconds)
+            yield stack
+        finally:
+            if stack is not None:
+                stack.stop_server()
+            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long the uploads go on")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent uploading threads")
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--frames", type=int, default=40, help="frames the counting worker is timed on")
+    args = parser.parse_args()
+
+    try:
+        with bench_stack(args.web_workers) as stack:
+            load = upload_load(stack.url, stack.cameras, FRAME.read_bytes(), args.clients, args.seconds)
             accepted = load["statuses"].get(202, 0)
             print(
                 f"ingest: {accepted / load['seconds']:.1f} accepted uploads/s ({accepted} in {load['seconds']:.1f} s, "
                 f"{args.clients} clients, {GATEWAYS} gateways, {args.web_workers} gunicorn workers, counting off; "
                 f"answers {dict(sorted(load['statuses'].items()))})"
             )
-            server.terminate()
-            server.wait(timeout=60)
-            server = None
-            rate, inference = worker_rate(environment, database_url, Path(folder), args.frames)
+            stack.stop_server()
+            rate, inference = worker_rate(stack.environment, stack.database_url, stack.folder, args.frames)
             print(
                 f"counting: {rate:.2f} frames/s end to end through one worker (csrnet-lite, 1024x768, "
-                f"{environment['COUNTING_THREADS']} threads); inference {inference:.3f} s a frame, the rest "
+                f"{stack.environment['COUNTING_THREADS']} threads); inference {inference:.3f} s a frame, the rest "
                 f"{1 / rate - inference:.3f} s (decoding, heatmap, files, database)"
             )
-        except RuntimeError as error:
-            print(f"throughput: {error}", file=sys.stderr)
-            return 1
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(timeout=60)
-            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except RuntimeError as error:
+        print(f"throughput: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
