@@ -280,6 +280,12 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CrowdScope <crowdscope@localhost>")
 # Where emails link to: the dashboard as its users reach it.
 CROWDSCOPE_BASE_URL = env.str("CROWDSCOPE_BASE_URL", default="http://127.0.0.1:8000")
+# The busiest frame in a report email: as captured, blurred past recognising anyone, or left out (the heatmap alone).
+CROWDSCOPE_EMAIL_FRAMES = env.str("CROWDSCOPE_EMAIL_FRAMES", default="frame")
+if CROWDSCOPE_EMAIL_FRAMES not in ("frame", "blurred", "none"):
+    raise ImproperlyConfigured(
+        f"CROWDSCOPE_EMAIL_FRAMES must be frame, blurred or none, not {CROWDSCOPE_EMAIL_FRAMES!r}"
+    )
 
 # Celery (webapp.celery_app): Redis as broker. Tasks are acknowledged after they finish and handed to another worker if
 # theirs dies. The web side sends tasks by name; the workers' task modules are imported from CELERY_IMPORTS.

@@ -6,21 +6,25 @@ and `send_daily_reports --date` for a missed day."""
 from __future__ import annotations
 
 import email
+import io
 import socket
 from datetime import UTC, date, datetime, time, timedelta
 from email import policy
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
 from django.core.management import CommandError, call_command
 from django.utils import timezone as django_timezone
+from PIL import Image
 
 from tests.webapp.conftest import store_frame, user_with_role
 from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Site
 from webapp.reports.delivery import SENDING_LEASE, due_deliveries
+from webapp.reports.emails import report_email
 from webapp.reports.models import Delivery, Report, Subscription
 from webapp.reports.pending import create_report
 from workers.tasks import count_frame, send_due_reports, send_report_email
@@ -121,17 +125,46 @@ def test_the_email_has_html_plain_text_inline_charts_and_the_right_recipient(inb
     assert "Quay was busiest in the evening." in plain and "Quay was busiest in the evening." in html
     link = f"http://dashboard.example:8000/reports/{report.pk}/"
     assert link in plain and link in html
-    images = [part for part in message.walk() if part.get_content_type() == "image/png"]
-    assert len(images) == 2  # the day's counts, and the busiest frame with its heatmap
-    for image in images:
+    images = [part for part in message.walk() if part.get_content_maintype() == "image"]
+    # The day's counts (a PNG chart), and the busiest frame with its heatmap (a JPEG photo).
+    assert [image.get_content_type() for image in images] == ["image/png", "image/jpeg"]
+    for image, magic in zip(images, (b"\x89PNG", b"\xff\xd8\xff"), strict=True):
         cid = image["Content-ID"].strip("<>")
         assert f"cid:{cid}" in html
-        assert image.get_content().startswith(b"\x89PNG")
+        assert image.get_content().startswith(magic)
     assert message.get_content_type() == "multipart/related"
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.SENT and delivery.report == report
     assert delivery.message_id == message["Message-ID"] and delivery.attempts == 1
     assert subscription.deliveries.get() == delivery
+
+
+def peak_picture(message) -> np.ndarray:
+    (part,) = [part for part in message.message().walk() if part.get_content_type() == "image/jpeg"]
+    return np.asarray(Image.open(io.BytesIO(part.get_payload(decode=True))).convert("L"), dtype=np.float32)
+
+
+def test_four_cameras_email_stays_small_and_frames_can_be_blurred_or_left_out(jpeg_bytes, settings):
+    site = Site.objects.create(name="Centre")
+    cameras = [Camera.objects.create(site=site, name=f"Gate {number}") for number in range(4)]
+    for camera in cameras:  # full-size 1024x768 frames, as the demo's gateways send
+        count_frame.apply(args=[store_frame(camera, jpeg_bytes, captured_at=local(REPORT_DAY, 12)).pk]).get()
+    report = written_report(REPORT_DAY, cameras)
+
+    settings.CROWDSCOPE_EMAIL_FRAMES = "frame"
+    message = report_email(report, cameras, "ana@example.org", SHANGHAI)
+    assert len(message.message().as_bytes()) < 500_000
+    pictures = {}
+    for frames in ("frame", "blurred", "none"):
+        settings.CROWDSCOPE_EMAIL_FRAMES = frames
+        pictures[frames] = peak_picture(report_email(report, cameras[:1], "ana@example.org", SHANGHAI))
+
+    def detail(picture: np.ndarray) -> float:  # how much the picture changes from one pixel to the next
+        return float(np.abs(np.diff(picture, axis=1)).mean())
+
+    assert detail(pictures["blurred"]) < 0.5 * detail(pictures["frame"])
+    # Left out: where nobody is, the dark ground shows, not the scene.
+    assert abs(float(np.median(pictures["none"])) - 34) < 6 < abs(float(np.median(pictures["frame"])) - 34)
 
 
 def test_the_job_writes_the_report_with_the_local_model_when_none_exists(inbox, quay, settings):

@@ -1,4 +1,5 @@
-"""Images for the daily email: each camera's counts over the day, and the frame of its peak with the heatmap."""
+"""Images for the daily email: each camera's counts over the day (PNG), and the frame of its peak with the heatmap
+(JPEG): tens of kilobytes each, so that an email of several cameras stays well under a megabyte."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ matplotlib.use("Agg")  # no display on servers and workers
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Result
@@ -55,22 +56,26 @@ def counts_chart(camera: Camera, results: list[Result], start: datetime, end: da
         plt.close(figure)
 
 
-def peak_heatmap(peak: Result) -> bytes | None:
-    """The day's busiest frame with its heatmap laid over it (the heatmap alone if the frame is not kept), as PNG."""
+def peak_heatmap(peak: Result, frames: str) -> bytes | None:
+    """The day's busiest frame with its heatmap laid over it, as a JPEG at most PEAK_IMAGE_WIDTH wide (None when the
+    heatmap is not kept). `frames` (CROWDSCOPE_EMAIL_FRAMES): "frame" shows the camera's image, "blurred" blurs it
+    past recognising anyone, "none" lays the heatmap over a dark ground, as when the frame is not kept."""
     if not peak.heatmap:
         return None
     with peak.heatmap.open("rb") as handle:
         heat = Image.open(handle).convert("RGBA")
-        heat.load()
-    base = Image.new("RGBA", heat.size, (34, 34, 34, 255))
-    if peak.frame.image:
+    heat.thumbnail((PEAK_IMAGE_WIDTH, PEAK_IMAGE_WIDTH), Image.Resampling.LANCZOS)
+    base = Image.new("RGB", heat.size, (34, 34, 34))
+    if frames != "none" and peak.frame.image:
         try:
             with peak.frame.image.open("rb") as handle:
-                base = Image.open(handle).convert("RGBA").resize(heat.size, Image.Resampling.LANCZOS)
+                base = Image.open(handle).convert("RGB").resize(heat.size, Image.Resampling.LANCZOS)
         except FileNotFoundError:
             pass
-    picture = Image.alpha_composite(base, heat).convert("RGB")
-    picture.thumbnail((PEAK_IMAGE_WIDTH, PEAK_IMAGE_WIDTH), Image.Resampling.LANCZOS)
+        else:
+            if frames == "blurred":  # a face a few tens of pixels wide here becomes a smudge
+                base = base.filter(ImageFilter.GaussianBlur(radius=heat.width / 40))
+    picture = Image.alpha_composite(base.convert("RGBA"), heat).convert("RGB")
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", optimize=True)
+    picture.save(buffer, format="JPEG", quality=80, optimize=True)
     return buffer.getvalue()

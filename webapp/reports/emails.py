@@ -30,7 +30,7 @@ class CameraSection:
 
 
 def _inline_image(content: bytes, cid: str, name: str) -> MIMEImage:
-    image = MIMEImage(content, "png")
+    image = MIMEImage(content, name.rsplit(".", 1)[1].replace("jpg", "jpeg"))
     image.add_header("Content-ID", f"<{cid}>")
     image.add_header("Content-Disposition", "inline", filename=name)
     return image
@@ -52,11 +52,11 @@ def report_email(report: Report, cameras: list[Camera], recipient: str, timezone
             )
         )
         top = max(results, key=lambda result: result.count, default=None)
-        picture = peak_heatmap(top) if top else None
+        picture = peak_heatmap(top, settings.CROWDSCOPE_EMAIL_FRAMES) if top else None
         peak_cid = None
         if picture is not None:
             peak_cid = f"peak-{index}@crowdscope"
-            images.append(_inline_image(picture, peak_cid, f"peak-{index}.png"))
+            images.append(_inline_image(picture, peak_cid, f"peak-{index}.jpg"))
         counts = [result.count for result in results]
         sections.append(
             CameraSection(
