@@ -113,9 +113,17 @@ const fromInput = document.getElementById("from");
 const toInput = document.getElementById("to");
 const csvLink = document.getElementById("csv");
 
+// Plotly reads a time string as wall time, whatever its offset, and a Date as the browser's local time. Every time it
+// is given is therefore the browser's wall time ("2026-12-04 22:05:30.000"), so that points, alerts and the range
+// agree in any time zone.
+function wallTime(value) {
+  const date = new Date(value);
+  return new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 23).replace("T", " ");
+}
+const BROWSER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
 function localInputValue(date) {
-  const shifted = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
-  return shifted.toISOString().slice(0, 16);
+  return wallTime(date).slice(0, 16).replace(" ", "T");
 }
 
 function selectedRange() {
@@ -152,7 +160,7 @@ async function fetchAndDrawSeries() {
     getJSON(`${seriesDiv.dataset.alertsUrl}&from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`),
   ]);
   const raw = data.bucket === "raw";
-  const times = data.points.map((p) => (raw ? p.time : p.start));
+  const times = data.points.map((p) => wallTime(raw ? p.time : p.start));
   const value = (p) => (raw ? p.count : p.mean);
   const traces = [{ type: "scatter", mode: raw ? "lines+markers" : "lines", name: raw ? "camera" : "camera (mean)",
                     x: times, y: data.points.map(value), line: { width: 2.5, color: "#1f6feb" } }];
@@ -165,7 +173,7 @@ async function fetchAndDrawSeries() {
   }
   if (alerts.alerts.length) {
     traces.push({
-      type: "scatter", mode: "markers", name: "alerts", x: alerts.alerts.map((a) => a.raised_at),
+      type: "scatter", mode: "markers", name: "alerts", x: alerts.alerts.map((a) => wallTime(a.raised_at)),
       // A people-per-m² alert has no height on the people axis: it sits on the time axis.
       y: alerts.alerts.map((a) => (a.kind === "count" ? a.value : 0)),
       marker: { symbol: "triangle-up", size: 13, color: alerts.alerts.map((a) => (a.state === "open" ? "#d7191c" : "#999")) },
@@ -176,7 +184,8 @@ async function fetchAndDrawSeries() {
   const shapes = seriesDiv.dataset.threshold ? [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: Number(seriesDiv.dataset.threshold),
     y1: Number(seriesDiv.dataset.threshold), line: { color: "#d7191c", width: 1, dash: "dash" } }] : [];
   const layout = { margin: { l: 50, r: 10, t: 10, b: 40 }, yaxis: { title: { text: "people" }, rangemode: "tozero" },
-                   xaxis: { range: [from, to] }, height: 340, legend: { orientation: "h" }, shapes };
+                   xaxis: { range: [wallTime(from), wallTime(to)], title: { text: `time (${BROWSER_ZONE})` } },
+                   height: 340, legend: { orientation: "h" }, shapes };
   await Plotly.react(seriesDiv, traces, layout, { displaylogo: false, responsive: true });
   document.getElementById("series-note").textContent = data.points.length ? "" : "No counted frames in this range.";
 }

@@ -68,8 +68,9 @@ def screenshots(tmp_path) -> Path:
     return folder
 
 
-def sign_in(browser: Browser, live_server, username: str) -> Page:
-    page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+def sign_in(browser: Browser, live_server, username: str, timezone_id: str | None = None) -> Page:
+    """A new page signed in as `username`, in a browser whose clock is in `timezone_id` (the machine's if None)."""
+    page = browser.new_page(viewport=VIEWPORT, accept_downloads=True, timezone_id=timezone_id)
     page.set_default_timeout(20_000)
     page.goto(f"{live_server.url}/")
     page.fill("input[name=username]", username)
@@ -79,11 +80,11 @@ def sign_in(browser: Browser, live_server, username: str) -> Page:
     return page
 
 
-def signed_in_page(browser: Browser, live_server, username: str, role: Role) -> Page:
+def signed_in_page(browser: Browser, live_server, username: str, role: Role, timezone_id: str | None = None) -> Page:
     user = user_with_role(username, role)
     user.set_password(PASSWORD)
     user.save()
-    return sign_in(browser, live_server, username)
+    return sign_in(browser, live_server, username, timezone_id)
 
 
 @pytest.fixture

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
 
-from tests.browser.conftest import count_through_the_task
+from tests.browser.conftest import count_through_the_task, signed_in_page
+from webapp.accounts.roles import Role
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Zone
 from webapp.ingest.models import Result
@@ -74,6 +77,26 @@ def test_the_camera_page_draws_the_heatmap_the_series_and_walks_through_frames(
     )
     assert not page.locator("#follow").is_checked()
     page.screenshot(path=screenshots / "camera.png", full_page=True)
+
+
+def test_the_series_sits_on_the_clock_of_a_browser_in_shanghai(browser, live_server, station):
+    """Plotly once drew the points in UTC wall time against an axis in local time: 8 hours early in Shanghai."""
+    page = signed_in_page(browser, live_server, "shen", Role.VIEWER, timezone_id="Asia/Shanghai")
+    page.goto(f"{live_server.url}/cameras/{station['concourse'].pk}/")
+    page.select_option("#bucket", "raw")
+    page.wait_for_function("document.getElementById('series').data?.[0]?.name === 'camera'")  # every frame
+    figure = page.evaluate(
+        "() => { const plot = document.getElementById('series');"
+        " return { x: plot.data[0].x, range: plot.layout.xaxis.range, title: plot.layout.xaxis.title?.text }; }"
+    )
+    assert len(figure["x"]) == 3
+    shanghai = ZoneInfo("Asia/Shanghai")
+    last = station["frames"][-1].captured_at.astimezone(shanghai)
+    assert figure["x"][-1] == f"{last:%Y-%m-%d %H:%M:%S}.{last.microsecond // 1000:03d}"
+    axis_end = datetime.fromisoformat(figure["range"][1]).replace(tzinfo=shanghai)
+    assert timedelta(0) < axis_end - last < timedelta(minutes=5)  # the newest point at the right end, not 8 h left
+    assert figure["title"] == "time (Asia/Shanghai)"
+    page.close()
 
 
 def test_the_map_places_the_cameras(operator_page, live_server, station, screenshots):
