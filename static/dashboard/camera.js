@@ -184,7 +184,8 @@ async function fetchAndDrawSeries() {
   const shapes = seriesDiv.dataset.threshold ? [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: Number(seriesDiv.dataset.threshold),
     y1: Number(seriesDiv.dataset.threshold), line: { color: "#d7191c", width: 1, dash: "dash" } }] : [];
   const layout = { margin: { l: 50, r: 10, t: 10, b: 40 }, yaxis: { title: { text: "people" }, rangemode: "tozero" },
-                   xaxis: { range: [wallTime(from), wallTime(to)], title: { text: `time (${BROWSER_ZONE})` } },
+                   xaxis: { type: "date", range: [wallTime(from), wallTime(to)],
+                           title: { text: `time (${BROWSER_ZONE})` } },
                    height: 340, legend: { orientation: "h" }, shapes };
   await Plotly.react(seriesDiv, traces, layout, { displaylogo: false, responsive: true });
   document.getElementById("series-note").textContent = data.points.length ? "" : "No counted frames in this range.";

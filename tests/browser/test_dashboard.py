@@ -16,7 +16,7 @@ from django.utils import timezone
 from tests.browser.conftest import count_through_the_task, signed_in_page
 from webapp.accounts.roles import Role
 from webapp.alerts.models import Alert
-from webapp.cameras.models import Zone
+from webapp.cameras.models import Camera, Zone
 from webapp.ingest.models import Result
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -97,6 +97,17 @@ def test_the_series_sits_on_the_clock_of_a_browser_in_shanghai(browser, live_ser
     assert timedelta(0) < axis_end - last < timedelta(minutes=5)  # the newest point at the right end, not 8 h left
     assert figure["title"] == "time (Asia/Shanghai)"
     page.close()
+
+
+def test_an_empty_series_still_draws_a_time_axis_and_says_why(operator_page, live_server, station):
+    quiet = Camera.objects.create(site=station["site"], name="Quiet")
+    page = operator_page
+    page.goto(f"{live_server.url}/cameras/{quiet.pk}/")
+    page.wait_for_function("document.getElementById('series-note').textContent !== ''")
+    assert page.locator("#series-note").inner_text() == "No counted frames in this range."
+    assert page.evaluate("document.getElementById('series').layout.xaxis.type") == "date"
+    ticks = page.locator("#series .xtick text").all_text_contents()
+    assert ticks and all(":" in tick or any(c.isalpha() for c in tick) for tick in ticks), ticks  # times, not -1..6
 
 
 def test_the_map_places_the_cameras(operator_page, live_server, station, screenshots):

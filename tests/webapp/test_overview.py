@@ -81,10 +81,14 @@ def test_cards_show_live_stale_failing_and_new_cameras(viewer, site):
         error="not an image",
     )
     new = Camera.objects.create(site=site, name="new")
+    # Back-filling: yesterday's frames arrive and are counted now; nothing of the present is counted yet.
+    behind = Camera.objects.create(site=site, name="behind")
+    counted_frame(behind, ago(days=1), 5.0)
 
     cards = {card.camera.pk: card.state for card in viewer.get("/").context["cards"]}
 
-    assert cards == {live.pk: "live", stale.pk: "stale", failing.pk: "failing", new.pk: "new"}
+    assert cards == {live.pk: "live", stale.pk: "stale", failing.pk: "failing", new.pk: "new", behind.pk: "behind"}
+    assert all(Camera.objects.get(pk=pk).state() == state for pk, state in cards.items())
 
 
 def test_a_stale_camera_is_live_again_with_a_new_frame(camera):

@@ -64,19 +64,31 @@ class Camera(models.Model):
         return f"{self.site} / {self.name}" if self.site else self.name
 
     def state(self, now: datetime | None = None) -> str:
-        """live, stale (no frame received for `stale_after_minutes`), failing (its last frame could not be
-        counted) or new (no frame yet)."""
+        """live (a frame captured within `stale_after_minutes` is counted), behind (frames arrive, but the newest
+        counted one was captured longer ago: a back-fill or a backlog), stale (no frame received for
+        `stale_after_minutes`), failing (its last frame could not be counted) or new (no frame yet)."""
         last = self.frames.order_by("-received_at").only("received_at", "status").first()
-        return self.state_given(last.received_at if last else None, last.status if last else None, now)
+        newest = self.frames.filter(status="done").order_by("-captured_at").values_list("captured_at", flat=True)
+        return self.state_given(last.received_at if last else None, last.status if last else None, newest.first(), now)
 
-    def state_given(self, last_received: datetime | None, last_status: str | None, now: datetime | None = None) -> str:
-        """The state from the camera's last received frame (for many cameras at once, fetched together)."""
+    def state_given(
+        self,
+        last_received: datetime | None,
+        last_status: str | None,
+        newest_counted: datetime | None,
+        now: datetime | None = None,
+    ) -> str:
+        """The state from the camera's last received frame and the capture time of its newest counted one (for many
+        cameras at once, fetched together)."""
         if last_received is None:
             return "new"
         if last_status == "failed":
             return "failing"
-        if (now or timezone.now()) - last_received > timedelta(minutes=self.stale_after_minutes):
+        now, fresh = now or timezone.now(), timedelta(minutes=self.stale_after_minutes)
+        if now - last_received > fresh:
             return "stale"
+        if newest_counted is None or now - newest_counted > fresh:
+            return "behind"
         return "live"
 
     def crowding(self, count: float | None) -> str:

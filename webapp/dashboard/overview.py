@@ -87,7 +87,9 @@ def camera_cards(site: int | None = None, crowding: str = "", sort: str = "name"
             CameraCard(
                 camera=camera,
                 result=result,
-                state=camera.state_given(camera.last_received, camera.last_status, now),
+                state=camera.state_given(
+                    camera.last_received, camera.last_status, result.frame.captured_at if result else None, now
+                ),
                 crowding=camera.crowding(result.count if result else None),
                 open_alerts=camera.open_alert_count,
                 sparkline=lines.get(camera.pk, ""),
