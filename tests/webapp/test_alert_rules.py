@@ -1,6 +1,7 @@
 """Alerts raised as results are stored: a crossing opens one alert, its peak follows the value, it ends when the
-value comes down; an acknowledged episode raises nothing more until the next crossing; zones by count and by
-people per square metre; a frame stored twice raises once."""
+value comes down; a crossing must last the camera's frames and minutes to raise, and an episode ends only under the
+clear margin; an acknowledged episode raises nothing more until the next crossing; zones by count and by people per
+square metre; a frame stored twice raises once."""
 
 from datetime import timedelta
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.webapp.conftest import ago
-from webapp.alerts.models import Alert
+from webapp.alerts.models import Alert, Crossing
 from webapp.cameras.models import Zone
 from webapp.ingest.models import Frame
 from webapp.ingest.results import Counted, store_result
@@ -126,3 +127,54 @@ def test_a_deleted_zones_ongoing_alert_does_not_pass_for_the_cameras(watched):
     camera_alert = Alert.objects.get(zone_name="")
     assert (camera_alert.value, camera_alert.zone) == (60, None)
     assert Alert.objects.get(zone_name="gate").peak == 15
+
+
+def test_a_crossing_raises_only_after_the_cameras_frames_in_a_row(watched):
+    watched.alert_after_frames = 3
+    watched.save()
+    stored(watched, 0, 60)
+    stored(watched, 1, 80)
+    stored(watched, 2, 40)  # back under: the run is broken
+    assert not Alert.objects.exists() and not Crossing.objects.exists()
+    stored(watched, 3, 60)
+    stored(watched, 4, 90)
+    third = stored(watched, 5, 70)
+
+    alert = Alert.objects.get()
+    assert (alert.frame, alert.value, alert.peak, alert.raised_at) == (third, 70, 90, third.captured_at)
+    assert not Crossing.objects.exists()
+
+
+def test_a_crossing_raises_only_once_it_has_lasted_the_cameras_minutes(watched):
+    watched.alert_after_minutes = 5
+    watched.save()
+    for minute in (0, 2, 4):
+        stored(watched, minute, 60)
+    assert not Alert.objects.exists()
+    raising = stored(watched, 5, 61)
+    assert Alert.objects.get().frame == raising
+
+
+def test_an_episode_ends_only_under_the_clear_margin(watched):
+    watched.alert_clear_margin_percent = 10  # threshold 50: ends at 45 or less
+    watched.save()
+    stored(watched, 0, 60)
+    stored(watched, 1, 48)  # under the threshold, within the margin: the episode goes on
+    stored(watched, 2, 55)  # and no second alert for going over again
+    alert = Alert.objects.get()
+    assert alert.ended_at is None
+    stored(watched, 3, 45)
+    alert.refresh_from_db()
+    assert alert.ended_at == START + timedelta(minutes=3)
+    stored(watched, 4, 51)
+    assert Alert.objects.count() == 2
+
+
+def test_zones_wait_for_their_own_lasting_crossing(camera):
+    camera.alert_after_frames = 2
+    camera.save()
+    zone = Zone.objects.create(camera=camera, name="gate", polygon=[[0, 0], [10, 0], [10, 10]], alert_threshold=5)
+    stored(camera, 0, 10, {zone: 9})
+    assert Crossing.objects.get().zone == zone
+    stored(camera, 1, 10, {zone: 8})
+    assert Alert.objects.get().zone_name == "gate"

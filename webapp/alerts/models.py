@@ -59,3 +59,19 @@ class Alert(models.Model):
         )
         self.refresh_from_db()
         return bool(updated)
+
+
+class Crossing(models.Model):
+    """A value over its threshold that has not lasted long enough yet to raise an alert (the camera's
+    `alert_after_frames` and `alert_after_minutes`); gone when it raises one or the value comes back down."""
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="crossings")
+    zone = models.ForeignKey(Zone, null=True, blank=True, on_delete=models.CASCADE, related_name="crossings")
+    zone_name = models.CharField(max_length=100, blank=True)
+    kind = models.CharField(max_length=10, choices=Alert.Kind.choices)
+    since = models.DateTimeField(help_text="when the first frame over the threshold was captured")
+    frames = models.PositiveIntegerField(help_text="frames over the threshold since then, in a row")
+    peak = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["camera", "zone_name", "kind"], name="one_crossing_per_subject")]

@@ -1,16 +1,20 @@
 """Raising alerts from a new result. Called inside the transaction that stores the result, so a frame raises its
 alerts exactly once, however often its task runs.
 
-A crossing starts an episode: one alert, whose peak follows the value while it stays over the threshold, and which
-ends at the first frame back at or under it. Acknowledging an alert does not end its episode, so an operator who has
+A value over its threshold is a crossing; it raises an alert once it has lasted the camera's `alert_after_frames`
+frames in a row spanning `alert_after_minutes` (by default at once), the alert pointing at the frame that raised it.
+The alert's peak follows the value while it stays over the threshold, and its episode ends at the first frame at or
+under the threshold less the camera's `alert_clear_margin_percent`: a value hovering around the threshold neither
+pages again and again nor ends and restarts. Acknowledging an alert does not end its episode, so an operator who has
 seen it is not alerted again until the value has come down and crossed once more.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from webapp.alerts.models import Alert
+from webapp.alerts.models import Alert, Crossing
 from webapp.cameras.models import Camera, Zone
 from webapp.ingest.models import Frame
 
@@ -45,39 +49,60 @@ def raise_alerts(frame: Frame, count: float, zone_counts: dict[int, float]) -> l
     # The camera's row is the lock: two workers storing frames of one camera decide its episodes one at a time
     # (locking the alerts alone would lock nothing when there is none yet).
     list(Camera.objects.select_for_update().filter(pk=frame.camera_id).order_by("pk").values_list("pk", flat=True))
-    raised = []
-    for reading in readings(frame.camera, count, zone_counts):
+    camera, raised = frame.camera, []
+    for reading in readings(camera, count, zone_counts):
         # By name too: a deleted zone's alerts keep their name but lose the zone, and must not pass for the camera's.
-        ongoing = (
-            Alert.objects.filter(
-                camera=frame.camera,
-                zone=reading.zone,
-                zone_name=reading.zone.name if reading.zone else "",
-                kind=reading.kind,
-                ended_at__isnull=True,
-            )
-            .order_by("-raised_at")
-            .first()
-        )
-        if reading.value > reading.threshold:
-            if ongoing is None:
-                raised.append(
-                    Alert.objects.create(
-                        camera=frame.camera,
-                        zone=reading.zone,
-                        zone_name=reading.zone.name if reading.zone else "",
-                        kind=reading.kind,
-                        threshold=reading.threshold,
-                        value=reading.value,
-                        peak=reading.value,
-                        frame=frame,
-                        raised_at=frame.captured_at,
-                    )
-                )
-            elif reading.value > ongoing.peak:
+        subject = {
+            "camera": camera,
+            "zone": reading.zone,
+            "zone_name": reading.zone.name if reading.zone else "",
+            "kind": reading.kind,
+        }
+        ongoing = Alert.objects.filter(**subject, ended_at__isnull=True).order_by("-raised_at").first()
+        over = reading.value > reading.threshold
+        if ongoing is not None:
+            if over and reading.value > ongoing.peak:
                 ongoing.peak = reading.value
                 ongoing.save(update_fields=["peak"])
-        elif ongoing is not None and frame.captured_at > ongoing.raised_at:
-            ongoing.ended_at = frame.captured_at
-            ongoing.save(update_fields=["ended_at"])
+            elif reading.value <= clear_level(camera, reading.threshold) and frame.captured_at > ongoing.raised_at:
+                ongoing.ended_at = frame.captured_at
+                ongoing.save(update_fields=["ended_at"])
+        elif not over:
+            Crossing.objects.filter(**subject).delete()
+        elif (peak := lasting_peak(camera, subject, frame, reading.value)) is not None:
+            raised.append(
+                Alert.objects.create(
+                    **subject,
+                    threshold=reading.threshold,
+                    value=reading.value,
+                    peak=peak,
+                    frame=frame,
+                    raised_at=frame.captured_at,
+                )
+            )
     return raised
+
+
+def clear_level(camera: Camera, threshold: float) -> float:
+    """The value at or under which an episode over `threshold` ends."""
+    return threshold * (1 - camera.alert_clear_margin_percent / 100)
+
+
+def lasting_peak(camera: Camera, subject: dict, frame: Frame, value: float) -> float | None:
+    """Count `frame` (over the threshold) into its subject's crossing: the crossing's peak when it has now lasted long
+    enough to raise an alert (and is done with), else None."""
+    if camera.alert_after_frames <= 1 and not camera.alert_after_minutes:
+        return value
+    crossing, created = Crossing.objects.get_or_create(
+        **subject, defaults={"since": frame.captured_at, "frames": 1, "peak": value}
+    )
+    if not created:
+        crossing.frames += 1
+        crossing.peak = max(crossing.peak, value)
+        crossing.since = min(crossing.since, frame.captured_at)
+    lasted = frame.captured_at - crossing.since >= timedelta(minutes=camera.alert_after_minutes)
+    if crossing.frames >= camera.alert_after_frames and lasted:
+        crossing.delete()
+        return crossing.peak
+    crossing.save()
+    return None

@@ -39,6 +39,19 @@ class Camera(models.Model):
     alert_threshold = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(0)], help_text="people in view that raise an alert"
     )
+    # How lasting a crossing must be to raise an alert, and how far the value must come down to end it: for the
+    # camera's threshold and its zones'. One noisy count over the threshold should not page anyone.
+    alert_after_frames = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="frames in a row over a threshold that raise an alert"
+    )
+    alert_after_minutes = models.PositiveIntegerField(
+        default=0, help_text="minutes those frames must span (0: raise as soon as the frames are there)"
+    )
+    alert_clear_margin_percent = models.FloatField(
+        default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="an alert ends at a value this many percent under its threshold (0: at the threshold)",
+    )
     counting_model = models.CharField(max_length=50, choices=MODEL_CHOICES, default=DEFAULT_ARCH)
     stale_after_minutes = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1)], help_text="the camera is stale after this long without a frame"
