@@ -1,4 +1,6 @@
 // Zone editor: clicks on the frame place the polygon's corners (in frame pixels); the form posts them as JSON.
+// From the keyboard: on the focused frame the arrow keys move a cross (Shift: ten times as far), Enter or Space
+// places a corner there, Backspace or Delete removes the last one.
 "use strict";
 
 const canvas = document.getElementById("zone-canvas");
@@ -35,6 +37,36 @@ canvas.addEventListener("click", (event) => {
   points.push([x, y]);
   render();
 });
+
+const cross = document.getElementById("cross");
+let crossAt = [Math.round(frameWidth / 2), Math.round(frameHeight / 2)];
+const MOVES = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
+function showCross() {
+  const [x, y] = crossAt;
+  const arm = Math.max(frameWidth, frameHeight) / 40;
+  cross.setAttribute("d", `M${x - arm},${y}H${x + arm}M${x},${y - arm}V${y + arm}`);
+}
+
+canvas.addEventListener("keydown", (event) => {
+  if (event.key in MOVES) {
+    const step = Math.max(1, Math.round(Math.max(frameWidth, frameHeight) / (event.shiftKey ? 10 : 100)));
+    const [dx, dy] = MOVES[event.key];
+    crossAt = [Math.min(Math.max(crossAt[0] + dx * step, 0), frameWidth), Math.min(Math.max(crossAt[1] + dy * step, 0), frameHeight)];
+    showCross();
+  } else if (event.key === "Enter" || event.key === " ") {
+    points.push([...crossAt]);
+    render();
+  } else if (event.key === "Backspace" || event.key === "Delete") {
+    points.pop();
+    render();
+  } else {
+    return;
+  }
+  event.preventDefault();
+});
+canvas.addEventListener("focus", () => { showCross(); cross.classList.add("shown"); });
+canvas.addEventListener("blur", () => cross.classList.remove("shown"));
 
 document.getElementById("undo").addEventListener("click", () => { points.pop(); render(); });
 document.getElementById("clear").addEventListener("click", () => { points = []; render(); });

@@ -55,6 +55,25 @@ def test_the_overview_updates_without_a_reload(operator_page, station):
     assert page.evaluate("window.notReloaded") is True
 
 
+def test_a_live_update_keeps_keyboard_focus_and_announces_the_change_politely(operator_page, station):
+    page = operator_page
+    concourse = station["concourse"]
+    card = page.locator(f'#cards a.card[data-camera="{concourse.pk}"]')
+    card.focus()
+    assert page.get_attribute("#live-status", "aria-live") == "polite"
+    Alert.objects.create(
+        camera=concourse, threshold=1, value=2, peak=2, frame=station["frames"][-1], raised_at=timezone.now()
+    )
+    page.wait_for_function(
+        "document.getElementById('live-status').textContent.startsWith('1 open alert;')", timeout=15_000
+    )
+    # The redraw replaced every card; focus is on the new one for the same camera, not lost to the page.
+    focused = page.evaluate(
+        "() => ({ camera: document.activeElement.dataset.camera, attached: document.activeElement.isConnected })"
+    )
+    assert focused == {"camera": str(concourse.pk), "attached": True}
+
+
 def test_the_camera_page_draws_the_heatmap_the_series_and_walks_through_frames(
     operator_page, live_server, station, screenshots
 ):
@@ -142,6 +161,36 @@ def test_an_operator_draws_a_zone_by_clicking(operator_page, live_server, statio
     for (x, y), (want_x, want_y) in zip(zone.polygon, expected, strict=True):
         assert abs(x - want_x) <= 3 and abs(y - want_y) <= 3
     assert page.locator("td", has_text="Queue").count() == 1
+
+
+def test_an_operator_draws_a_zone_from_the_keyboard(operator_page, live_server, station):
+    page = operator_page
+    camera = station["concourse"]
+    page.goto(f"{live_server.url}/cameras/{camera.pk}/zones/new/")
+    page.focus("#zone-canvas")  # as Tab reaches it
+    assert page.evaluate("document.activeElement.id") == "zone-canvas"
+    # The cross starts at the centre (512, 384); a step is 1% of the longer side (10 px), Shift a tenth (102 px).
+    corners = [
+        ["Shift+ArrowLeft", "Shift+ArrowUp"],
+        ["Shift+ArrowRight"] * 2,
+        ["Shift+ArrowDown"] * 2,
+        ["Shift+ArrowLeft"] * 2 + ["ArrowUp"],
+    ]
+    for keys in corners:
+        for key in keys:
+            page.keyboard.press(key)
+        page.keyboard.press("Enter")
+    page.keyboard.press(" ")  # a corner too many (Space places one too)...
+    assert page.locator("#corner-count").inner_text() == "5 corners"
+    page.keyboard.press("Backspace")  # ...taken back
+    assert page.locator("#corner-count").inner_text() == "4 corners"
+    page.focus("#zone-name")
+    page.keyboard.type("Kiosk")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/cameras/{camera.pk}/zones/")
+
+    zone = Zone.objects.get(camera=camera, name="Kiosk")
+    assert zone.polygon == [[410, 282], [614, 282], [614, 486], [410, 476]]
 
 
 @pytest.fixture

@@ -42,8 +42,10 @@ def overview(request):
     site = _int_or_none(request.GET.get("site"))
     crowding = request.GET.get("crowding", "")
     sort = request.GET.get("sort", "name")
+    cards = camera_cards(site, crowding if crowding in CROWDING_ORDER else "", sort if sort in SORTS else "name")
     context = {
-        "cards": camera_cards(site, crowding if crowding in CROWDING_ORDER else "", sort if sort in SORTS else "name"),
+        "cards": cards,
+        "over_count": sum(card.crowding == "over" for card in cards),
         "sites": Site.objects.all(),
         "site": site,
         "crowding": crowding,
