@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from webapp.alerts import views as alert_views
+from webapp.dashboard import api as dashboard_api
 from webapp.ingest import api, gateway_api
 
 api_v1 = [
@@ -16,6 +17,8 @@ api_v1 = [
     path("frames/<int:pk>/density.json", api.FrameDensityValuesView.as_view(), name="api-frame-density-values"),
     path("cameras/<int:pk>/counts/", api.CameraCountsView.as_view(), name="api-camera-counts"),
     path("alerts/", alert_views.AlertListView.as_view(), name="api-alerts"),
+    path("sites/", dashboard_api.SiteListView.as_view(), name="api-sites"),
+    path("cameras/", dashboard_api.CameraListView.as_view(), name="api-cameras"),
     path("", include("webapp.calibration.api_urls")),
 ]
 
@@ -25,6 +28,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("reports/", include("webapp.reports.urls")),
     path("alerts/", include("webapp.alerts.urls")),
     path("", include("webapp.calibration.page_urls")),

@@ -85,5 +85,6 @@ def test_the_api_lists_alerts_by_camera_state_and_time(viewer, alerts, camera):
 
 
 def test_the_api_needs_a_role(client, sign_in, alerts):
-    assert client.get("/api/v1/alerts/").status_code == 403
+    anonymous = client.get("/api/v1/alerts/")
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"] == "Bearer"  # an API key would do
     assert sign_in(None).get("/api/v1/alerts/").status_code == 403

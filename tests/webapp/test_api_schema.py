@@ -18,6 +18,8 @@ ENDPOINTS = {
     "/api/v1/frames/{id}/density.json": {"get"},
     "/api/v1/cameras/{id}/counts/": {"get"},
     "/api/v1/alerts/": {"get"},
+    "/api/v1/sites/": {"get"},
+    "/api/v1/cameras/": {"get"},
     # Calibration (webapp.calibration.api_urls).
     "/api/v1/cameras/{id}/marked-frames/": {"get", "post"},
     "/api/v1/cameras/{id}/marked-frames/{mid}/": {"get", "put", "patch", "delete"},

@@ -12,6 +12,8 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
+from webapp.accounts.models import ApiKey
+
 
 class Role(IntEnum):
     VIEWER = 1
@@ -25,6 +27,8 @@ class Role(IntEnum):
 
 def role_of(user) -> Role | None:
     """The highest role the user holds, or None (anonymous, inactive, or in no role's group)."""
+    if isinstance(user, ApiKey):
+        return Role.VIEWER if user.is_active else None  # keys read, and nothing more
     if user is None or not user.is_authenticated or not user.is_active:
         return None
     if user.is_superuser:

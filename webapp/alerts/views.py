@@ -10,13 +10,14 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.accounts.auth import ApiKeyAuthentication
 from webapp.accounts.roles import Role, has_role, role_required
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera
 from webapp.ingest.api import PeriodQuery
+from webapp.pagination import ListPagination
 
 STATES = ("open", "acknowledged", "all")
 MAX_LISTED = 500
@@ -83,6 +84,23 @@ class AlertQuery(PeriodQuery):
     state = serializers.ChoiceField(choices=STATES, required=False)
 
 
+class AlertRow(serializers.Serializer):
+    id = serializers.IntegerField()
+    camera = serializers.IntegerField()
+    zone = serializers.IntegerField(allow_null=True)
+    zone_name = serializers.CharField(allow_null=True)
+    kind = serializers.ChoiceField(choices=Alert.Kind.values)
+    threshold = serializers.FloatField()
+    value = serializers.FloatField(help_text="at the frame that raised it")
+    peak = serializers.FloatField()
+    frame = serializers.IntegerField(allow_null=True, help_text="the frame that raised it; null once retention took it")
+    raised_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    state = serializers.ChoiceField(choices=Alert.State.values)
+    acknowledged_by = serializers.CharField(allow_null=True)
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+
+
 def alert_body(alert: Alert) -> dict:
     return {
         "id": alert.pk,
@@ -102,9 +120,18 @@ def alert_body(alert: Alert) -> dict:
     }
 
 
+class AlertPagination(ListPagination):
+    """Newest first, as many as the camera page's chart takes at once (it draws a range's alerts in one request)."""
+
+    page_size = MAX_LISTED
+    ordering = ("-raised_at", "-id")
+    results_key = "alerts"
+
+
 class AlertListView(APIView):
-    authentication_classes = [SessionAuthentication]
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsViewer]
+    pagination_class = AlertPagination
 
     @extend_schema(
         parameters=[
@@ -113,7 +140,7 @@ class AlertListView(APIView):
             OpenApiParameter("from", OpenApiTypes.DATETIME, description="raised at or after"),
             OpenApiParameter("to", OpenApiTypes.DATETIME, description="raised before"),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses=AlertRow(many=True),
     )
     def get(self, request):
         query = AlertQuery(data=request.query_params)
@@ -124,4 +151,4 @@ class AlertListView(APIView):
             alerts = alerts.filter(raised_at__gte=params["from"])
         if "to" in params:
             alerts = alerts.filter(raised_at__lt=params["to"])
-        return Response({"alerts": [alert_body(alert) for alert in alerts[:MAX_LISTED]]})
+        return AlertPagination().page(alerts, request, self, lambda page: [alert_body(alert) for alert in page])

@@ -26,5 +26,5 @@ class CallerRateThrottle(SimpleRateThrottle):
         return super().allow_request(request, view)
 
     def get_cache_key(self, request, view) -> str:
-        kind = "gateway" if isinstance(request.user, Gateway) else "user"
+        kind = type(request.user).__name__.lower()  # gateway, apikey or user: their ids overlap
         return self.cache_format % {"scope": kind, "ident": request.user.pk}

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -64,32 +64,48 @@ def sparklines(camera_ids: list[int], now: datetime) -> dict[int, str]:
     return lines
 
 
-def camera_cards(site: int | None = None, crowding: str = "", sort: str = "name") -> list[CameraCard]:
-    now = timezone.now()
-    # A fixed number of queries however many cameras: the pages poll this every few seconds.
+def with_latest(cameras: QuerySet[Camera]) -> QuerySet[Camera]:
+    """`cameras` annotated with what their state and latest count need, in a fixed number of queries however many
+    cameras there are (the pages poll them every few seconds): `latest_result(s)` then reads the results."""
     last_received = Frame.objects.filter(camera=OuterRef("pk")).order_by("-received_at")
     open_alerts = Alert.objects.filter(camera=OuterRef("pk"), state=Alert.State.OPEN).values("camera")
-    cameras = Camera.objects.select_related("site").annotate(
+    return cameras.select_related("site").annotate(
         last_received=Subquery(last_received.values("received_at")[:1]),
         last_status=Subquery(last_received.values("status")[:1]),
         latest_result_id=newest_result_id(),
         open_alert_count=Coalesce(Subquery(open_alerts.annotate(n=Count("pk")).values("n")), 0),
     )
+
+
+def latest_results(cameras: list[Camera]) -> dict[int, Result]:
+    """Each camera's (annotated by `with_latest`) newest result, with its frame, by camera id."""
+    results = Result.objects.select_related("frame").in_bulk([camera.latest_result_id for camera in cameras])
+    return {camera.pk: results[camera.latest_result_id] for camera in cameras if camera.latest_result_id in results}
+
+
+def state_of(camera: Camera, result: Result | None, now: datetime) -> str:
+    """The state of a camera annotated by `with_latest`, whose newest result is `result`."""
+    return camera.state_given(
+        camera.last_received, camera.last_status, result.frame.captured_at if result else None, now
+    )
+
+
+def camera_cards(site: int | None = None, crowding: str = "", sort: str = "name") -> list[CameraCard]:
+    now = timezone.now()
+    cameras = with_latest(Camera.objects.all())
     if site:
         cameras = cameras.filter(site_id=site)
     cameras = list(cameras)
-    results = Result.objects.select_related("frame").in_bulk([camera.latest_result_id for camera in cameras])
+    results = latest_results(cameras)
     lines = sparklines([camera.pk for camera in cameras], now)
     cards = []
     for camera in cameras:
-        result = results.get(camera.latest_result_id)
+        result = results.get(camera.pk)
         cards.append(
             CameraCard(
                 camera=camera,
                 result=result,
-                state=camera.state_given(
-                    camera.last_received, camera.last_status, result.frame.captured_at if result else None, now
-                ),
+                state=state_of(camera, result, now),
                 crowding=camera.crowding(result.count if result else None),
                 open_alerts=camera.open_alert_count,
                 sparkline=lines.get(camera.pk, ""),

@@ -1,0 +1,134 @@
+"""The read API integrations start from: the sites, and the cameras with their zones, state and latest count.
+Read by signed-in viewers and by API keys, a page at a time (webapp.pagination)."""
+
+from __future__ import annotations
+
+from django.db.models import prefetch_related_objects
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.views import APIView
+
+from webapp.accounts.roles import Role, has_role
+from webapp.cameras.models import Camera, Site
+from webapp.dashboard.overview import latest_results, state_of, with_latest
+from webapp.ingest.models import Result
+from webapp.pagination import ListPagination
+
+
+class IsReader(BasePermission):
+    message = "this needs the viewer role, or an API key"
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, Role.VIEWER)
+
+
+class SiteRow(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    cameras = serializers.ListField(child=serializers.IntegerField(), help_text="their ids")
+
+
+class ZoneRow(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    polygon = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()), help_text="frame px")
+    alert_threshold = serializers.FloatField(allow_null=True)
+    density_threshold = serializers.FloatField(allow_null=True, help_text="people per m²")
+    area_m2 = serializers.FloatField(allow_null=True)
+
+
+class LatestCount(serializers.Serializer):
+    frame = serializers.IntegerField()
+    captured_at = serializers.DateTimeField()
+    count = serializers.FloatField()
+    zones = serializers.DictField(child=serializers.FloatField(), help_text="zone name -> people")
+
+
+class CameraRow(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    site = serializers.IntegerField(allow_null=True)
+    place = serializers.CharField()
+    latitude = serializers.FloatField(allow_null=True)
+    longitude = serializers.FloatField(allow_null=True)
+    counting_model = serializers.CharField()
+    alert_threshold = serializers.FloatField(allow_null=True)
+    state = serializers.ChoiceField(choices=["live", "behind", "stale", "failing", "new"])
+    open_alerts = serializers.IntegerField()
+    zones = ZoneRow(many=True)
+    latest = LatestCount(allow_null=True, help_text="the newest counted frame; null before the first")
+
+
+def _latest(result: Result | None) -> dict | None:
+    if result is None:
+        return None
+    zones = {row.zone_name: row.count for row in result.zone_counts.all()}
+    return {"frame": result.frame_id, "captured_at": result.frame.captured_at, "count": result.count, "zones": zones}
+
+
+class SiteListView(APIView):
+    permission_classes = [IsReader]
+    pagination_class = ListPagination  # read by drf-spectacular for the schema
+
+    @extend_schema(responses=SiteRow(many=True))
+    def get(self, request):
+        sites = Site.objects.prefetch_related("cameras")
+
+        def rows(page: list[Site]) -> list[dict]:
+            return [{"id": s.pk, "name": s.name, "cameras": sorted(c.pk for c in s.cameras.all())} for s in page]
+
+        return ListPagination().page(sites, request, self, rows)
+
+
+class CameraListView(APIView):
+    permission_classes = [IsReader]
+    pagination_class = ListPagination
+
+    @extend_schema(
+        parameters=[OpenApiParameter("site", OpenApiTypes.INT, description="only this site's cameras")],
+        responses=CameraRow(many=True),
+    )
+    def get(self, request):
+        cameras = with_latest(Camera.objects.prefetch_related("zones"))
+        site = request.query_params.get("site")
+        if site is not None:
+            if not site.isdecimal():
+                raise serializers.ValidationError({"site": ["a site id"]})
+            cameras = cameras.filter(site_id=int(site))
+        now = timezone.now()
+
+        def rows(page: list[Camera]) -> list[dict]:
+            results = latest_results(page)
+            prefetch_related_objects(list(results.values()), "zone_counts")
+            return [
+                {
+                    "id": camera.pk,
+                    "name": camera.name,
+                    "site": camera.site_id,
+                    "place": camera.place,
+                    "latitude": camera.latitude,
+                    "longitude": camera.longitude,
+                    "counting_model": camera.counting_model,
+                    "alert_threshold": camera.alert_threshold,
+                    "state": state_of(camera, results.get(camera.pk), now),
+                    "open_alerts": camera.open_alert_count,
+                    "zones": [
+                        {
+                            "id": zone.pk,
+                            "name": zone.name,
+                            "polygon": zone.polygon,
+                            "alert_threshold": zone.alert_threshold,
+                            "density_threshold": zone.density_threshold,
+                            "area_m2": zone.area_m2,
+                        }
+                        for zone in camera.zones.all()
+                    ],
+                    "latest": _latest(results.get(camera.pk)),
+                }
+                for camera in page
+            ]
+
+        return ListPagination().page(cameras, request, self, rows)
