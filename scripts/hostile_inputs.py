@@ -24,32 +24,29 @@ from tests.hostile_files import inflating_npz, text_bomb_png
 Send = Callable[[str, int, str], requests.Response]
 
 
-def upload(image: bytes, **fields: str) -> Send:
+def sender(path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> Send:
+    """A gateway's POST of `fields` and `files` to the API's `path`."""
+
     def send(url: str, camera: int, token: str) -> requests.Response:
         return requests.post(
-            f"{url}/api/v1/frames/",
+            f"{url}/api/v1/{path}",
             data={"camera": camera, **fields},
-            files={"image": ("frame", image)},
+            files=files,
             headers={"Authorization": f"Token {token}"},
             timeout=120,
         )
 
     return send
+
+
+def upload(image: bytes, **fields: str) -> Send:
+    return sender("frames/", fields, {"image": ("frame", image)})
 
 
 def edge_result(density: bytes) -> Send:
-    def send(url: str, camera: int, token: str) -> requests.Response:
-        fields = {"captured_at": "2026-12-04T10:00:00Z", "count": "0", "width": "1024", "height": "768"}
-        fields |= {"model": "skynet-count", "model_version": "bench", "inference_ms": "10"}
-        return requests.post(
-            f"{url}/api/v1/edge-results/",
-            data={"camera": camera, **fields},
-            files={"density": ("density.npz", density)},
-            headers={"Authorization": f"Token {token}"},
-            timeout=120,
-        )
-
-    return send
+    fields = {"captured_at": "2026-12-04T10:00:00Z", "count": "0", "width": "1024", "height": "768"}
+    fields |= {"model": "skynet-count", "model_version": "bench", "inference_ms": "10"}
+    return sender("edge-results/", fields, {"density": ("density.npz", density)})
 
 
 def pixel_bomb_png() -> bytes:

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
 
 from webapp.accounts.models import ApiKey
-from webapp.cameras.auth import LAST_SEEN_RESOLUTION
+from webapp.cameras.auth import HashedSecretAuthentication
 
 
-class ApiKeyAuthentication(authentication.BaseAuthentication):
-    keyword = "Bearer"
+class ApiKeyAuthentication(HashedSecretAuthentication):
+    keyword, credential, last_used_field = "Bearer", "API key", "last_used_at"
 
-    def authenticate(self, request) -> tuple[ApiKey, ApiKey] | None:
-        header = authentication.get_authorization_header(request).decode("latin-1").split()
-        if not header or header[0] != self.keyword:
-            return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed("the Authorization header must be 'Bearer <API key>'")
-        api_key = ApiKey.from_key(header[1])
-        if api_key is None:
-            raise exceptions.AuthenticationFailed("unknown or revoked API key")
-        now = timezone.now()
-        if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_SEEN_RESOLUTION:
-            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-        return api_key, api_key
-
-    def authenticate_header(self, request) -> str:
-        return self.keyword
+    def principal(self, secret: str) -> ApiKey | None:
+        return ApiKey.from_key(secret)
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

@@ -15,25 +15,44 @@ from webapp.cameras.models import Camera, Gateway
 LAST_SEEN_RESOLUTION = timedelta(seconds=10)
 
 
-class GatewayTokenAuthentication(authentication.BaseAuthentication):
-    keyword = "Token"
+class HashedSecretAuthentication(authentication.BaseAuthentication):
+    """`Authorization: <keyword> <secret>` for principals kept by the hash of their secret (gateways, API keys):
+    authenticates as the active principal holding it, and writes when it was last used (at most every
+    LAST_SEEN_RESOLUTION)."""
 
-    def authenticate(self, request) -> tuple[Gateway, Gateway] | None:
+    keyword: str
+    credential: str  # what the secret is called in the errors
+    last_used_field: str
+
+    def principal(self, secret: str):
+        """The active principal whose secret this is, or None."""
+        raise NotImplementedError
+
+    def authenticate(self, request) -> tuple | None:
         header = authentication.get_authorization_header(request).decode("latin-1").split()
         if not header or header[0] != self.keyword:
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("the Authorization header must be 'Token <token>'")
-        gateway = Gateway.from_token(header[1])
-        if gateway is None:
-            raise exceptions.AuthenticationFailed("unknown or revoked gateway token")
-        now = timezone.now()
-        if gateway.last_seen_at is None or now - gateway.last_seen_at >= LAST_SEEN_RESOLUTION:
-            Gateway.objects.filter(pk=gateway.pk).update(last_seen_at=now)
-        return gateway, gateway
+            raise exceptions.AuthenticationFailed(
+                f"the Authorization header must be '{self.keyword} <{self.credential}>'"
+            )
+        principal = self.principal(header[1])
+        if principal is None:
+            raise exceptions.AuthenticationFailed(f"unknown or revoked {self.credential}")
+        now, last = timezone.now(), getattr(principal, self.last_used_field)
+        if last is None or now - last >= LAST_SEEN_RESOLUTION:
+            type(principal).objects.filter(pk=principal.pk).update(**{self.last_used_field: now})
+        return principal, principal
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+class GatewayTokenAuthentication(HashedSecretAuthentication):
+    keyword, credential, last_used_field = "Token", "gateway token", "last_seen_at"
+
+    def principal(self, secret: str) -> Gateway | None:
+        return Gateway.from_token(secret)
 
 
 class GatewayTokenScheme(OpenApiAuthenticationExtension):
