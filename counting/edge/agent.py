@@ -122,6 +122,7 @@ class Agent:
                         self.outbox.record_taken(frame.taken)
                     continue
                 self.outbox.put(outgoing, frame.taken)
+                self._counted(frame, outgoing)  # after queueing: health never shows a counted frame not yet queued
                 self.uploader.wake.set()
         finally:
             self.stop.set()
@@ -133,7 +134,6 @@ class Agent:
         captured_at = frame.captured_at.isoformat()
         fields = {"camera": str(self.camera), "captured_at": captured_at}
         if self.mode == "full":
-            self._counted(frame, count=None, inference_ms=None)
             return Outgoing("frames", fields, "image", frame.name, frame.encoded, captured_at)
         with self.counter_lock:
             counter = self.counter  # one model for the whole frame, even if a swap comes in the middle
@@ -141,7 +141,6 @@ class Agent:
         density = counter.density(frame.rgb)
         inference_ms = (time.perf_counter() - started) * 1000
         count = float(density.sum(dtype=np.float64))
-        self._counted(frame, count, inference_ms)
         fields |= {
             "count": f"{count:.4f}",
             "width": str(width),
@@ -152,7 +151,9 @@ class Agent:
         }
         return Outgoing("edge-results", fields, "density", "density.npz", density_npz(density), captured_at)
 
-    def _counted(self, frame: CapturedFrame, count: float | None, inference_ms: float | None) -> None:
+    def _counted(self, frame: CapturedFrame, outgoing: Outgoing) -> None:
+        count = float(outgoing.fields["count"]) if "count" in outgoing.fields else None
+        inference_ms = float(outgoing.fields["inference_ms"]) if "inference_ms" in outgoing.fields else None
         state = self.frame_state
         state.frames += 1
         state.last_frame_at = frame.captured_at.isoformat()

@@ -31,14 +31,23 @@ from counting.models import load_model
 from counting.onnx_export import OnnxCounter, export_onnx
 from counting.versions import weights_version
 from tests.conftest import REPO
-from tests.e2e.conftest import REDIS_DATABASES, Stack, free_port, running_stack
+from tests.e2e.conftest import REDIS_DATABASES, Stack, running_stack
+from tests.loopback import free_port
 from webapp.demo.simulator import drop_frame
 
 
 @pytest.fixture(scope="module")
-def edge_stack(tmp_path_factory) -> Iterator[Stack]:
+def edge_services(tmp_path_factory) -> Iterator[Stack]:
     with running_stack("postgresql", tmp_path_factory.mktemp("edge-stack"), REDIS_DATABASES["edge"]) as stack:
         yield stack
+
+
+@pytest.fixture
+def edge_stack(edge_services) -> Iterator[Stack]:
+    """The module's stack, its server brought back after a test that stopped it and failed before restarting it."""
+    yield edge_services
+    if "web" not in edge_services.processes:
+        edge_services.start_web()
 
 
 @pytest.fixture(scope="module")
