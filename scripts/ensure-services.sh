@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the tests and the demo need beyond the venv: PostgreSQL and Redis on loopback, started when they are down
-# (installed from Debian's packages when missing), docker-compose to validate the production compose file, and chromium
-# for the browser tests.
+# (installed from Debian's packages when missing), docker-compose to validate the production compose file, mosquitto for
+# the notification tests, and chromium for the browser tests.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
@@ -43,6 +43,9 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
 fi
 
 command -v docker-compose >/dev/null || apt_install docker-compose
+
+# The notification tests start their own MQTT broker (never a shared one).
+command -v mosquitto >/dev/null || apt_install mosquitto
 
 # The browser tests drive Debian's chromium with Playwright (never a downloaded browser).
 command -v chromium >/dev/null || apt_install chromium

@@ -14,6 +14,8 @@ SEND_REPORT_EMAIL = "workers.tasks.send_report_email"
 CALIBRATE_CAMERA = "workers.tasks.calibrate_camera"
 RECOUNT_PERIOD = "workers.tasks.recount_period"
 EXPIRE_BY_AGE = "workers.tasks.expire_by_age"
+DELIVER_NOTIFICATION = "workers.tasks.deliver_notification"
+SWEEP_NOTIFICATIONS = "workers.tasks.sweep_notifications"
 
 # Tasks routed nowhere else (the beat's) go here.
 DEFAULT_QUEUE = "default"

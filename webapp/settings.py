@@ -22,6 +22,7 @@ from webapp.queues import (
     REQUEUE_STALE_FRAMES,
     SEND_DUE_REPORTS,
     SEND_REPORT_EMAIL,
+    SWEEP_NOTIFICATIONS,
 )
 
 
@@ -78,6 +79,7 @@ INSTALLED_APPS = [
     "webapp.cameras",
     "webapp.ingest",
     "webapp.alerts",
+    "webapp.notifications",
     "webapp.reports",
     "webapp.calibration",
     "webapp.dashboard",
@@ -316,6 +318,8 @@ CELERY_BEAT_SCHEDULE = {
     # Which reports go to whom and when lives in the database (subscriptions); this only looks every minute.
     "send-due-reports": {"task": SEND_DUE_REPORTS, "schedule": 60.0},
     "expire-by-age": {"task": EXPIRE_BY_AGE, "schedule": crontab(hour=3, minute=17)},
+    # Escalations of alerts left unacknowledged, and notifications whose task was lost.
+    "sweep-notifications": {"task": SWEEP_NOTIFICATIONS, "schedule": 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

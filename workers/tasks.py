@@ -19,16 +19,19 @@ from webapp.ingest import retention
 from webapp.ingest.models import Frame, storage_is_full
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
+from webapp.notifications.dispatch import RETRY_DELAYS, attempt, sweep
 from webapp.queues import (
     ANSWER_QUESTION,
     CALIBRATE_CAMERA,
     COUNT_FRAME,
+    DELIVER_NOTIFICATION,
     EXPIRE_BY_AGE,
     GENERATE_REPORT,
     RECOUNT_PERIOD,
     REQUEUE_STALE_FRAMES,
     SEND_DUE_REPORTS,
     SEND_REPORT_EMAIL,
+    SWEEP_NOTIFICATIONS,
 )
 from workers.celery_app import app
 from workers.engines import camera_engine
@@ -242,3 +245,25 @@ def recount_period(job_id: int) -> str:
     from webapp.calibration.jobs import run_recount
 
     return run_recount(job_id, count_stored_frame).status
+
+
+@app.task(
+    name=DELIVER_NOTIFICATION, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=len(RETRY_DELAYS)
+)
+def deliver_notification(self, notification_id: int) -> str:
+    """An alert's event to a webhook, email addresses or an MQTT broker (webapp.notifications.dispatch), retried with
+    back-off (RETRY_DELAYS) and failed for good after the last; each attempt is in the notification's row."""
+    final = self.request.retries >= self.max_retries
+    try:
+        notification = attempt(notification_id, final)
+    except Exception as error:
+        if final:
+            return f"failed: {error}"
+        raise self.retry(exc=error, countdown=RETRY_DELAYS[self.request.retries]) from error
+    return "delivered already" if notification is None else "delivered"
+
+
+@app.task(name=SWEEP_NOTIFICATIONS)
+def sweep_notifications() -> int:
+    """Every minute (the beat): escalations due, and notifications whose task was lost."""
+    return len(sweep(timezone.now()))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,18 +21,13 @@ import redis
 import requests
 
 from tests.conftest import REPO
+from tests.loopback import free_port
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379"
 # Redis databases 10 and up are the tests'; each stack flushes its own.
 REDIS_DATABASES = {"postgresql": 10, "sqlite": 11, "edge": 12, "full-disk": 15}
 QUEUES = "count.csrnet-lite,count.csrnet,default,reports"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -22,7 +22,8 @@ import redis
 import requests
 from PIL import Image
 
-from tests.e2e.conftest import Stack, free_port, running_stack
+from tests.e2e.conftest import Stack, running_stack
+from tests.loopback import free_port
 
 FRAMES = 60
 POSTGRES_USER = "postgres"

@@ -5,12 +5,8 @@ and `send_daily_reports --date` for a missed day."""
 
 from __future__ import annotations
 
-import email
 import io
-import socket
 from datetime import UTC, date, datetime, time, timedelta
-from email import policy
-from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -20,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone as django_timezone
 from PIL import Image
 
+from tests.loopback import Inbox, free_port
 from tests.webapp.conftest import store_frame, user_with_role
 from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Site
@@ -33,27 +30,6 @@ pytestmark = pytest.mark.django_db
 
 SHANGHAI = "Asia/Shanghai"
 REPORT_DAY = date(2026, 11, 29)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Inbox:
-    """An SMTP server's handler that keeps what it is sent; `refuse` answers that many DATA commands with 451."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-        self.refuse = 0
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        if self.refuse:
-            self.refuse -= 1
-            return "451 4.3.0 try again later"
-        self.messages.append((envelope.rcpt_tos, email.message_from_bytes(envelope.content, policy=policy.default)))
-        return "250 OK"
 
 
 @pytest.fixture

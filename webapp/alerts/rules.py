@@ -11,7 +11,7 @@ seen it is not alerted again until the value has come down and crossed once more
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from webapp.alerts.models import Alert, Crossing
@@ -44,12 +44,20 @@ def readings(camera: Camera, count: float, zone_counts: dict[int, float]) -> lis
     return found
 
 
-def raise_alerts(frame: Frame, count: float, zone_counts: dict[int, float]) -> list[Alert]:
-    """Start, follow or end each subject's episode; returns the alerts raised by this frame."""
+@dataclass
+class AlertChanges:
+    """What one frame did to the alerts: those it raised and those whose episode it ended."""
+
+    raised: list[Alert] = field(default_factory=list)
+    ended: list[Alert] = field(default_factory=list)
+
+
+def raise_alerts(frame: Frame, count: float, zone_counts: dict[int, float]) -> AlertChanges:
+    """Start, follow or end each subject's episode; returns the alerts this frame raised and ended."""
     # The camera's row is the lock: two workers storing frames of one camera decide its episodes one at a time
     # (locking the alerts alone would lock nothing when there is none yet).
     list(Camera.objects.select_for_update().filter(pk=frame.camera_id).order_by("pk").values_list("pk", flat=True))
-    camera, raised = frame.camera, []
+    camera, changes = frame.camera, AlertChanges()
     for reading in readings(camera, count, zone_counts):
         # By name too: a deleted zone's alerts keep their name but lose the zone, and must not pass for the camera's.
         subject = {
@@ -67,10 +75,11 @@ def raise_alerts(frame: Frame, count: float, zone_counts: dict[int, float]) -> l
             elif reading.value <= clear_level(camera, reading.threshold) and frame.captured_at > ongoing.raised_at:
                 ongoing.ended_at = frame.captured_at
                 ongoing.save(update_fields=["ended_at"])
+                changes.ended.append(ongoing)
         elif not over:
             Crossing.objects.filter(**subject).delete()
         elif (peak := lasting_peak(camera, subject, frame, reading.value)) is not None:
-            raised.append(
+            changes.raised.append(
                 Alert.objects.create(
                     **subject,
                     threshold=reading.threshold,
@@ -80,7 +89,7 @@ def raise_alerts(frame: Frame, count: float, zone_counts: dict[int, float]) -> l
                     raised_at=frame.captured_at,
                 )
             )
-    return raised
+    return changes
 
 
 def clear_level(camera: Camera, threshold: float) -> float:

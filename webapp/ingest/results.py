@@ -20,6 +20,8 @@ from webapp.alerts.rules import raise_alerts
 from webapp.cameras.models import Camera
 from webapp.health.events import count_event, observe_seconds
 from webapp.ingest.models import Frame, Result, ZoneCount, storage_is_full, write_media_file
+from webapp.notifications.dispatch import notify_alert_changes
+from webapp.notifications.mqtt import publish_counts
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ def store_result(frame: Frame, counted: Counted) -> Result | None:
             ZoneCount.objects.bulk_create(_zone_rows(result, counted))
             locked.status, locked.error = Frame.Status.DONE, ""
             locked.save(update_fields=["status", "error"])
-            raise_alerts(frame, counted.count, counted.zone_counts)
+            notify_alert_changes(raise_alerts(frame, counted.count, counted.zone_counts))
         except Exception:
             result.density.delete(save=False)
             result.heatmap.delete(save=False)
@@ -106,6 +108,7 @@ def store_result(frame: Frame, counted: Counted) -> Result | None:
 
 def _record_counted(frame: Frame, counted: Counted) -> None:
     count_event("crowdscope_frames_counted", camera_id=frame.camera_id)
+    publish_counts(frame, counted.count, counted.zone_counts)
     observe_seconds("crowdscope_inference_seconds", counted.inference_ms / 1000, model=counted.model_name)
     if not frame.counted_on_gateway:
         latency = (timezone.now() - frame.received_at).total_seconds()
@@ -128,7 +131,7 @@ def replace_result(frame: Frame, counted: Counted) -> Result:
             result.save()
             result.zone_counts.all().delete()
             ZoneCount.objects.bulk_create(_zone_rows(result, counted))
-            raise_alerts(locked, counted.count, counted.zone_counts)
+            raise_alerts(locked, counted.count, counted.zone_counts)  # a recount of the past pages nobody
         except Exception:
             result.density.delete(save=False)
             result.heatmap.delete(save=False)
