@@ -3,6 +3,13 @@
 "use strict";
 
 const POLL_MS = 5000;
+// The camera's site keeps its own wall clock: every time on the page is shown and plotted in it, whatever the
+// browser's zone.
+const SITE_ZONE = document.getElementById("series").dataset.timeZone;
+const siteClock = new Intl.DateTimeFormat("en-CA", {
+  timeZone: SITE_ZONE, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
 const heatmapDiv = document.getElementById("heatmap");
 const opacityInput = document.getElementById("opacity");
 const scrubber = document.getElementById("scrubber");
@@ -56,7 +63,7 @@ async function drawFrame(frame) {
   document.getElementById("frame-count").textContent = frame.count.toFixed(1);
   const time = document.getElementById("frame-time");
   time.dateTime = frame.time;
-  time.textContent = new Date(frame.time).toLocaleString();
+  time.textContent = wallTime(frame.time).slice(0, 19);
   document.getElementById("frame-origin").textContent = frame.origin;
   document.querySelector("#zone-table tbody").innerHTML = Object.entries(frame.zones)
     .map(([name, count]) => `<tr><td>${escapeHTML(name)}</td><td>${count.toFixed(1)}</td></tr>`).join("");
@@ -114,13 +121,22 @@ const toInput = document.getElementById("to");
 const csvLink = document.getElementById("csv");
 
 // Plotly reads a time string as wall time, whatever its offset, and a Date as the browser's local time. Every time it
-// is given is therefore the browser's wall time ("2026-12-04 22:05:30.000"), so that points, alerts and the range
-// agree in any time zone.
+// is given is therefore the site's wall time ("2026-12-04 22:05:30.000"), so that points, alerts and the range agree
+// in any browser.
 function wallTime(value) {
   const date = new Date(value);
-  return new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 23).replace("T", " ");
+  const part = Object.fromEntries(siteClock.formatToParts(date).map((p) => [p.type, p.value]));
+  const ms = String(date.getUTCMilliseconds()).padStart(3, "0");
+  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second}.${ms}`;
 }
-const BROWSER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+// The instant whose wall time at the site is `wall` ("2026-12-04T22:05"): the site's offset then, read at a first
+// guess (exact but within an hour of a change of clocks).
+function fromWallTime(wall) {
+  const guess = new Date(`${wall}Z`);
+  const offset = new Date(`${wallTime(guess).replace(" ", "T")}Z`) - guess;
+  return new Date(guess.getTime() - offset);
+}
 
 function localInputValue(date) {
   return wallTime(date).slice(0, 16).replace(" ", "T");
@@ -128,7 +144,7 @@ function localInputValue(date) {
 
 function selectedRange() {
   if (rangeSelect.value === "custom" && fromInput.value && toInput.value) {
-    return [new Date(fromInput.value), new Date(toInput.value)];
+    return [fromWallTime(fromInput.value), fromWallTime(toInput.value)];
   }
   const to = new Date();
   return [new Date(to.getTime() - Number(rangeSelect.value === "custom" ? 24 : rangeSelect.value) * 3600e3), to];
@@ -185,7 +201,7 @@ async function fetchAndDrawSeries() {
     y1: Number(seriesDiv.dataset.threshold), line: { color: "#d7191c", width: 1, dash: "dash" } }] : [];
   const layout = { margin: { l: 50, r: 10, t: 10, b: 40 }, yaxis: { title: { text: "people" }, rangemode: "tozero" },
                    xaxis: { type: "date", range: [wallTime(from), wallTime(to)],
-                           title: { text: `time (${BROWSER_ZONE})` } },
+                           title: { text: `time (${SITE_ZONE})` } },
                    height: 340, legend: { orientation: "h" }, shapes };
   await Plotly.react(seriesDiv, traces, layout, { displaylogo: false, responsive: true });
   document.getElementById("series-note").textContent = data.points.length ? "" : "No counted frames in this range.";

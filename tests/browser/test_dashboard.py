@@ -98,8 +98,11 @@ def test_the_camera_page_draws_the_heatmap_the_series_and_walks_through_frames(
     page.screenshot(path=screenshots / "camera.png", full_page=True)
 
 
-def test_the_series_sits_on_the_clock_of_a_browser_in_shanghai(browser, live_server, station):
-    """Plotly once drew the points in UTC wall time against an axis in local time: 8 hours early in Shanghai."""
+def test_the_series_sits_on_the_sites_clock_in_a_browser_in_shanghai(browser, live_server, station):
+    """Plotly once drew the points in UTC wall time against an axis in local time: 8 hours early in Shanghai. Now
+    every time is the site's wall clock (here New York's), whatever the browser's zone."""
+    station["site"].time_zone = "America/New_York"
+    station["site"].save()
     page = signed_in_page(browser, live_server, "shen", Role.VIEWER, timezone_id="Asia/Shanghai")
     page.goto(f"{live_server.url}/cameras/{station['concourse'].pk}/")
     page.select_option("#bucket", "raw")
@@ -109,12 +112,14 @@ def test_the_series_sits_on_the_clock_of_a_browser_in_shanghai(browser, live_ser
         " return { x: plot.data[0].x, range: plot.layout.xaxis.range, title: plot.layout.xaxis.title?.text }; }"
     )
     assert len(figure["x"]) == 3
-    shanghai = ZoneInfo("Asia/Shanghai")
-    last = station["frames"][-1].captured_at.astimezone(shanghai)
+    new_york = ZoneInfo("America/New_York")
+    last = station["frames"][-1].captured_at.astimezone(new_york)
     assert figure["x"][-1] == f"{last:%Y-%m-%d %H:%M:%S}.{last.microsecond // 1000:03d}"
-    axis_end = datetime.fromisoformat(figure["range"][1]).replace(tzinfo=shanghai)
-    assert timedelta(0) < axis_end - last < timedelta(minutes=5)  # the newest point at the right end, not 8 h left
-    assert figure["title"] == "time (Asia/Shanghai)"
+    axis_end = datetime.fromisoformat(figure["range"][1]).replace(tzinfo=new_york)
+    assert timedelta(0) < axis_end - last < timedelta(minutes=5)  # the newest point at the right end, not 13 h off
+    assert figure["title"] == "time (America/New_York)"
+    assert f"{last:%Y-%m-%d %H:%M:%S}" in page.locator("#frame-time").inner_text()  # the frame's, in New York
+    assert "Times in America/New_York" in page.content()
     page.close()
 
 

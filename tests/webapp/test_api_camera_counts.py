@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from tests.webapp.conftest import counted_frame, token_client, user_with_role
@@ -130,9 +131,10 @@ def test_day_buckets_have_the_mean_and_peak(api, camera, series):
     ]
 
 
-def test_day_buckets_start_at_local_midnight(api, camera, settings):
-    """With TIME_ZONE set, a day is the local day: 20:00 UTC is already the next day in Kolkata (UTC+05:30)."""
-    settings.TIME_ZONE = "Asia/Kolkata"
+def test_day_buckets_start_at_midnight_on_the_sites_clock(api, camera):
+    """A day is the site's day, and every time is on its clock: 20:00 UTC is already the next day in Kolkata."""
+    camera.site.time_zone = "Asia/Kolkata"
+    camera.site.save()
     counted_frame(camera, datetime(2025, 3, 10, 17, 0, tzinfo=UTC), 10.0)  # 22:30 on the 10th in Kolkata
     counted_frame(camera, datetime(2025, 3, 10, 20, 0, tzinfo=UTC), 30.0)  # 01:30 on the 11th
 
@@ -140,6 +142,17 @@ def test_day_buckets_start_at_local_midnight(api, camera, settings):
 
     assert [start.isoformat() for start in got] == ["2025-03-10T00:00:00+05:30", "2025-03-11T00:00:00+05:30"]
     assert [point["mean"] for point in got.values()] == [10.0, 30.0]
+    answer = get_counts(api, camera, **{"from": iso(T0), "to": iso(at(24 * 60))}).json()
+    assert answer["time_zone"] == "Asia/Kolkata" and answer["from"].endswith("+05:30")
+    assert [point["time"] for point in answer["points"]] == ["2025-03-10T22:30:00+05:30", "2025-03-11T01:30:00+05:30"]
+    csv_rows = get_counts(api, camera, format="csv", **{"from": iso(T0), "to": iso(at(24 * 60))}).content.decode()
+    assert csv_rows.splitlines()[1].startswith("2025-03-10T22:30:00+05:30,")
+
+
+def test_a_site_refuses_a_time_zone_that_is_not_iana(camera):
+    camera.site.time_zone = "Central European Time"
+    with pytest.raises(ValidationError, match="not an IANA time zone"):
+        camera.site.full_clean()
 
 
 def test_an_unknown_bucket_is_refused(api, camera):

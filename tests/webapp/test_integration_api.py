@@ -73,11 +73,12 @@ def test_cameras_come_with_their_zones_state_and_latest_count(reader, camera, ot
 
 
 def test_sites_list_their_cameras(reader, camera, other_camera):
-    lone = Site.objects.create(name="Depot")
+    lone = Site.objects.create(name="Depot", time_zone="Asia/Shanghai")
     body = reader.get("/api/v1/sites/").json()
+    station = {"id": camera.site_id, "name": "Central Station", "time_zone": "UTC"}
     assert body["results"] == [
-        {"id": camera.site_id, "name": "Central Station", "cameras": sorted([camera.pk, other_camera.pk])},
-        {"id": lone.pk, "name": "Depot", "cameras": []},
+        {**station, "cameras": sorted([camera.pk, other_camera.pk])},
+        {"id": lone.pk, "name": "Depot", "time_zone": "Asia/Shanghai", "cameras": []},
     ]
 
 

@@ -142,6 +142,8 @@ class Subscriber:
 def platform(camera) -> Camera:
     camera.alert_threshold = 50
     camera.save()
+    camera.site.time_zone = "Asia/Shanghai"  # times in the payload and the email are on the site's clock
+    camera.site.save()
     return camera
 
 
@@ -192,7 +194,8 @@ def test_a_webhook_hears_the_raise_and_the_clear_once_each_signed(
         sent = json.loads(body)
         assert sent["event"] == event and sent["id"] == int(headers["X-CrowdScope-Delivery"])
         assert sent["alert"]["id"] == alert.pk and sent["alert"]["frame_id"] == raising.pk
-        assert sent["alert"]["camera"] == {"id": platform.pk, "name": "Concourse", "site": "Central Station"}
+        camera = {"id": platform.pk, "name": "Concourse", "site": "Central Station", "time_zone": "Asia/Shanghai"}
+        assert sent["alert"]["camera"] == camera and sent["alert"]["raised_at"].endswith("+08:00")
         assert sent["alert"]["threshold"] == 50 and sent["alert"]["unit"] == "people"
         assert sent["alert"]["url"] == f"https://crowd.example/alerts/#alert-{alert.pk}"
     assert json.loads(receiver.requests[0][1])["alert"]["value"] == 62
@@ -280,7 +283,9 @@ def test_an_email_endpoint_gets_a_plain_message(platform, inbox, django_capture_
     assert recipients == ["duty@station.example", "lead@station.example"]
     assert message["Subject"] == "[CrowdScope] Alert: Concourse, 64.0 people (threshold 50)"
     alert = Alert.objects.get()
-    assert f"https://crowd.example/alerts/#alert-{alert.pk}" in message.get_content()
+    body = message.get_content()
+    assert f"https://crowd.example/alerts/#alert-{alert.pk}" in body
+    assert f"Raised at {alert.raised_at.astimezone(platform.zone):%Y-%m-%d %H:%M} CST" in body
 
 
 def test_mqtt_carries_counts_alerts_and_home_assistant_discovery(platform, broker, django_capture_on_commit_callbacks):

@@ -24,7 +24,7 @@ MAX_LISTED = 500
 
 
 def filtered_alerts(state: str, camera: int | None):
-    alerts = Alert.objects.select_related("camera", "acknowledged_by")
+    alerts = Alert.objects.select_related("camera__site", "acknowledged_by")
     if state in (Alert.State.OPEN, Alert.State.ACKNOWLEDGED):
         alerts = alerts.filter(state=state)
     if camera:

@@ -5,6 +5,7 @@ from webapp.cameras.models import Camera, Gateway, Site, Zone
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
+    list_display = ["name", "time_zone"]
     search_fields = ["name"]
 
 

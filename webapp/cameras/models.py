@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, available_timezones
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -18,8 +20,24 @@ MODEL_CHOICES = [(name, name) for name in ARCHITECTURE_NAMES]
 HIGH_CROWDING = 0.75  # of the alert threshold
 
 
+def validate_time_zone(name: str) -> None:
+    if name not in available_timezones():
+        raise ValidationError(f"{name!r} is not an IANA time zone (for example Europe/Paris or Asia/Shanghai)")
+
+
+def default_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
 class Site(models.Model):
     name = models.CharField(max_length=100, unique=True)
+    # Times on the site's pages, alerts, series and CSV are the site's wall clock, whatever the browser's or server's.
+    time_zone = models.CharField(
+        max_length=64,
+        default=default_time_zone,
+        validators=[validate_time_zone],
+        help_text="IANA name, e.g. Asia/Shanghai",
+    )
     # A floor or street plan to place the cameras on, where latitude and longitude mean little (inside a station).
     plan = models.ImageField(upload_to="plans/", blank=True, help_text="site plan image; cameras go at plan x, y")
 
@@ -28,6 +46,10 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
 
 class Camera(models.Model):
@@ -75,6 +97,15 @@ class Camera(models.Model):
 
     def __str__(self) -> str:
         return f"{self.site} / {self.name}" if self.site else self.name
+
+    @property
+    def time_zone(self) -> str:
+        """The IANA name of the camera's wall clock: its site's, else the server's (TIME_ZONE)."""
+        return self.site.time_zone if self.site_id else settings.TIME_ZONE
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     def state(self, now: datetime | None = None) -> str:
         """live (a frame captured within `stale_after_minutes` is counted), behind (frames arrive, but the newest

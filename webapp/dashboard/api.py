@@ -28,6 +28,7 @@ class IsReader(BasePermission):
 class SiteRow(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
+    time_zone = serializers.CharField(help_text="IANA name: the site's pages, alerts, series and CSV use its clock")
     cameras = serializers.ListField(child=serializers.IntegerField(), help_text="their ids")
 
 
@@ -78,7 +79,10 @@ class SiteListView(APIView):
         sites = Site.objects.prefetch_related("cameras")
 
         def rows(page: list[Site]) -> list[dict]:
-            return [{"id": s.pk, "name": s.name, "cameras": sorted(c.pk for c in s.cameras.all())} for s in page]
+            return [
+                {"id": s.pk, "name": s.name, "time_zone": s.time_zone, "cameras": sorted(c.pk for c in s.cameras.all())}
+                for s in page
+            ]
 
         return ListPagination().page(sites, request, self, rows)
 

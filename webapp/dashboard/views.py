@@ -118,7 +118,7 @@ def camera_detail(request, pk: int):
         "state": camera.state(),
         "zones": camera.zones.all(),
         "waiting": waiting,
-        "open_alerts": camera.alerts.filter(state=Alert.State.OPEN).select_related("camera", "acknowledged_by"),
+        "open_alerts": camera.alerts.filter(state=Alert.State.OPEN).select_related("camera__site", "acknowledged_by"),
     }
     return render(request, "dashboard/camera_detail.html", context)
 

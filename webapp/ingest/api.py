@@ -167,7 +167,7 @@ class CameraCountsView(ReadView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request, pk: int):
-        camera = get_object_or_404(Camera, pk=pk)
+        camera = get_object_or_404(Camera.objects.select_related("site"), pk=pk)
         if not can_read_camera(request.user, camera):
             raise exceptions.NotFound()
         query = CountsQuery(data=request.query_params)
@@ -180,14 +180,25 @@ class CameraCountsView(ReadView):
         try:
             if bucket == "raw":
                 series.refuse_where_aggregated(camera.pk, start, end, None)
-                points = series.raw(series.samples(camera.pk, start, end, limit=series.MAX_RAW_POINTS))
+                points = series.raw(series.samples(camera.pk, start, end, limit=series.MAX_RAW_POINTS), camera.zone)
             else:
-                points = series.bucketed(camera.pk, start, end, series.BUCKETS[bucket])
+                points = series.bucketed(camera.pk, start, end, series.BUCKETS[bucket], camera.zone)
         except series.SeriesRefused as error:
             raise exceptions.ValidationError({"bucket": [str(error)]}) from error
-        response = Response({"camera": camera.pk, "from": start, "to": end, "bucket": bucket, "points": points})
+        zone = camera.zone
+        response = Response(
+            {
+                "camera": camera.pk,
+                "time_zone": camera.time_zone,
+                "from": start.astimezone(zone),
+                "to": end.astimezone(zone),
+                "bucket": bucket,
+                "points": points,
+            }
+        )
         if request.accepted_renderer.format == "csv":
-            filename = f"camera-{camera.pk}-counts-{bucket}-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.csv"
+            period = f"{start.astimezone(zone):%Y%m%dT%H%M}-{end.astimezone(zone):%Y%m%dT%H%M%z}"
+            filename = f"camera-{camera.pk}-counts-{bucket}-{period}.csv"
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from django.utils import timezone
 
@@ -65,10 +65,11 @@ def samples(camera_id: int, start: datetime, end: datetime, limit: int | None = 
     return [Sample(captured_at, frame_id, count, zones[pk]) for pk, frame_id, captured_at, count in rows]
 
 
-def bucket_start(moment: datetime, width: timedelta) -> datetime:
-    """Buckets of a day start at local midnight; shorter ones on whole minutes or hours of UTC."""
+def bucket_start(moment: datetime, width: timedelta, zone: tzinfo | None = None) -> datetime:
+    """Buckets of a day start at midnight in `zone` (default: the server's); shorter ones on whole minutes or hours
+    of UTC."""
     if width == BUCKETS["1d"]:
-        local = timezone.localtime(moment)
+        local = timezone.localtime(moment, zone)
         return local.replace(hour=0, minute=0, second=0, microsecond=0)
     seconds = width.total_seconds()
     return datetime.fromtimestamp(moment.timestamp() // seconds * seconds, tz=moment.tzinfo)
@@ -88,24 +89,25 @@ def refuse_where_aggregated(camera_id: int, start: datetime, end: datetime, widt
         )
 
 
-def bucketed(camera_id: int, start: datetime, end: datetime, width: timedelta) -> list[dict]:
-    """Buckets of `width` over [start, end), oldest first, from the kept frames and the quarter-hour counts."""
+def bucketed(camera_id: int, start: datetime, end: datetime, width: timedelta, zone: tzinfo) -> list[dict]:
+    """Buckets of `width` over [start, end), oldest first, from the kept frames and the quarter-hour counts; days
+    from midnight in `zone`, every start in `zone` with its offset."""
     refuse_where_aggregated(camera_id, start, end, width)
     cameras: dict[datetime, Tally] = defaultdict(Tally)
     zones: dict[datetime, dict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
     for point in samples(camera_id, start, end):
-        bucket = bucket_start(point.time, width)
+        bucket = bucket_start(point.time, width, zone)
         cameras[bucket].add(1, point.count, point.count)
         for name, count in point.zones.items():
             zones[bucket][name].add(1, count, count)
     aggregated = QuarterHourCount.objects.filter(camera_id=camera_id, start__gte=start, start__lt=end)
     for row in aggregated.values_list("start", "zone_name", "frames", "total", "peak"):
         quarter, zone_name, *tally = row
-        bucket = bucket_start(quarter, width)
+        bucket = bucket_start(quarter, width, zone)
         (zones[bucket][zone_name] if zone_name else cameras[bucket]).add(*tally)
     return [
         {
-            "start": bucket.isoformat(),
+            "start": bucket.astimezone(zone).isoformat(),
             "frames": tally.frames,
             "mean": tally.mean,
             "peak": tally.peak,
@@ -115,8 +117,14 @@ def bucketed(camera_id: int, start: datetime, end: datetime, width: timedelta) -
     ]
 
 
-def raw(points: list[Sample]) -> list[dict]:
+def raw(points: list[Sample], zone: tzinfo) -> list[dict]:
+    """Each frame's point, its time in `zone` with the offset."""
     return [
-        {"time": point.time.isoformat(), "frame": point.frame, "count": point.count, "zones": point.zones}
+        {
+            "time": point.time.astimezone(zone).isoformat(),
+            "frame": point.frame,
+            "count": point.count,
+            "zones": point.zones,
+        }
         for point in points
     ]

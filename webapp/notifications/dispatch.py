@@ -98,21 +98,26 @@ def sweep(now: datetime) -> list[int]:
 def payload(notification: Notification) -> dict:
     """The JSON a webhook receives and MQTT's alert topic carries."""
     alert = notification.alert
-    camera = alert.camera
+    camera, zone = alert.camera, alert.camera.zone
     return {
         "id": notification.pk,
         "event": notification.event,
         "alert": {
             "id": alert.pk,
-            "camera": {"id": camera.pk, "name": camera.name, "site": camera.site.name if camera.site_id else None},
+            "camera": {
+                "id": camera.pk,
+                "name": camera.name,
+                "site": camera.site.name if camera.site_id else None,
+                "time_zone": camera.time_zone,
+            },
             "zone": alert.zone_name or None,
             "kind": alert.kind,
             "unit": alert.get_kind_display(),
             "threshold": alert.threshold,
             "value": round(alert.value, 2),
             "peak": round(alert.peak, 2),
-            "raised_at": alert.raised_at.isoformat(),
-            "ended_at": alert.ended_at.isoformat() if alert.ended_at else None,
+            "raised_at": alert.raised_at.astimezone(zone).isoformat(),
+            "ended_at": alert.ended_at.astimezone(zone).isoformat() if alert.ended_at else None,
             "state": alert.state,
             "frame_id": alert.frame_id,
             "url": settings.CROWDSCOPE_BASE_URL.rstrip("/") + reverse("alerts:list") + f"#alert-{alert.pk}",
@@ -152,9 +157,11 @@ def deliver(notification: Notification) -> None:
             raise ConnectionError(f"HTTP {answer.status_code}: {answer.text[:200]}")
     elif endpoint.kind == Endpoint.Kind.EMAIL:
         alert = notification.alert
-        lines = [headline(notification), "", f"Raised at {timezone.localtime(alert.raised_at):%Y-%m-%d %H:%M %Z}"]
+        zone = alert.camera.zone
+        lines = [headline(notification), "", f"Raised at {alert.raised_at.astimezone(zone):%Y-%m-%d %H:%M %Z}"]
         if alert.ended_at:
-            lines.append(f"Ended at {timezone.localtime(alert.ended_at):%Y-%m-%d %H:%M %Z}")
+            lines.append(f"Ended at {alert.ended_at.astimezone(zone):%Y-%m-%d %H:%M %Z}")
+        lines.append(f"Times in {alert.camera.time_zone}.")
         lines += [f"Peak: {alert.peak:.1f} {alert.get_kind_display()}", "", data["alert"]["url"]]
         send_mail(f"[CrowdScope] {headline(notification)}", "\n".join(lines), None, endpoint.addresses)
     else:
