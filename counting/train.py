@@ -321,7 +321,8 @@ def _recipe(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict | None
     }
     if ignored:
         print(f"resuming with the run's own recipe; ignoring {ignored}")
-    return replace(saved, epochs=config.epochs, device=config.device, threads=config.threads), checkpoint
+    changes = {name: getattr(config, name) for name in ("epochs", "device", "threads", "loader_workers")}
+    return replace(saved, **changes), checkpoint
 
 
 def _start(config: TrainConfig, checkpoint: dict | None) -> TrainingRun:
@@ -395,6 +396,8 @@ def _train_one_epoch(run: TrainingRun) -> dict[str, float]:
         sampler=balanced_sampler(run.train_samples, config.data, generator, config.set_weights),
         drop_last=False,
         collate_fn=collate_crops,
+        num_workers=config.loader_workers,
+        pin_memory=config.device.startswith("cuda"),
     )
     autocast = training_autocast(config.device, config.bf16)
     set_train_mode(run.model, config.freeze_batch_norm)

@@ -64,6 +64,8 @@ class TrainConfig:
     device: str = setting("cpu or cuda", "cpu")
     bf16: bool | None = setting("bf16 autocast (default: where the hardware computes bf16 natively)", None)
     threads: int | None = setting("torch intra-op threads (default: torch's choice)", None)
+    # On a GPU one process cannot decode, scale and jitter crops as fast as the model consumes them.
+    loader_workers: int = setting("processes preparing training crops beside the training loop (0: in it)", 0)
     max_steps_per_epoch: int | None = setting(
         "end each epoch after N steps (on a large mix: validate and checkpoint more often than once a pass)", None
     )
@@ -94,6 +96,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be 0 or more, not {self.loader_workers}")
         for name in ("epochs", "batch_size", "batch_norm_batches", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
@@ -110,4 +114,4 @@ class TrainConfig:
 
 
 # What may differ when a run resumes: where it runs and how long it lasts, not how it trains.
-RESUMABLE_CHANGES = {"epochs", "device", "threads", "out", "val_images"}
+RESUMABLE_CHANGES = {"epochs", "device", "threads", "loader_workers", "out", "val_images"}
