@@ -91,10 +91,11 @@ def test_switched_weights_are_written_and_load(marked_frames, tmp_path, monkeypa
     meta = torch.load(out, weights_only=True)["meta"]["calibration"]
     assert meta["held_out_mae_after"] == 0.0 and len(meta["frames"]) == 6
     # The count scale fitted on the final fine-tune's training frames (all of them) makes their total exact, to the
-    # rounding of the default precision (bf16 keeps about three significant digits where the CPU has it natively).
+    # rounding of the default precision: bf16, where the CPU has it natively, keeps 8 significant bits, and the scale
+    # folded into the head's weights is rounded again when they are (0.28% off with csrnet-lite-mix).
     engine = CountingEngine(None, out)
     total = sum(engine.count(load_rgb(sample.image_path)).count for sample in marked_frames)
-    tolerance = 2e-3 if engine.precision == "bf16" else 1e-4
+    tolerance = 2**-8 if engine.precision == "bf16" else 1e-4
     assert total == pytest.approx(sum(sample.count for sample in marked_frames), rel=tolerance)
 
     def useless_after_tuning(model, indices, images, config, progress, label):
