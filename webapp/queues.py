@@ -16,6 +16,7 @@ RECOUNT_PERIOD = "workers.tasks.recount_period"
 EXPIRE_BY_AGE = "workers.tasks.expire_by_age"
 DELIVER_NOTIFICATION = "workers.tasks.deliver_notification"
 SWEEP_NOTIFICATIONS = "workers.tasks.sweep_notifications"
+CHECK_UNUSUAL_LEVELS = "workers.tasks.check_unusual_levels"
 
 # Tasks routed nowhere else (the beat's) go here.
 DEFAULT_QUEUE = "default"

@@ -14,6 +14,7 @@ from webapp.queues import (
     ANSWER_QUESTION,
     CALIBRATE_CAMERA,
     CALIBRATE_QUEUE,
+    CHECK_UNUSUAL_LEVELS,
     DEFAULT_QUEUE,
     EXPIRE_BY_AGE,
     GENERATE_REPORT,
@@ -320,6 +321,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-by-age": {"task": EXPIRE_BY_AGE, "schedule": crontab(hour=3, minute=17)},
     # Escalations of alerts left unacknowledged, and notifications whose task was lost.
     "sweep-notifications": {"task": SWEEP_NOTIFICATIONS, "schedule": 60.0},
+    # Each hour's mean against the camera's usual level (webapp.alerts.unusual), once the hour's frames are in.
+    "check-unusual-levels": {"task": CHECK_UNUSUAL_LEVELS, "schedule": crontab(minute=5)},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

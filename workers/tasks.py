@@ -8,21 +8,23 @@ from datetime import timedelta
 import numpy as np
 from celery import Task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from counting.images import ImageError, load_rgb
 from counting.models import WeightsError
+from webapp.alerts.unusual import check_last_hour
 from webapp.calibration.models import TIME_LIMIT as CALIBRATION_TIME_LIMIT
 from webapp.ingest import retention
 from webapp.ingest.models import Frame, storage_is_full
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
-from webapp.notifications.dispatch import RETRY_DELAYS, attempt, sweep
+from webapp.notifications.dispatch import RETRY_DELAYS, attempt, notify_alert_changes, sweep
 from webapp.queues import (
     ANSWER_QUESTION,
     CALIBRATE_CAMERA,
+    CHECK_UNUSUAL_LEVELS,
     COUNT_FRAME,
     DELIVER_NOTIFICATION,
     EXPIRE_BY_AGE,
@@ -267,3 +269,12 @@ def deliver_notification(self, notification_id: int) -> str:
 def sweep_notifications() -> int:
     """Every minute (the beat): escalations due, and notifications whose task was lost."""
     return len(sweep(timezone.now()))
+
+
+@app.task(name=CHECK_UNUSUAL_LEVELS)
+def check_unusual_levels() -> int:
+    """Every hour (the beat): unusual-level alerts for the hour just ended, notified like any other."""
+    with transaction.atomic():
+        changes = check_last_hour(timezone.now())
+        notify_alert_changes(changes)
+    return len(changes.raised)

@@ -1,15 +1,18 @@
 """Alerts raised as results are stored: a crossing opens one alert, its peak follows the value, it ends when the
 value comes down; a crossing must last the camera's frames and minutes to raise, and an episode ends only under the
 clear margin; an acknowledged episode raises nothing more until the next crossing; zones by count and by people per
-square metre; a frame stored twice raises once."""
+square metre; a frame stored twice raises once; an hour far above the camera's usual level raises once."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from django.utils import timezone
 
-from tests.webapp.conftest import ago
+from tests.webapp.conftest import ago, counted_frame
 from webapp.alerts.models import Alert, Crossing
+from webapp.alerts.unusual import check_last_hour
 from webapp.cameras.models import Zone
 from webapp.ingest.models import Frame
 from webapp.ingest.results import Counted, store_result
@@ -178,3 +181,38 @@ def test_zones_wait_for_their_own_lasting_crossing(camera):
     assert Crossing.objects.get().zone == zone
     stored(camera, 1, 10, {zone: 8})
     assert Alert.objects.get().zone_name == "gate"
+
+
+def test_an_hour_far_above_the_usual_level_raises_an_unusual_alert_once_and_ends(camera):
+    """The usual level is the median of the same local hour and weekday in the weeks before; an hour over it by the
+    camera's percent (and by 10 people) raises one alert with the hour's busiest frame, which ends with the first
+    hour back under the limit."""
+    camera.unusual_alert_percent = 50
+    camera.save()
+    camera.site.time_zone = "Asia/Kolkata"
+    camera.site.save()
+    hour = datetime(2026, 11, 30, 18, 0, tzinfo=ZoneInfo("Asia/Kolkata"))  # a Monday, 18:00 in Kolkata
+    for weeks, count in ((1, 20), (2, 24), (3, 16)):  # usual 20: the limit is max(20 x 1.5, 20 + 10) = 30
+        counted_frame(camera, hour - timedelta(weeks=weeks, minutes=-10), count)
+    counted_frame(camera, hour + timedelta(minutes=5), 40)
+    busiest = counted_frame(camera, hour + timedelta(minutes=35), 60)
+    counted_frame(camera, hour - timedelta(minutes=10), 500)  # the hour before: not this hour's
+
+    changes = check_last_hour(hour + timedelta(hours=1, minutes=5))
+    [alert] = changes.raised
+    assert (alert.kind, alert.value, alert.threshold, alert.raised_at) == ("unusual", 50, 30, hour)
+    assert alert.frame == busiest  # Kolkata's hour, 12:30 to 13:30 UTC: both frames, not half of them
+    assert check_last_hour(hour + timedelta(hours=1, minutes=20)).raised == []  # the same hour again: once
+
+    counted_frame(camera, hour + timedelta(hours=1, minutes=30), 25)
+    assert check_last_hour(hour + timedelta(hours=2, minutes=5)).ended == []  # 19:00 has no usual level: kept open
+    for weeks in (1, 2):
+        counted_frame(camera, hour + timedelta(hours=2, minutes=10) - timedelta(weeks=weeks), 20)
+    counted_frame(camera, hour + timedelta(hours=2, minutes=10), 22)
+    [ended] = check_last_hour(hour + timedelta(hours=3, minutes=5)).ended
+    assert ended == alert and ended.ended_at == hour + timedelta(hours=2)
+
+
+def test_cameras_without_a_percent_are_not_watched_for_unusual_levels(camera):
+    counted_frame(camera, ago(minutes=70), 900)
+    assert check_last_hour(timezone.now()).raised == []

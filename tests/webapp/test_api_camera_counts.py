@@ -142,6 +142,8 @@ def test_day_buckets_start_at_midnight_on_the_sites_clock(api, camera):
 
     assert [start.isoformat() for start in got] == ["2025-03-10T00:00:00+05:30", "2025-03-11T00:00:00+05:30"]
     assert [point["mean"] for point in got.values()] == [10.0, 30.0]
+    hours = buckets(get_counts(api, camera, bucket="1h", **{"from": iso(T0), "to": iso(at(24 * 60))}))
+    assert [start.isoformat() for start in hours] == ["2025-03-10T22:00:00+05:30", "2025-03-11T01:00:00+05:30"]
     answer = get_counts(api, camera, **{"from": iso(T0), "to": iso(at(24 * 60))}).json()
     assert answer["time_zone"] == "Asia/Kolkata" and answer["from"].endswith("+05:30")
     assert [point["time"] for point in answer["points"]] == ["2025-03-10T22:30:00+05:30", "2025-03-11T01:30:00+05:30"]

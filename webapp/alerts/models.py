@@ -14,6 +14,7 @@ class Alert(models.Model):
     class Kind(models.TextChoices):
         COUNT = "count", "people"
         DENSITY = "density", "people per m²"
+        UNUSUAL = "unusual", "people an hour (unusual for the hour and weekday)"
 
     class State(models.TextChoices):
         OPEN = "open"

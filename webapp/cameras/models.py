@@ -74,6 +74,13 @@ class Camera(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(100)],
         help_text="an alert ends at a value this many percent under its threshold (0: at the threshold)",
     )
+    unusual_alert_percent = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="raise an alert when an hour's mean is this many percent over the camera's usual level for that "
+        "hour and weekday (empty: never)",
+    )
     counting_model = models.CharField(max_length=50, choices=MODEL_CHOICES, default=DEFAULT_ARCH)
     stale_after_minutes = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1)], help_text="the camera is stale after this long without a frame"

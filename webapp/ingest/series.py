@@ -66,11 +66,11 @@ def samples(camera_id: int, start: datetime, end: datetime, limit: int | None = 
 
 
 def bucket_start(moment: datetime, width: timedelta, zone: tzinfo | None = None) -> datetime:
-    """Buckets of a day start at midnight in `zone` (default: the server's); shorter ones on whole minutes or hours
-    of UTC."""
-    if width == BUCKETS["1d"]:
-        local = timezone.localtime(moment, zone)
-        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    """Buckets of a day or an hour start on the hour or at midnight of `zone` (default: the server's; Kolkata's hours
+    begin at half past UTC's); shorter ones on whole minutes or quarter hours, alike in every zone."""
+    if width in (BUCKETS["1d"], BUCKETS["1h"]):
+        local = timezone.localtime(moment, zone).replace(minute=0, second=0, microsecond=0)
+        return local.replace(hour=0) if width == BUCKETS["1d"] else local
     seconds = width.total_seconds()
     return datetime.fromtimestamp(moment.timestamp() // seconds * seconds, tz=moment.tzinfo)
 
