@@ -14,6 +14,7 @@ import pytest
 from django.utils import timezone
 
 from tests.browser.conftest import count_through_the_task, signed_in_page
+from tests.webapp.conftest import counted_frames
 from webapp.accounts.roles import Role
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Zone
@@ -271,3 +272,32 @@ def test_the_pages_fit_a_desktop_and_a_tablet_without_sideways_scrolling(operato
         page.wait_for_load_state("networkidle")
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, (path, viewport, overflow)
+
+
+def test_the_site_page_shows_usual_levels_a_forecast_and_busiest_hours(browser, live_server, station, screenshots):
+    """Five weeks of a weekly crowd on both cameras, read in a browser in Shanghai while the site runs on Paris time."""
+    station["site"].time_zone = "Europe/Paris"
+    station["site"].save()
+    paris = ZoneInfo("Europe/Paris")
+    now = timezone.now().astimezone(paris)
+    start = (now - timedelta(days=35)).replace(minute=0, second=0, microsecond=0)
+    hours = [start + timedelta(hours=step) for step in range(35 * 24)]
+    hours = [hour for hour in hours if hour < now - timedelta(hours=2)]
+
+    def rush(scale: float):
+        return lambda moment: scale * (8 + (60 if moment.astimezone(paris).hour in (8, 17) else 0) + moment.weekday())
+
+    counted_frames(station["concourse"], [hour + timedelta(minutes=7) for hour in hours], rush(1.0))
+    counted_frames(station["platform"], [hour + timedelta(minutes=37) for hour in hours], rush(0.5))
+
+    page = signed_in_page(browser, live_server, "sita", Role.VIEWER, timezone_id="Asia/Shanghai")
+    page.goto(f"{live_server.url}/sites/{station['site'].pk}/")
+    page.wait_for_function("document.querySelectorAll('#usual .js-plotly-plot').length === 2")
+    assert page.locator("#busiest tbody tr").count() == 5
+    assert page.locator("#busiest tbody tr").first.inner_text().split("\t")[1].startswith(("08:00", "17:00"))
+    assert "Times in Europe/Paris" in page.content()
+    forecast = page.evaluate("() => document.getElementById('forecast').data.map((trace) => trace.x[0])")
+    assert forecast == [f"{now:%Y-%m-%d %H}:00"] * 2  # the hour under way, on Paris's clock, not Shanghai's
+    assert page.locator("#forecast-errors tbody tr").first.inner_text().count("±") == 1
+    page.screenshot(path=screenshots / "site.png", full_page=True)
+    page.close()

@@ -2,7 +2,8 @@
 
 import hashlib
 import io
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,18 @@ def counted_frame(camera: Camera, captured_at, count: float, zones: dict[Zone, f
     for zone, zone_count in (zones or {}).items():
         ZoneCount.objects.create(result=result, zone=zone, zone_name=zone.name, count=zone_count)
     return frame
+
+
+def counted_frames(camera: Camera, times: list, count: Callable[[datetime], float]) -> None:
+    """Done frames with results at `times`, `count(time)` people each, made in two queries (weeks of history)."""
+    frames = Frame.objects.bulk_create(
+        Frame(camera=camera, captured_at=moment, content_hash="0" * 64, width=64, height=64, status=Frame.Status.DONE)
+        for moment in times
+    )
+    Result.objects.bulk_create(
+        Result(frame=frame, count=count(moment), model_name="csrnet-lite", model_version="t", inference_ms=1.0)
+        for frame, moment in zip(frames, times, strict=True)
+    )
 
 
 def halves(width: int, height: int) -> dict[str, list[list[int]]]:

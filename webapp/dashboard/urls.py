@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("map/", views.site_map, name="map"),
     path("map/data.json", views.map_data, name="map-data"),
+    path("sites/<int:pk>/", views.site_analytics, name="site"),
     path("sites/<int:pk>/plan", views.site_plan, name="site-plan"),
     path("cameras/<int:pk>/", views.camera_detail, name="camera"),
     path("cameras/<int:pk>/frames.json", views.camera_frames, name="camera-frames"),

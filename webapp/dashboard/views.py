@@ -9,11 +9,13 @@ from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.roles import Role, role_required
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Site, Zone
+from webapp.dashboard import analytics
 from webapp.dashboard.overview import CROWDING_ORDER, SORTS, camera_cards
 from webapp.ingest.models import Frame, Result
 
@@ -105,6 +107,27 @@ def site_plan(request, pk: int):
     if not site.plan:
         raise Http404("this site has no plan")
     return FileResponse(site.plan.open("rb"))
+
+
+COMPARE_DAYS = {"1": 1, "7": 7, "28": 28}
+
+
+@viewer_required
+def site_analytics(request, pk: int):
+    """A site's usual levels by weekday and hour, its cameras compared, busiest hours and the next hours' forecast."""
+    site = get_object_or_404(Site, pk=pk)
+    days = request.GET.get("days", "7")
+    compare_days = COMPARE_DAYS.get(days, 7)
+    figures = analytics.site_analytics(list(site.cameras.all()), site.zone, timezone.now(), compare_days)
+    context = {
+        "site": site,
+        "figures": figures,
+        "days": str(compare_days),
+        "day_choices": list(COMPARE_DAYS),
+        "usual_weeks": analytics.USUAL_WEEKS,
+        "held_out_days": analytics.HELD_OUT_DAYS,
+    }
+    return render(request, "dashboard/site.html", context)
 
 
 @viewer_required

@@ -1,0 +1,154 @@
+"""A site's analytics: each camera's usual level by local weekday and hour, the cameras compared over a range, the
+site's busiest hours, and a forecast of the next hours with its error measured on held-out days.
+
+Everything is built from hourly means on the site's clock (`hourly_means`), from the kept frames and, where retention
+folded them, the quarter-hour counts. The forecast is seasonal: an hour's forecast is the median of the same local
+weekday and hour over the `USUAL_WEEKS` weeks before it, as the reports and unusual-level alerts take a camera's usual
+level; its error is measured on the last `HELD_OUT_DAYS` days, each hour forecast only from the weeks before it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncHour
+
+from webapp.cameras.models import Camera
+from webapp.ingest.models import QuarterHourCount, Result
+
+USUAL_WEEKS = 4
+HELD_OUT_DAYS = 7
+FORECAST_HOURS = 6
+BUSIEST_HOURS = 5
+HOUR = timedelta(hours=1)
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def hourly_means(cameras: Iterable[Camera], start: datetime, end: datetime, zone: ZoneInfo) -> dict[int, dict]:
+    """Camera id -> {local hour start: mean count} over [start, end), hours with no counted frame left out."""
+    tallies: dict[int, dict[datetime, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
+    ids = [camera.pk for camera in cameras]
+    frames = (
+        Result.objects.filter(frame__camera_id__in=ids, frame__captured_at__gte=start, frame__captured_at__lt=end)
+        .annotate(hour=TruncHour("frame__captured_at", tzinfo=zone))
+        .values_list("frame__camera_id", "hour")
+        .annotate(frames=Count("pk"), total=Sum("count"))
+        .order_by()
+    )
+    folded = (
+        QuarterHourCount.objects.filter(camera_id__in=ids, zone_name="", start__gte=start, start__lt=end)
+        .annotate(hour=TruncHour("start", tzinfo=zone))
+        .values_list("camera_id", "hour")
+        .annotate(frames=Sum("frames"), total=Sum("total"))
+        .order_by()
+    )
+    for rows in (frames, folded):
+        for camera_id, hour, count, total in rows:
+            tally = tallies[camera_id][hour.astimezone(zone)]
+            tally[0] += count
+            tally[1] += total
+    return {
+        camera_id: {hour: total / n for hour, (n, total) in sorted(hours.items())}
+        for camera_id, hours in tallies.items()
+    }
+
+
+def usual_level(means: dict[datetime, float], hour: datetime) -> float | None:
+    """The median of the same local weekday and hour over the `USUAL_WEEKS` weeks before `hour` (wall-clock weeks,
+    across a change of clocks too); None without two of them."""
+    earlier = [means.get(hour - timedelta(weeks=weeks)) for weeks in range(1, USUAL_WEEKS + 1)]
+    earlier = [mean for mean in earlier if mean is not None]
+    return statistics.median(earlier) if len(earlier) >= 2 else None
+
+
+def usual_grid(means: dict[datetime, float]) -> list[list[float | None]]:
+    """7 x 24 (Monday first): the median hourly mean of each local weekday and hour over `means`."""
+    cells: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for hour, mean in means.items():
+        cells[hour.weekday(), hour.hour].append(mean)
+    return [
+        [round(statistics.median(cells[day, hour]), 1) if cells[day, hour] else None for hour in range(24)]
+        for day in range(7)
+    ]
+
+
+@dataclass(frozen=True)
+class ForecastError:
+    mae: float | None  # None when no held-out hour had a forecast
+    hours: int
+    mean_level: float | None  # the actual mean over those hours, to read the error against
+
+
+def held_out_error(means: dict[datetime, float], now: datetime) -> ForecastError:
+    """The seasonal forecast's mean absolute error on the hours of the last `HELD_OUT_DAYS` days that were counted
+    and had a usual level from the weeks before them."""
+    cutoff = now - timedelta(days=HELD_OUT_DAYS)
+    pairs = [
+        (mean, forecast)
+        for hour, mean in means.items()
+        if cutoff <= hour < now - HOUR and (forecast := usual_level(means, hour)) is not None
+    ]
+    if not pairs:
+        return ForecastError(None, 0, None)
+    return ForecastError(
+        round(statistics.fmean(abs(actual - forecast) for actual, forecast in pairs), 2),
+        len(pairs),
+        round(statistics.fmean(actual for actual, _ in pairs), 1),
+    )
+
+
+def forecast(means: dict[datetime, float], now: datetime, zone: ZoneInfo) -> list[tuple[datetime, float | None]]:
+    """The next `FORECAST_HOURS` local hours from the one under way, each with its seasonal forecast (or None)."""
+    first = now.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+    return [(hour, usual_level(means, hour)) for hour in (first + step * HOUR for step in range(FORECAST_HOURS))]
+
+
+def busiest_hours(grids: list[list[list[float | None]]]) -> list[dict]:
+    """The site's busiest local weekday-hours: the cameras' usual levels summed, highest first."""
+    totals = [
+        (sum(grid[day][hour] or 0.0 for grid in grids), day, hour)
+        for day in range(7)
+        for hour in range(24)
+        if any(grid[day][hour] is not None for grid in grids)
+    ]
+    return [
+        {"weekday": WEEKDAYS[day], "hour": f"{hour:02d}:00-{(hour + 1) % 24:02d}:00", "people": round(total, 1)}
+        for total, day, hour in sorted(totals, key=lambda row: (-row[0], row[1], row[2]))[:BUSIEST_HOURS]
+    ]
+
+
+def wall(moment: datetime) -> str:
+    """A time as plotly reads it: the site's wall clock, whatever the browser's zone."""
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+def site_analytics(cameras: list[Camera], zone: ZoneInfo, now: datetime, compare_days: int) -> dict:
+    """The site page's figures, as JSON for its charts."""
+    history_start = (now - timedelta(weeks=USUAL_WEEKS, days=HELD_OUT_DAYS)).astimezone(zone)
+    means = hourly_means(cameras, history_start, now, zone)
+    compare_from = now - timedelta(days=compare_days)
+    rows, grids = [], []
+    for camera in cameras:
+        camera_means = means.get(camera.pk, {})
+        grid = usual_grid({hour: mean for hour, mean in camera_means.items() if hour >= now - timedelta(weeks=4)})
+        grids.append(grid)
+        compared = [(hour, mean) for hour, mean in camera_means.items() if hour >= compare_from]
+        ahead = forecast(camera_means, now, zone)
+        error = held_out_error(camera_means, now)
+        rows.append(
+            {
+                "id": camera.pk,
+                "name": camera.name,
+                "usual": grid,
+                "compare": {"x": [wall(hour) for hour, _ in compared], "y": [round(m, 1) for _, m in compared]},
+                "forecast": {"x": [wall(hour) for hour, _ in ahead], "y": [v and round(v, 1) for _, v in ahead]},
+                "error": {"mae": error.mae, "hours": error.hours, "mean_level": error.mean_level},
+            }
+        )
+    return {"weekdays": WEEKDAYS, "cameras": rows, "busiest": busiest_hours(grids)}
