@@ -2,11 +2,13 @@
 
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+from aiosmtpd.controller import Controller
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -14,9 +16,11 @@ from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
+from tests.loopback import Inbox, free_port
 from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Gateway, Site, Zone
 from webapp.ingest.models import Frame, Result, ZoneCount
+from webapp.ingest.results import Counted, store_result
 
 FRAMES_URL = "/api/v1/frames/"
 
@@ -190,6 +194,39 @@ def counted_frames(camera: Camera, times: list, count: Callable[[datetime], floa
         Result(frame=frame, count=count(moment), model_name="csrnet-lite", model_version="t", inference_ms=1.0)
         for frame, moment in zip(frames, times, strict=True)
     )
+
+
+def stored_count(camera: Camera, captured_at: datetime, count: float, zones: dict[Zone, float] | None = None) -> Frame:
+    """A frame at `captured_at` whose result (`count` people, `zones` their zone counts) goes through store_result,
+    as a worker stores it: alerts raised, notifications made."""
+    frame = Frame.objects.create(camera=camera, captured_at=captured_at, content_hash="0" * 64, width=64, height=64)
+    zones = zones or {}
+    store_result(
+        Frame.objects.select_related("camera").get(pk=frame.pk),
+        Counted(
+            count=count,
+            density=np.full((8, 8), count / 64, dtype=np.float32),
+            zone_counts={zone.pk: value for zone, value in zones.items()},
+            zone_names={zone.pk: zone.name for zone in zones},
+            model_name="csrnet-lite",
+            model_version="test.pt@000000000000",
+            inference_ms=1.0,
+        ),
+    )
+    return frame
+
+
+@pytest.fixture
+def smtp_inbox(settings) -> Iterator[Inbox]:
+    """An SMTP server on loopback (aiosmtpd) that Django's email settings point at; what it is sent is kept."""
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    yield handler
+    controller.stop()
 
 
 def halves(width: int, height: int) -> dict[str, list[list[int]]]:

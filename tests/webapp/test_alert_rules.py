@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from tests.webapp.conftest import ago, counted_frame
+from tests.webapp.conftest import ago, counted_frame, stored_count
 from webapp.alerts.models import Alert, Crossing
 from webapp.alerts.unusual import check_last_hour
 from webapp.cameras.models import Zone
@@ -23,24 +23,7 @@ START = ago(hours=1)
 
 
 def stored(camera, minute: int, count: float, zones: dict[Zone, float] | None = None) -> Frame:
-    """A frame at START + `minute` whose result goes through store_result, as a worker stores it."""
-    frame = Frame.objects.create(
-        camera=camera, captured_at=START + timedelta(minutes=minute), content_hash="0" * 64, width=64, height=64
-    )
-    zones = zones or {}
-    store_result(
-        Frame.objects.select_related("camera").get(pk=frame.pk),
-        Counted(
-            count=count,
-            density=np.full((8, 8), count / 64, dtype=np.float32),
-            zone_counts={zone.pk: value for zone, value in zones.items()},
-            zone_names={zone.pk: zone.name for zone in zones},
-            model_name="csrnet-lite",
-            model_version="test.pt@000000000000",
-            inference_ms=1.0,
-        ),
-    )
-    return frame
+    return stored_count(camera, START + timedelta(minutes=minute), count, zones)
 
 
 @pytest.fixture

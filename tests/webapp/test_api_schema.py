@@ -88,3 +88,18 @@ def test_the_schema_is_also_served_as_json(client):
     response = client.get("/api/schema/", {"format": "json"})
     assert response.status_code == 200
     assert set(json.loads(response.content)["paths"]) == set(ENDPOINTS)
+
+
+def component(schema, reference: dict) -> dict:
+    return schema["components"]["schemas"][reference["$ref"].rsplit("/", 1)[-1]]
+
+
+def test_frames_and_count_series_have_typed_answers(schema):
+    counts = schema["paths"]["/api/v1/cameras/{id}/counts/"]["get"]["responses"]["200"]["content"]
+    assert set(counts) == {"application/json", "text/csv"}
+    series = component(schema, counts["application/json"]["schema"])
+    assert {"camera", "time_zone", "from", "to", "bucket", "points"} <= set(series["properties"])
+    point = component(schema, series["properties"]["points"]["items"])
+    assert {"time", "count", "start", "mean", "peak", "zones"} <= set(point["properties"])
+    frame = schema["paths"]["/api/v1/frames/{id}/"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert {"count", "zones", "model", "links", "counted_on"} <= set(component(schema, frame["schema"])["properties"])

@@ -11,12 +11,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from aiosmtpd.controller import Controller
 from django.core.management import CommandError, call_command
 from django.utils import timezone as django_timezone
 from PIL import Image
 
-from tests.loopback import Inbox, free_port
+from tests.loopback import free_port
 from tests.webapp.conftest import store_frame, user_with_role
 from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Site
@@ -33,17 +32,10 @@ REPORT_DAY = date(2026, 11, 29)
 
 
 @pytest.fixture
-def inbox(settings):
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+def inbox(smtp_inbox, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.CROWDSCOPE_BASE_URL = "http://dashboard.example:8000"
-    yield handler
-    controller.stop()
+    return smtp_inbox
 
 
 def local(day: date, hour: int, minute: int = 0, zone: str = SHANGHAI) -> datetime:

@@ -18,11 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import paho.mqtt.client as paho
 import pytest
-from aiosmtpd.controller import Controller
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from tests.loopback import Inbox, free_port
+from tests.loopback import free_port
+from tests.webapp.conftest import stored_count
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Site, Zone
 from webapp.ingest.models import Frame
@@ -71,18 +71,6 @@ def receiver(eager) -> Iterator[Receiver]:
     receiver = Receiver()
     yield receiver
     receiver.server.shutdown()
-
-
-@pytest.fixture
-def inbox(settings, eager) -> Iterator[Inbox]:
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    yield handler
-    controller.stop()
 
 
 @pytest.fixture
@@ -151,24 +139,7 @@ START = timezone.now() - timedelta(hours=1)
 
 
 def stored(camera: Camera, minute: int, count: float, zones: dict[Zone, float] | None = None) -> Frame:
-    """A frame at START + `minute` whose result goes through store_result, as a worker stores it."""
-    frame = Frame.objects.create(
-        camera=camera, captured_at=START + timedelta(minutes=minute), content_hash="0" * 64, width=64, height=64
-    )
-    zones = zones or {}
-    store_result(
-        Frame.objects.select_related("camera").get(pk=frame.pk),
-        Counted(
-            count=count,
-            density=np.full((8, 8), count / 64, dtype=np.float32),
-            zone_counts={zone.pk: value for zone, value in zones.items()},
-            zone_names={zone.pk: zone.name for zone in zones},
-            model_name="csrnet-lite",
-            model_version="test.pt@000000000000",
-            inference_ms=1.0,
-        ),
-    )
-    return frame
+    return stored_count(camera, START + timedelta(minutes=minute), count, zones)
 
 
 def webhook(url: str, **rule) -> Endpoint:
@@ -272,14 +243,14 @@ def test_a_notification_whose_task_was_lost_is_sent_by_the_sweep(platform, recei
     assert receiver.events() == ["raise"]
 
 
-def test_an_email_endpoint_gets_a_plain_message(platform, inbox, django_capture_on_commit_callbacks):
+def test_an_email_endpoint_gets_a_plain_message(platform, smtp_inbox, eager, django_capture_on_commit_callbacks):
     endpoint = Endpoint.objects.create(
         name="duty", kind=Endpoint.Kind.EMAIL, recipients="duty@station.example, lead@station.example"
     )
     endpoint.rules.create(camera=platform)
     with django_capture_on_commit_callbacks(execute=True):
         stored(platform, 0, 64)
-    [(recipients, message)] = inbox.messages
+    [(recipients, message)] = smtp_inbox.messages
     assert recipients == ["duty@station.example", "lead@station.example"]
     assert message["Subject"] == "[CrowdScope] Alert: Concourse, 64.0 people (threshold 50)"
     alert = Alert.objects.get()

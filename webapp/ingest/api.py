@@ -23,6 +23,7 @@ from webapp.cameras.models import Camera
 from webapp.ingest import series
 from webapp.ingest.csv_export import CountsCSVRenderer
 from webapp.ingest.models import Frame, Result
+from webapp.ingest.schemas import CountSeries, FrameDetail
 
 
 def frame_url(request, frame: Frame, name: str) -> str:
@@ -43,7 +44,7 @@ class ReadView(APIView):
 
 
 class FrameDetailView(ReadView):
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses=FrameDetail)
     def get(self, request, pk: int):
         frame = readable_frame(request, pk)
         body = {
@@ -164,7 +165,7 @@ class CameraCountsView(ReadView):
             OpenApiParameter("to", OpenApiTypes.DATETIME, description="default: now"),
             OpenApiParameter("bucket", OpenApiTypes.STR, enum=[*series.BUCKETS, "raw"], description="default raw"),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={(200, "application/json"): CountSeries, (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request, pk: int):
         camera = get_object_or_404(Camera.objects.select_related("site"), pk=pk)
