@@ -217,16 +217,22 @@ def test_rules_cover_their_camera_or_site_and_skip_what_they_do_not_want(
 def test_an_alert_left_unacknowledged_escalates_once(
     platform, receiver, django_capture_on_commit_callbacks, django_user_model
 ):
-    webhook(receiver.url, escalate_after_minutes=30, on_raise=False, on_clear=False)
+    endpoint = webhook(receiver.url, escalate_after_minutes=30, on_clear=False)
+    pager = Endpoint.objects.create(name="pager", kind=Endpoint.Kind.WEBHOOK, url=receiver.url)
     with django_capture_on_commit_callbacks(execute=True):
         stored(platform, 0, 90)  # raised an hour ago, still over its threshold
+    receiver.requests.clear()
+    Notification.objects.create(endpoint=pager, alert=Alert.objects.get(), event="escalate", status="delivered")
+    with django_capture_on_commit_callbacks(execute=True):
         zone = Zone.objects.create(camera=platform, name="Stairs", polygon=[[0, 0], [1, 0], [1, 1]], alert_threshold=1)
         stored(platform, 59, 95, {zone: 3})  # the zone's alert is a minute old: not due yet
-    assert receiver.events() == []
+    assert receiver.events() == ["raise"]  # the zone's
+    receiver.requests.clear()
     sweep(timezone.now())
     sweep(timezone.now())
-    assert receiver.events() == ["escalate"]
+    assert receiver.events() == ["escalate"]  # once: this endpoint's raise and another's escalation count for nothing
     assert json.loads(receiver.requests[0][1])["alert"]["zone"] is None
+    assert Notification.objects.filter(endpoint=endpoint, event="escalate").count() == 1
 
     Alert.objects.get(zone_name="Stairs").acknowledge(django_user_model.objects.create_user("duty"))
     sweep(timezone.now() + timedelta(hours=2))
@@ -291,10 +297,12 @@ def test_mqtt_carries_counts_alerts_and_home_assistant_discovery(platform, broke
     finally:
         subscriber.close()
 
+    with django_capture_on_commit_callbacks(execute=True):
+        stored(platform, -5, 33)  # a frame back-filled late: older than the latest, it must not replace it
     late = Subscriber(broker)  # one who connects later still reads the latest state: it is retained
     try:
         [(state, retained)] = late.wait_for(f"crowdscope/camera/{platform.pk}/state")
-        assert retained and state["count"] == 10
+        assert retained and state["count"] == 10 and state["captured_at"].endswith("+08:00")
         assert late.wait_for(f"crowdscope/camera/{platform.pk}/alert")[0][0]["state"] == "off"
     finally:
         late.close()

@@ -37,9 +37,9 @@ WEBHOOK_TIMEOUT_S = 10
 LOST_AFTER = timedelta(minutes=10)
 
 
-def notify(alert: Alert, event: str) -> list[Notification]:
+def notify(alert: Alert, event: str) -> list[int]:
     """Inside the transaction that raised or ended `alert`: a notification for each endpoint whose enabled rules
-    cover the alert's camera and want `event`, sent once the transaction commits."""
+    cover the alert's camera and want `event`, sent once the transaction commits. Returns the notifications made."""
     rules = NotificationRule.objects.filter(enabled=True, endpoint__enabled=True).select_related("endpoint")
     endpoints = {rule.endpoint_id: rule.endpoint for rule in rules if rule.covers(alert.camera) and rule.wants(event)}
     made = []
@@ -77,7 +77,11 @@ def sweep(now: datetime) -> list[int]:
             state=Alert.State.OPEN,
             ended_at__isnull=True,
             raised_at__lte=now - timedelta(minutes=rule.escalate_after_minutes),
-        ).exclude(notifications__endpoint=rule.endpoint, notifications__event=Notification.Event.ESCALATE)
+        ).exclude(  # one subquery: exclude() with two conditions on notifications__ may match two different rows
+            pk__in=Notification.objects.filter(endpoint=rule.endpoint, event=Notification.Event.ESCALATE).values(
+                "alert_id"
+            )
+        )
         if rule.camera_id is not None:
             alerts = alerts.filter(camera_id=rule.camera_id)
         elif rule.site_id is not None:

@@ -17,12 +17,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
+from webapp.notifications.models import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +160,7 @@ class CountFeed:
 
     def __init__(self) -> None:
         self._clients: dict[str, paho.Client] = {}
+        self._newest: dict[int, datetime] = {}  # camera id -> the newest frame time published by this process
         self._discovered: set[tuple[str, str]] = set()  # (broker, the configs' JSON) published by this process
         self._lock = threading.Lock()
 
@@ -192,6 +195,16 @@ class CountFeed:
                 client.disconnect()
             self._clients.clear()
             self._discovered.clear()
+            self._newest.clear()
+
+    def is_newest(self, camera_id: int, captured_at: datetime) -> bool:
+        """True, and remembered, when no newer frame of the camera was published by this process: a back-filled
+        frame must not pass for the latest count on a retained topic."""
+        with self._lock:
+            if captured_at < self._newest.get(camera_id, captured_at):
+                return False
+            self._newest[camera_id] = captured_at
+            return True
 
 
 count_feed = CountFeed()
@@ -204,9 +217,7 @@ class _MqttEndpoints:
     def __init__(self, ttl_s: float = 30.0) -> None:
         self.ttl_s, self._read_at, self._endpoints = ttl_s, -ttl_s, []
 
-    def get(self) -> list:
-        from webapp.notifications.models import Endpoint
-
+    def get(self) -> list[Endpoint]:
         if time.monotonic() - self._read_at >= self.ttl_s:
             self._endpoints = list(Endpoint.objects.filter(kind=Endpoint.Kind.MQTT, enabled=True))
             self._read_at = time.monotonic()
@@ -225,9 +236,10 @@ def publish_counts(frame: Frame, count: float, zone_counts: dict[int, float]) ->
     raises: a broker that is away loses nothing the next count does not replace."""
     try:
         endpoints = mqtt_endpoints.get()
-        if not endpoints:
+        if not endpoints or not count_feed.is_newest(frame.camera_id, frame.captured_at):
             return
-        camera, captured_at = frame.camera, frame.captured_at.isoformat()
+        camera = frame.camera
+        captured_at = frame.captured_at.astimezone(camera.zone).isoformat()
         zones = [
             {
                 "id": zone.pk,
