@@ -10,6 +10,7 @@ from tests.webapp.conftest import counted_frames
 from webapp.cameras.models import Camera
 from webapp.dashboard import analytics
 from webapp.ingest.models import QuarterHourCount, Result
+from webapp.ingest.usual import hourly_means
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +70,7 @@ def test_folded_quarter_hours_count_like_the_frames_they_replaced(site):
     hour = datetime(2026, 11, 2, 8, tzinfo=ZoneInfo("UTC"))
     QuarterHourCount.objects.create(camera=camera, start=hour, frames=3, total=30.0, peak=12.0)
     counted_frames(camera, [hour + timedelta(minutes=50)], lambda moment: 50.0)
-    means = analytics.hourly_means([camera], hour - timedelta(hours=1), hour + timedelta(hours=2), ZoneInfo("UTC"))
+    means = hourly_means([camera], hour - timedelta(hours=1), hour + timedelta(hours=2), ZoneInfo("UTC"))
     assert means == {camera.pk: {hour: 20.0}}  # (30 + 50) / 4 frames
 
 

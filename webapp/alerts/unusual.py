@@ -9,36 +9,26 @@ hour's mean, its frame the hour's busiest; it ends with the first checked hour b
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime, timedelta
 
 from webapp.alerts.models import Alert
 from webapp.alerts.rules import AlertChanges
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
-from webapp.ingest.series import bucketed
+from webapp.ingest.usual import USUAL_WEEKS, hourly_means, usual_level
 
-WEEKS_BACK = 4
-MIN_EARLIER_HOURS = 2
 UNUSUAL_MIN_PEOPLE = 10.0
 HOUR = timedelta(hours=1)
 
 
-def hour_mean(camera: Camera, start: datetime) -> float | None:
-    buckets = bucketed(camera.pk, start, start + HOUR, HOUR, camera.zone)
-    return buckets[0]["mean"] if buckets else None
-
-
-def usual_limit(camera: Camera, start: datetime) -> float | None:
-    """The mean over which the hour starting at `start` is unusual; None without enough earlier weeks."""
-    local = start.astimezone(camera.zone)
-    # Wall-clock arithmetic: the same local hour each week, across a change of clocks too.
-    means = [hour_mean(camera, local - timedelta(weeks=weeks)) for weeks in range(1, WEEKS_BACK + 1)]
-    earlier = [mean for mean in means if mean is not None]
-    if len(earlier) < MIN_EARLIER_HOURS:
-        return None
-    usual = statistics.median(earlier)
-    return max(usual * (1 + camera.unusual_alert_percent / 100), usual + UNUSUAL_MIN_PEOPLE)
+def hour_and_limit(camera: Camera, start: datetime) -> tuple[float | None, float | None]:
+    """The mean of the hour starting at `start` and the mean over which it is unusual (None: no frame, or not enough
+    earlier weeks for a usual level)."""
+    means = hourly_means([camera], start - timedelta(weeks=USUAL_WEEKS), start + HOUR, camera.zone).get(camera.pk, {})
+    usual = usual_level(means, start)
+    if usual is None:
+        return means.get(start), None
+    return means.get(start), max(usual * (1 + camera.unusual_alert_percent / 100), usual + UNUSUAL_MIN_PEOPLE)
 
 
 def check_last_hour(now: datetime) -> AlertChanges:
@@ -48,7 +38,7 @@ def check_last_hour(now: datetime) -> AlertChanges:
     for camera in Camera.objects.filter(unusual_alert_percent__isnull=False).select_related("site"):
         local_now = now.astimezone(camera.zone)
         start = local_now.replace(minute=0, second=0, microsecond=0) - HOUR
-        mean, limit = hour_mean(camera, start), usual_limit(camera, start)
+        mean, limit = hour_and_limit(camera, start)
         subject = {"camera": camera, "zone": None, "zone_name": "", "kind": Alert.Kind.UNUSUAL}
         ongoing = Alert.objects.filter(**subject, ended_at__isnull=True).first()
         if mean is None or limit is None:

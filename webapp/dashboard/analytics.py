@@ -11,60 +11,18 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Sum
-from django.db.models.functions import TruncHour
-
 from webapp.cameras.models import Camera
-from webapp.ingest.models import QuarterHourCount, Result
+from webapp.ingest.usual import USUAL_WEEKS, hourly_means, usual_level
 
-USUAL_WEEKS = 4
 HELD_OUT_DAYS = 7
 FORECAST_HOURS = 6
 BUSIEST_HOURS = 5
 HOUR = timedelta(hours=1)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
-def hourly_means(cameras: Iterable[Camera], start: datetime, end: datetime, zone: ZoneInfo) -> dict[int, dict]:
-    """Camera id -> {local hour start: mean count} over [start, end), hours with no counted frame left out."""
-    tallies: dict[int, dict[datetime, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
-    ids = [camera.pk for camera in cameras]
-    frames = (
-        Result.objects.filter(frame__camera_id__in=ids, frame__captured_at__gte=start, frame__captured_at__lt=end)
-        .annotate(hour=TruncHour("frame__captured_at", tzinfo=zone))
-        .values_list("frame__camera_id", "hour")
-        .annotate(frames=Count("pk"), total=Sum("count"))
-        .order_by()
-    )
-    folded = (
-        QuarterHourCount.objects.filter(camera_id__in=ids, zone_name="", start__gte=start, start__lt=end)
-        .annotate(hour=TruncHour("start", tzinfo=zone))
-        .values_list("camera_id", "hour")
-        .annotate(frames=Sum("frames"), total=Sum("total"))
-        .order_by()
-    )
-    for rows in (frames, folded):
-        for camera_id, hour, count, total in rows:
-            tally = tallies[camera_id][hour.astimezone(zone)]
-            tally[0] += count
-            tally[1] += total
-    return {
-        camera_id: {hour: total / n for hour, (n, total) in sorted(hours.items())}
-        for camera_id, hours in tallies.items()
-    }
-
-
-def usual_level(means: dict[datetime, float], hour: datetime) -> float | None:
-    """The median of the same local weekday and hour over the `USUAL_WEEKS` weeks before `hour` (wall-clock weeks,
-    across a change of clocks too); None without two of them."""
-    earlier = [means.get(hour - timedelta(weeks=weeks)) for weeks in range(1, USUAL_WEEKS + 1)]
-    earlier = [mean for mean in earlier if mean is not None]
-    return statistics.median(earlier) if len(earlier) >= 2 else None
 
 
 def usual_grid(means: dict[datetime, float]) -> list[list[float | None]]:
