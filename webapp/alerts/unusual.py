@@ -9,22 +9,21 @@ hour's mean, its frame the hour's busiest; it ends with the first checked hour b
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from webapp.alerts.models import Alert
 from webapp.alerts.rules import AlertChanges
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
-from webapp.ingest.usual import USUAL_WEEKS, hourly_means, usual_level
+from webapp.ingest.usual import HOUR, same_hours_means, usual_level
 
 UNUSUAL_MIN_PEOPLE = 10.0
-HOUR = timedelta(hours=1)
 
 
 def hour_and_limit(camera: Camera, start: datetime) -> tuple[float | None, float | None]:
     """The mean of the hour starting at `start` and the mean over which it is unusual (None: no frame, or not enough
     earlier weeks for a usual level)."""
-    means = hourly_means([camera], start - timedelta(weeks=USUAL_WEEKS), start + HOUR, camera.zone).get(camera.pk, {})
+    means = same_hours_means(camera, start)
     usual = usual_level(means, start)
     if usual is None:
         return means.get(start), None
@@ -39,10 +38,10 @@ def check_last_hour(now: datetime) -> AlertChanges:
         local_now = now.astimezone(camera.zone)
         start = local_now.replace(minute=0, second=0, microsecond=0) - HOUR
         mean, limit = hour_and_limit(camera, start)
-        subject = {"camera": camera, "zone": None, "zone_name": "", "kind": Alert.Kind.UNUSUAL}
-        ongoing = Alert.objects.filter(**subject, ended_at__isnull=True).first()
         if mean is None or limit is None:
             continue
+        subject = {"camera": camera, "zone": None, "zone_name": "", "kind": Alert.Kind.UNUSUAL}
+        ongoing = Alert.objects.filter(**subject, ended_at__isnull=True).first()
         if ongoing is not None:
             if mean > limit and mean > ongoing.peak:
                 ongoing.peak = mean

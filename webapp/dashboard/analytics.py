@@ -16,12 +16,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from webapp.cameras.models import Camera
-from webapp.ingest.usual import USUAL_WEEKS, hourly_means, usual_level
+from webapp.ingest.usual import HOUR, USUAL_WEEKS, hourly_means, usual_level
 
 HELD_OUT_DAYS = 7
 FORECAST_HOURS = 6
 BUSIEST_HOURS = 5
-HOUR = timedelta(hours=1)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -90,11 +89,11 @@ def site_analytics(cameras: list[Camera], zone: ZoneInfo, now: datetime, compare
     """The site page's figures, as JSON for its charts."""
     history_start = (now - timedelta(weeks=USUAL_WEEKS, days=HELD_OUT_DAYS)).astimezone(zone)
     means = hourly_means(cameras, history_start, now, zone)
-    compare_from = now - timedelta(days=compare_days)
+    compare_from, usual_from = now - timedelta(days=compare_days), now - timedelta(weeks=USUAL_WEEKS)
     rows, grids = [], []
     for camera in cameras:
         camera_means = means.get(camera.pk, {})
-        grid = usual_grid({hour: mean for hour, mean in camera_means.items() if hour >= now - timedelta(weeks=4)})
+        grid = usual_grid({hour: mean for hour, mean in camera_means.items() if hour >= usual_from})
         grids.append(grid)
         compared = [(hour, mean) for hour, mean in camera_means.items() if hour >= compare_from]
         ahead = forecast(camera_means, now, zone)

@@ -17,6 +17,7 @@ from webapp.cameras.models import Camera
 from webapp.ingest.models import QuarterHourCount, Result
 
 USUAL_WEEKS = 4
+HOUR = timedelta(hours=1)
 
 
 def hourly_means(cameras: Iterable[Camera], start: datetime, end: datetime, zone: ZoneInfo) -> dict[int, dict]:
@@ -54,3 +55,13 @@ def usual_level(means: dict[datetime, float], hour: datetime) -> float | None:
     earlier = [means.get(hour - timedelta(weeks=weeks)) for weeks in range(1, USUAL_WEEKS + 1)]
     earlier = [mean for mean in earlier if mean is not None]
     return statistics.median(earlier) if len(earlier) >= 2 else None
+
+
+def same_hours_means(camera: Camera, hour: datetime) -> dict[datetime, float]:
+    """The camera's means of the local `hour` and of the same hour in each of the `USUAL_WEEKS` weeks before (those
+    counted): what `usual_level` of `hour` needs, reading only those five hours' rows."""
+    means: dict[datetime, float] = {}
+    for weeks in range(USUAL_WEEKS + 1):
+        start = hour - timedelta(weeks=weeks)
+        means |= hourly_means([camera], start, start + HOUR, camera.zone).get(camera.pk, {})
+    return means
