@@ -38,6 +38,17 @@ def test_django_project_passes_its_checks():
     assert "no issues" in result.stdout
 
 
+def test_every_model_change_has_its_migration():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # The project's own packages: their import graph is checked for cycles.
 PROJECT_PACKAGES = ("webapp", "workers", "counting", "llm_reports")
 # Libraries the web process must never load: each costs hundreds of megabytes in every web worker.
