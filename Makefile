@@ -39,6 +39,8 @@ demo: setup
 bench: setup services
 	$(PY) -m counting bench --data ../shared/data/shanghaitech/part_B --calibration-frames 20
 	$(PY) -m llm_reports bench
+	# Reports of histories with planted events: recall, untrue sentences, time; full cache, SnapKV and no model.
+	$(PY) -m llm_reports eval
 	# One gunicorn worker's resident memory after serving the login page: the web process loads no torch.
 	$(PY) scripts/web_memory.py --max-mib 150
 	# Accepted uploads/s against gunicorn (counting off), then frames/s through one counting worker end to end.

@@ -1,11 +1,11 @@
 """Exact facts about a report period, computed in code from the count history so the model never has to do sums.
 
-The small model that writes the narrative states numbers fluently and wrongly, so every number, time and ranking a
-report may mention is computed here, deterministically, and the verifier checks the narrative against these facts.
+A small model states numbers fluently and wrongly, so every number, time and ranking a report may mention is computed
+here, deterministically, and told in sentences rendered by code (`events`); the model only chooses among them.
 Hours and weekdays are local to the history's timezone: operators read "14:00 on Saturday" on their own clock.
 
-Rounding for people happens in one place, `round_shown`: the prompt, the plain sentences and the verifier all go
-through it, so "about 120" in a narrative matches a mean of 119.6 exactly when the reader would have seen 120.
+Rounding for people happens in one place, `round_shown`: the prompt, the events' sentences and the stored facts all
+go through it, so a mean of 119.6 reads 120 everywhere.
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ EntityKey = tuple[str, str | None]
 def round_shown(value: float, decimals: int = 0) -> Decimal:
     """The value as people see it: half away from zero to `decimals` places (counts and percentages use 0).
 
-    Decimal rather than round(): round() rounds half to even (120.5 -> 120), which readers do not expect, and the
-    verifier compares a narrative's "120.5" with this result exactly.
+    Decimal rather than round(): round() rounds half to even (120.5 -> 120), which readers do not expect.
     """
     return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
 
@@ -68,7 +67,7 @@ def format_percent(value: float) -> str:
 
 
 def format_time(moment: datetime) -> str:
-    """A local clock time on the 24-hour clock ("14:00"), the form the prompt and plain sentences use."""
+    """A local clock time on the 24-hour clock ("14:00"), the form the prompt and the sentences use."""
     return f"{moment.hour:02d}:{moment.minute:02d}"
 
 

@@ -39,6 +39,16 @@ class AlertRecord:
 
 
 @dataclass(frozen=True)
+class Outage:
+    """A time a camera was known to be down (reported by its gateway or the server), [start, end); end None:
+    still down at the end of the history. Silent hours are also found from the counts themselves (`events`)."""
+
+    camera: str
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True)
 class History:
     period_start: datetime  # the report's period, [start, end)
     period_end: datetime
@@ -47,6 +57,7 @@ class History:
     series: list[Series]  # every camera's series, then its zones' series
     alerts: list[AlertRecord] = field(default_factory=list)
     sites: dict[str, str] = field(default_factory=dict)  # camera -> site name
+    outages: list[Outage] = field(default_factory=list)
 
     def cameras(self) -> list[str]:
         return sorted({series.camera for series in self.series})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.cache_utils import DynamicCache
 
 from llm_reports.snapkv import CompressionStats, ObservationWindow, SnapKV
@@ -66,6 +66,62 @@ class Prefilled:
     def copy(self) -> Prefilled:
         """An independent copy, so that one history cache can answer several questions."""
         return copy.deepcopy(self)
+
+
+class OptionList:
+    """A decoding constraint: the reply is `min_chosen` to `max_chosen` distinct `options` joined by ", " ("F3, F1,
+    F7"), then the end of the turn. Decoding under it cannot write anything else, so a small model that would
+    otherwise answer in prose still answers with options; which options, and their order, stay the model's choice.
+
+    The check is on text: a token may follow when the reply with it is still the start of such a list. Candidate
+    tokens are those of the options' and the separator's own tokenisation, so every allowed reply can be spelled.
+    """
+
+    SEPARATOR = ", "
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, options: list[str], min_chosen: int, max_chosen: int):
+        if not options or len(set(options)) != len(options) or any(self.SEPARATOR in option for option in options):
+            raise ValueError("options must be distinct, non-empty and free of the separator")
+        self.options = set(options)
+        self.min_chosen = min(min_chosen, len(options))
+        self.max_chosen = max(self.min_chosen, min(max_chosen, len(options)))
+        self.tokenizer = tokenizer
+        spelled = {token for option in options for token in self._ids(option) + self._ids(self.SEPARATOR + option)}
+        self.candidates = {token: tokenizer.decode([token]) for token in spelled}
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def chosen(self, reply: str) -> list[str]:
+        """The complete options of a reply under this constraint, in order."""
+        return [part for part in reply.split(self.SEPARATOR) if part in self.options]
+
+    def allowed(self, reply: str) -> tuple[list[int], bool]:
+        """The token ids that may follow `reply`, and whether the turn may end after it."""
+        return (
+            [token for token, text in self.candidates.items() if self._is_start(reply + text)],
+            self._is_complete(reply),
+        )
+
+    def _is_start(self, reply: str) -> bool:
+        *done, last = reply.split(self.SEPARATOR)
+        if len(done) >= self.max_chosen or len(set(done)) != len(done) or not set(done) <= self.options:
+            return False
+        left = self.options - set(done)
+        if any(option.startswith(last) for option in left):
+            return True
+        # An option followed by part of the separator ("F11,"): the separator spans tokens.
+        return len(done) + 1 < self.max_chosen and any(
+            last == option + self.SEPARATOR[:length] for option in left for length in range(1, len(self.SEPARATOR))
+        )
+
+    def _is_complete(self, reply: str) -> bool:
+        parts = reply.split(self.SEPARATOR)
+        return (
+            self.min_chosen <= len(parts) <= self.max_chosen
+            and len(set(parts)) == len(parts)
+            and set(parts) <= self.options
+        )
 
 
 @dataclass(frozen=True)
@@ -182,19 +238,28 @@ class LocalLLM:
         max_new_tokens: int,
         stop_at_end_of_turn: bool = True,
         repetition_penalty: float = REPETITION_PENALTY,
+        constraint: OptionList | None = None,
     ) -> tuple[list[int], float]:
         """Greedy decoding on the cache (which grows by one position per token) until the end of the turn (or,
-        for timing, for exactly `max_new_tokens`).
+        for timing, for exactly `max_new_tokens`); under `constraint`, only the tokens it allows.
 
-        Tokens already generated are penalised (CTRL-style: positive logits divided, negative multiplied), because
-        a small model decoding greedily otherwise repeats its own sentence; the prompt is not penalised, so facts
-        can still be copied from it.
+        Unconstrained, tokens already generated are penalised (CTRL-style: positive logits divided, negative
+        multiplied), because a small model decoding greedily otherwise repeats its own sentence; the prompt is not
+        penalised, so facts can still be copied from it. A constraint already rules out repeats.
         """
         started = time.perf_counter()
         tokens: list[int] = []
         logits, position = prefilled.next_logits, prefilled.positions
         for _ in range(max_new_tokens):
-            if tokens and repetition_penalty != 1.0:
+            if constraint is not None:
+                allowed, may_end = constraint.allowed(self.tokenizer.decode(tokens))
+                allowed += sorted(self.stop_ids) if may_end else []
+                if not allowed:
+                    break
+                masked = torch.full_like(logits, float("-inf"))
+                masked[allowed] = logits[allowed]
+                logits = masked
+            elif tokens and repetition_penalty != 1.0:
                 seen = torch.tensor(sorted(set(tokens)), device=logits.device)
                 chosen = logits[seen]
                 logits = logits.clone()
@@ -220,10 +285,10 @@ class LocalLLM:
         prefilled = self.prefill(self.encode_chat(messages), snapkv)
         return self.finish(prefilled, max_new_tokens)
 
-    def finish(self, prefilled: Prefilled, max_new_tokens: int) -> Generation:
+    def finish(self, prefilled: Prefilled, max_new_tokens: int, constraint: OptionList | None = None) -> Generation:
         """Decode from a prefilled prompt and describe what it cost."""
         prompt_tokens, kept = prefilled.stats.prompt_tokens, prefilled.stats.kept_tokens
-        tokens, seconds = self.decode(prefilled, max_new_tokens)
+        tokens, seconds = self.decode(prefilled, max_new_tokens, constraint=constraint)
         return Generation(
             text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
             prompt_tokens=prompt_tokens,

@@ -1,10 +1,10 @@
-"""Chat messages for the report model: the count history, then the computed facts, then the instruction, last.
+"""Chat messages for the report model: the count history, then the facts by id, then the instruction, last.
 
-The order is deliberate. SnapKV keeps the cache entries that the last prompt tokens (its observation window) attend
-to, so the instruction goes at the very end, where it decides which history survives compression. The facts come
-just before it, as the plain sentences the verifier accepts, so the model can copy them. The history fills whatever
-budget is left: it gives the model the shape of the day, and it is the one part that may be cut, oldest lines first,
-so the period itself is the last to go.
+The model answers with fact ids only (`report` renders the sentences). The order is deliberate. SnapKV keeps the cache
+entries that the last prompt tokens (its observation window) attend to, so the instruction goes at the very end, where
+it decides which history survives compression. The facts come just before it, each with its id. The history fills
+whatever budget is left: it is what lets the model see which facts stand out against the weeks before, and it is the
+one part that may be cut, oldest lines first, so the period itself is the last to go.
 """
 
 from __future__ import annotations
@@ -14,25 +14,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from llm_reports.events import Event
 from llm_reports.facts import Facts, format_day, format_people, format_time
 from llm_reports.history import Bucket, History
-from llm_reports.plain import plain_sentences
 
 SYSTEM_PROMPT = (
     "You write short, factual reports about crowd counts for city operators. You state only the facts you are given."
 )
 DEFAULT_INSTRUCTION = (
-    "Write a short report of 4 to 6 sentences about this period for the city's operators. Choose the most "
-    "important facts listed above and restate them plainly, one fact per sentence, copying every number, time and "
-    "camera or zone name exactly as written there. Add nothing that is not in the facts."
+    "Choose the 4 to 8 facts above that the city's operators most need to read about this period, the most "
+    "important first. Reply with their ids only, separated by commas."
 )
 QUESTION_INSTRUCTION = (
-    "Answer the question below in 1 to 3 sentences, using only the facts listed above and writing camera and zone "
-    "names exactly as they are written above.\nQuestion: {question}"
+    "Which of the facts above answer the question below? Reply with their ids only, separated by commas, the most "
+    "relevant first, or NONE if no fact answers it.\nQuestion: {question}"
 )
 EARLIER_HEADING = "Earlier counts, for comparison:"
 PERIOD_HEADING = "Counts in the period:"
-FACTS_HEADING = "Facts, computed exactly from the counts:"
+FACTS_HEADING = "Facts, computed exactly from the counts, each with its id:"
 
 Message = dict[str, str]
 
@@ -52,17 +51,18 @@ class ContextLine:
 def build_messages(
     history: History,
     facts: Facts,
+    events: tuple[Event, ...],
     count_tokens: Callable[[str], int],
     max_prompt_tokens: int,
     instruction: str = DEFAULT_INSTRUCTION,
 ) -> list[Message]:
     """System and user messages whose text (system + newline + user) counts at most `max_prompt_tokens`.
 
-    The user message holds the newest history lines that fit, then every fact, then `instruction`. The budget
+    The user message holds the newest history lines that fit, then every event by id, then `instruction`. The budget
     covers the messages' text, not the chat template's role markers: leave the caller's margin for those.
     """
     lines = context_lines(history, facts)
-    fact_lines = [f"- {sentence}" for sentence in plain_sentences(facts)]
+    fact_lines = [f"{event.id}: {event.sentence}" for event in events]
     header = _header(history, facts)
 
     def total_tokens(kept: list[ContextLine]) -> int:
@@ -84,19 +84,6 @@ def build_messages(
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": _user_text(header, kept, fact_lines, instruction)},
     ]
-
-
-def question_messages(
-    history: History,
-    facts: Facts,
-    question: str,
-    count_tokens: Callable[[str], int],
-    max_prompt_tokens: int,
-) -> list[Message]:
-    """Messages for a follow-up question about the same period: the same context and facts, the question last."""
-    return build_messages(
-        history, facts, count_tokens, max_prompt_tokens, instruction=QUESTION_INSTRUCTION.format(question=question)
-    )
 
 
 def context_lines(history: History, facts: Facts) -> list[ContextLine]:

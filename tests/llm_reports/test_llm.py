@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from llm_reports.llm import cache_megabytes
+from llm_reports.llm import OptionList, cache_megabytes
 from llm_reports.snapkv import SnapKV, SnapKVConfig
 
 HISTORY = "\n".join(
@@ -78,3 +78,48 @@ def test_a_follow_up_question_reuses_the_compressed_history(llm, prompt):
     assert history.cache.layers[0].keys.shape[2] == 128, "the kept history cache is untouched"
     answer = llm.finish(asked, max_new_tokens=12)
     assert answer.new_tokens > 0
+
+
+@pytest.fixture(scope="module")
+def fact_ids(llm) -> OptionList:
+    return OptionList(llm.tokenizer, [f"F{number}" for number in range(1, 13)], min_chosen=2, max_chosen=3)
+
+
+def test_an_option_list_allows_only_the_start_of_a_list_of_distinct_options(llm, fact_ids):
+    def spelled(reply: str) -> set[str]:
+        allowed, _ = fact_ids.allowed(reply)
+        return {llm.tokenizer.decode([token]) for token in allowed}
+
+    assert spelled("") == {"F"}
+    assert spelled("F1") == {"0", "1", "2", ","}  # F10-F12, or F1 and the separator's first token
+    assert spelled("F1,") == {" F"}
+    assert spelled("F1, F") == {str(digit) for digit in range(2, 10)} | {"1"}  # F1 itself is taken; F10-F12 are not
+    assert spelled("F2, F3, F1") == {"0", "1", "2"}  # three chosen: no separator, only the longer F10-F12
+    assert spelled("F1, F2, F3") == set()
+    assert spelled("F1 and F2") == set()
+
+
+def test_an_option_list_ends_only_between_its_minimum_and_maximum(fact_ids):
+    assert [fact_ids.allowed(reply)[1] for reply in ("", "F1", "F1, F2", "F1, F2, F3", "F1, F1", "F1, F")] == [
+        False,
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert fact_ids.chosen("F3, F12, F1") == ["F3", "F12", "F1"]
+
+
+def test_decoding_under_an_option_list_writes_a_list_of_options(llm, prompt, fact_ids):
+    tokens, _ = llm.decode(llm.prefill(prompt), max_new_tokens=24, constraint=fact_ids)
+    reply = llm.tokenizer.decode(tokens)
+    chosen = fact_ids.chosen(reply)
+    assert reply == ", ".join(chosen) and 2 <= len(chosen) <= 3 and len(set(chosen)) == len(chosen)
+
+
+def test_options_must_be_distinct_and_free_of_the_separator(llm):
+    with pytest.raises(ValueError):
+        OptionList(llm.tokenizer, ["F1", "F1"], 1, 2)
+    with pytest.raises(ValueError):
+        OptionList(llm.tokenizer, ["F1, F2"], 1, 2)

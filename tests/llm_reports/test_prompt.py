@@ -2,20 +2,14 @@
 
 import pytest
 
+from llm_reports.events import find_events
 from llm_reports.facts import compute_facts
-from llm_reports.plain import plain_sentences
-from llm_reports.prompt import (
-    DEFAULT_INSTRUCTION,
-    EARLIER_HEADING,
-    PromptBudgetError,
-    build_messages,
-    context_lines,
-    question_messages,
-)
+from llm_reports.prompt import DEFAULT_INSTRUCTION, EARLIER_HEADING, PromptBudgetError, build_messages, context_lines
 from tests.llm_reports.sample_history import build_history, word_count
 
 HISTORY = build_history()
 FACTS = compute_facts(HISTORY)
+EVENTS = find_events(HISTORY, FACTS)
 LINES = context_lines(HISTORY, FACTS)
 
 
@@ -30,20 +24,20 @@ def kept_lines(messages):
 
 
 def test_messages_are_system_then_user_with_the_instruction_last():
-    messages = build_messages(HISTORY, FACTS, word_count, 100_000)
+    messages = build_messages(HISTORY, FACTS, EVENTS, word_count, 100_000)
     assert [message["role"] for message in messages] == ["system", "user"]
     assert messages[1]["content"].endswith(DEFAULT_INSTRUCTION)
 
 
 def test_history_then_facts_then_instruction():
-    content = build_messages(HISTORY, FACTS, word_count, 100_000)[1]["content"]
+    content = build_messages(HISTORY, FACTS, EVENTS, word_count, 100_000)[1]["content"]
     last_history_line = content.index(LINES[-1].text)
-    first_fact = content.index(plain_sentences(FACTS)[0])
+    first_fact = content.index(f"F1: {EVENTS[0].sentence}")
     assert content.index(LINES[0].text) < last_history_line < first_fact < content.index(DEFAULT_INSTRUCTION)
 
 
 def test_everything_fits_in_a_large_budget():
-    messages = build_messages(HISTORY, FACTS, word_count, 100_000)
+    messages = build_messages(HISTORY, FACTS, EVENTS, word_count, 100_000)
     assert kept_lines(messages) == LINES
 
 
@@ -62,7 +56,7 @@ def test_history_lines_in_local_time_with_zones_events_and_alerts():
 
 @pytest.mark.parametrize("budget", [900, 1500, 4000, 20_000])
 def test_the_budget_is_respected_and_filled(budget):
-    messages = build_messages(HISTORY, FACTS, word_count, budget)
+    messages = build_messages(HISTORY, FACTS, EVENTS, word_count, budget)
     assert prompt_words(messages) <= budget
     kept = kept_lines(messages)
     if len(kept) < len(LINES):
@@ -72,29 +66,24 @@ def test_the_budget_is_respected_and_filled(budget):
 
 @pytest.mark.parametrize("budget", [900, 1500, 4000])
 def test_the_oldest_history_goes_first_and_every_fact_stays(budget):
-    messages = build_messages(HISTORY, FACTS, word_count, budget)
+    messages = build_messages(HISTORY, FACTS, EVENTS, word_count, budget)
     kept = kept_lines(messages)
     assert 0 < len(kept) < len(LINES)
     assert kept == LINES[len(LINES) - len(kept) :], "a suffix: the newest lines"
-    assert all(f"- {sentence}" in messages[1]["content"] for sentence in plain_sentences(FACTS))
+    assert all(f"\n{event.id}: {event.sentence}\n" in messages[1]["content"] for event in EVENTS)
     assert messages[1]["content"].endswith(DEFAULT_INSTRUCTION)
 
 
 def test_the_period_is_kept_before_earlier_context():
     """A budget that fits exactly the period's lines keeps all of them and nothing earlier."""
-    everything = prompt_words(build_messages(HISTORY, FACTS, word_count, 100_000))
+    everything = prompt_words(build_messages(HISTORY, FACTS, EVENTS, word_count, 100_000))
     earlier = [line for line in LINES if not line.in_period]
     budget = everything - sum(word_count(line.text) for line in earlier) - word_count(EARLIER_HEADING)
-    assert kept_lines(build_messages(HISTORY, FACTS, word_count, budget)) == [line for line in LINES if line.in_period]
+    assert kept_lines(build_messages(HISTORY, FACTS, EVENTS, word_count, budget)) == [
+        line for line in LINES if line.in_period
+    ]
 
 
 def test_facts_that_cannot_fit_are_an_error_not_a_cut():
     with pytest.raises(PromptBudgetError):
-        build_messages(HISTORY, FACTS, word_count, 100)
-
-
-def test_a_follow_up_question_goes_last():
-    question = "When was West gate over its threshold?"
-    messages = question_messages(HISTORY, FACTS, question, word_count, 2000)
-    assert messages[1]["content"].endswith(f"Question: {question}")
-    assert prompt_words(messages) <= 2000
+        build_messages(HISTORY, FACTS, EVENTS, word_count, 100)

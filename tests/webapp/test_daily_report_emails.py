@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone as django_timezone
 from PIL import Image
 
+from llm_reports.facts import round_shown
 from tests.loopback import free_port
 from tests.webapp.conftest import store_frame, user_with_role
 from webapp.accounts.roles import Role, assign_role
@@ -65,10 +66,17 @@ def subscriber(username: str, *cameras: Camera, zone: str = SHANGHAI, send_at: t
     return subscription
 
 
+TOLD = [
+    {"text": "Quay was busiest in the evening.", "fact_id": "F2", "chosen_by_model": True},
+    {"text": "Bridge stayed quiet.", "fact_id": "F5", "chosen_by_model": False},
+]
+
+
 def written_report(day: date, cameras: list[Camera], zone: str = SHANGHAI) -> Report:
     """A report already written for these cameras and day (the job reuses it instead of writing another)."""
     report = create_report(day, cameras, zone)
-    report.text = "Quay was busiest in the evening.\nBridge stayed quiet."
+    report.told = TOLD
+    report.text = " ".join(sentence["text"] for sentence in TOLD)
     report.status = Report.Status.DONE
     report.save()
     return report
@@ -88,9 +96,10 @@ def test_the_email_has_html_plain_text_inline_charts_and_the_right_recipient(inb
     ((recipients, message),) = inbox.messages
     assert recipients == ["ana@example.org"] and message["To"] == "ana@example.org"
     assert "29 Nov 2026" in message["Subject"]
-    plain = message.get_body(preferencelist=("plain",)).get_content()
+    plain = message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")  # lines as sent: CRLF
     html = message.get_body(preferencelist=("html",)).get_content()
-    assert "Quay was busiest in the evening." in plain and "Quay was busiest in the evening." in html
+    assert "Quay was busiest in the evening.\n\nBridge stayed quiet.\n" in plain  # a paragraph each told sentence
+    assert ">Quay was busiest in the evening.</p>" in html and ">Bridge stayed quiet.</p>" in html
     link = f"http://dashboard.example:8000/reports/{report.pk}/"
     assert link in plain and link in html
     images = [part for part in message.walk() if part.get_content_maintype() == "image"]
@@ -146,8 +155,23 @@ def test_the_job_writes_the_report_with_the_local_model_when_none_exists(inbox, 
     assert report.status == Report.Status.DONE and report.text
     assert report.period_start == local(REPORT_DAY, 0) and [c.pk for c in report.cameras.all()] == [quay.pk]
     ((_, message),) = inbox.messages
-    first_paragraph = next(line for line in report.text.splitlines() if line.strip())
-    assert first_paragraph in message.get_body(preferencelist=("plain",)).get_content()
+    plain = message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    assert report.told
+    for sentence in report.told:
+        assert f"{sentence['text']}\n\n" in plain
+    # The camera's figures are the report's facts, rounded as its sentences round them: one average per camera.
+    (camera,) = report.facts["cameras"]
+    peak_at = datetime.fromisoformat(camera["peak_at"]).astimezone(ZoneInfo(SHANGHAI))
+    mean, peak = round_shown(camera["mean"]), round_shown(camera["peak"])
+    assert f"average {mean} people, peak {peak} at {peak_at:%H:%M}" in plain
+
+
+def test_a_report_written_before_told_sentences_were_stored_is_sent_line_by_line(quay):
+    report = create_report(REPORT_DAY, [quay], SHANGHAI)
+    report.text, report.status = "Quay was busiest in the evening.\n\nBridge stayed quiet.", Report.Status.DONE
+    report.save()
+    plain = report_email(report, [quay], "ana@example.org", SHANGHAI).body
+    assert "Quay was busiest in the evening.\n\nBridge stayed quiet.\n" in plain
 
 
 def test_running_the_job_twice_sends_one_email(inbox, quay, monkeypatch):

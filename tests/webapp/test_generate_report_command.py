@@ -12,8 +12,9 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from llm_reports.events import MUST_TELL, find_events
 from llm_reports.facts import compute_facts
-from llm_reports.verify import sentence_problems, split_sentences
+from llm_reports.history import History
 from tests.webapp.conftest import counted_frame
 from webapp.cameras.models import Camera, Site, Zone
 from webapp.ingest.models import Frame
@@ -97,11 +98,15 @@ def generated(django_db_setup, django_db_blocker, report_media) -> Generated:
 
 
 @pytest.fixture(scope="module")
-def facts(generated, django_db_blocker):
-    """The facts recomputed from the same stored history."""
+def history(generated, django_db_blocker) -> History:
+    """The same stored history, built again."""
     report = generated.report
     with django_db_blocker.unblock():
-        history = build_history(generated.cameras, report.period_start, report.period_end, report.timezone)
+        return build_history(generated.cameras, report.period_start, report.period_end, report.timezone)
+
+
+@pytest.fixture(scope="module")
+def facts(history):
     return compute_facts(history)
 
 
@@ -135,6 +140,9 @@ def test_the_narrative_is_printed_and_the_figures_reported(generated):
     assert report.text.strip()
     assert report.text in generated.stdout
     assert f"report {report.pk}: {report.prompt_tokens} prompt tokens kept as {report.kept_tokens}" in generated.stderr
+    chosen = sum(sentence["chosen_by_model"] for sentence in report.told)
+    told = f"{len(report.told)} sentences told ({chosen} chosen by the model) from {len(report.events)} facts"
+    assert told in generated.stderr
 
 
 def test_the_compression_figures_are_stored(generated):
@@ -158,21 +166,22 @@ def test_the_stored_facts_are_those_of_the_stored_history(generated, facts):
     assert stored["breaches"][0]["first_at"] == local(REPORT_DAY, 11).isoformat()
 
 
-def test_every_sentence_of_the_report_agrees_with_the_facts(generated, facts):
-    report = generated.report
-    sentences = split_sentences(report.text)
-    assert sentences
-    for sentence in sentences:
-        assert sentence_problems(sentence, facts) == [], sentence
+def test_the_stored_events_are_those_of_the_stored_history(generated, history, facts):
+    """The ids a question's answer names later are those of these events, as the report's prompt listed them."""
+    assert generated.report.events == [event.as_dict() for event in find_events(history, facts)]
 
 
-def test_the_verification_of_each_sentence_is_recorded(generated):
+def test_the_narrative_is_the_sentences_of_its_events_with_every_must_tell_one(generated):
     report = generated.report
-    outcomes = report.verification["sentences"]
-    assert outcomes
-    assert {outcome["action"] for outcome in outcomes} <= {"kept", "regenerated", "replaced", "dropped"}
-    assert report.sentences_replaced == sum(outcome["action"] == "replaced" for outcome in outcomes)
-    assert report.sentences_regenerated == sum(outcome["action"] == "regenerated" for outcome in outcomes)
+    events = {event["id"]: event for event in report.events}
+    assert report.text == " ".join(sentence["text"] for sentence in report.told)
+    for sentence in report.told:
+        assert sentence["text"] == events[sentence["fact_id"]]["sentence"]
+    told = {events[sentence["fact_id"]]["kind"] for sentence in report.told}
+    assert "breach" in told  # East entrance over its threshold at 11:00 is an event no report leaves out
+    must = {event["id"] for event in report.events if event["importance"] >= MUST_TELL}
+    assert must <= {sentence["fact_id"] for sentence in report.told}
+    assert any(sentence["chosen_by_model"] for sentence in report.told) and report.model_reply
 
 
 def test_the_compressed_history_cache_is_stored_for_questions(generated, report_media):

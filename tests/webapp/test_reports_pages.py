@@ -1,24 +1,27 @@
 """The report pages: the list, requesting a report (written by the real model, tasks run eagerly), one report with
 its narrative and figures, and follow-up questions answered from the report's kept history cache."""
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.template.defaultfilters import linebreaks_filter
 from django.test import Client, override_settings
 from django.utils import timezone
+from django.utils.html import escape
 
-from llm_reports.facts import compute_facts
+from llm_reports.events import MUST_TELL
 from llm_reports.llm import LocalLLM
-from llm_reports.verify import sentence_problems, split_sentences
+from llm_reports.report import write_report
+from tests.llm_reports import sample_history
 from tests.webapp.conftest import counted_frame, user_with_role
 from webapp.accounts.roles import Role
 from webapp.cameras.models import Camera, Site
 from webapp.ingest.models import Frame
-from webapp.reports.history import build_history, day_period
+from webapp.reports import generation
+from webapp.reports.history import day_period
 from webapp.reports.models import Question, Report
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +29,7 @@ pytestmark = pytest.mark.django_db
 TIMEZONE = "Asia/Shanghai"
 REPORT_DAY = date(2026, 11, 28)
 SNAPKV_BUDGET = 256  # under the history prompt's length, so the kept cache is really compressed
+REFUSAL = "The facts computed for this period do not answer that question"
 
 
 def local(day: date, hour: int, minute: int = 0) -> datetime:
@@ -117,6 +121,11 @@ def make_report(status: str, timezone: str = TIMEZONE, **fields) -> Report:
     return Report.objects.create(period_start=start, period_end=end, timezone=timezone, status=status, **fields)
 
 
+def one_line(page: str) -> str:
+    """The page with every run of white space as one space, as a reader sees its text."""
+    return " ".join(page.split())
+
+
 @pytest.mark.parametrize(("method", "path"), [("get", "/reports/"), ("get", "/reports/1/"), ("post", "/reports/new/")])
 def test_the_report_pages_need_a_signed_in_user(client, method, path):
     reports = Report.objects.count()
@@ -173,31 +182,92 @@ def test_the_kept_history_cache_is_compressed_to_the_snapkv_budget(written):
     assert report.compression_ratio() == report.prompt_tokens / SNAPKV_BUDGET
 
 
-def test_the_report_page_shows_the_narrative_the_checks_and_the_compression_figures(operator, written):
+def test_every_told_sentence_is_the_sentence_of_a_stored_event(written):
+    """The narrative is the events' own sentences: nothing the model wrote, every must-tell fact among them."""
+    report = written.report
+    events = {event["id"]: event for event in report.events}
+    assert report.told
+    for sentence in report.told:
+        assert sentence["text"] == events[sentence["fact_id"]]["sentence"]
+    assert report.text == " ".join(sentence["text"] for sentence in report.told)
+    told = {sentence["fact_id"] for sentence in report.told}
+    assert {event["id"] for event in report.events if event["importance"] >= MUST_TELL} <= told
+    chosen = [sentence["fact_id"] for sentence in report.told if sentence["chosen_by_model"]]
+    assert chosen and set(chosen) <= set(re.findall(r"F\d+", report.model_reply))
+
+
+def test_the_report_page_shows_the_told_facts_the_events_the_tables_and_the_compression_figures(operator, written):
     report = written.report
     response = operator.get(f"/reports/{report.pk}/")
 
     assert response.status_code == 200
     page = response.content.decode()
     assert "Report for Saturday 28 November 2026" in page
-    assert linebreaks_filter(report.text, autoescape=True) in page
-    assert f"{report.sentences_replaced} sentence" in page and f"{report.sentences_regenerated} rewritten" in page
+    for sentence in report.told:
+        assert f'<li>{escape(sentence["text"])} <small class="tag">{sentence["fact_id"]} · ' in page
+    chosen = sum(sentence["chosen_by_model"] for sentence in report.told)
+    assert (
+        "Every sentence above is a fact computed from the stored counts and rendered by code; the model "
+        f"({report.model_name}) only chose which facts to tell and in what order: it chose {chosen} of the "
+        f"{len(report.told)} told."
+    ) in one_line(page)
+    assert "Events found" in page
+    for event in report.events:
+        assert f"<td>{event['id']}</td>" in page and escape(event["sentence"]) in page
+    # The facts as tables, not as JSON: each camera with its site and bars on the scale of the highest peak.
+    assert '<pre class="facts">' not in page and "busiest_cameras" not in page
+    (quay,) = [camera for camera in report.facts["cameras"] if camera["camera"] == "Quay"]
+    assert "<td>Quay</td> <td>Waterfront</td>" in one_line(page)
+    assert f'<meter min="0" max="{quay["peak"]}" value="{quay["peak"]}"></meter>' in page
     assert f"{report.prompt_tokens} tokens, kept {report.kept_tokens} (SnapKV)" in page
-    assert report.model_name in page
-    assert "busiest_cameras" in page  # the facts, as JSON
+    assert escape(report.model_reply) in page
     assert f'action="/reports/{report.pk}/ask/"' in page
     assert 'http-equiv="refresh"' not in page  # nothing left to wait for
 
 
-def test_the_list_shows_how_much_of_the_history_was_kept(operator, written):
+def test_a_report_written_without_a_model_says_code_ranked_its_facts_and_tables_its_cameras_and_zones(operator):
+    """The sample history (tests/llm_reports): West gate over its threshold of 100 for two hours, East entrance's Far
+    side zone over 150 for one."""
+    written = write_report(None, sample_history.build_history())
+    report = make_report(
+        Report.Status.DONE,
+        text=written.text,
+        told=[{"text": s.text, "fact_id": s.fact_id, "chosen_by_model": s.chosen_by_model} for s in written.sentences],
+        events=[event.as_dict() for event in written.events],
+        facts=written.facts.as_dict(),
+    )
+    page = one_line(operator.get(f"/reports/{report.pk}/").content.decode())
+
+    assert "rendered by code; written without a model: the facts were ranked by code." in page
+    assert "chosen by the model" not in page and "added: must tell" in page
+    assert "<td>West gate</td> <td>—</td>" in page  # a camera of no site
+    assert "<td>100</td> <td>2</td>" in page  # its threshold and hours over it
+    assert "<td>Far side</td> <td>East entrance</td>" in page
+    assert "<td>150</td> <td>1</td>" in page
+    assert "<td>East entrance</td> <td>Bund Plaza</td>" in page
+    assert "<td>—</td> <td>—</td>" in page  # East entrance: no threshold, so no hours over it
+
+
+def test_a_report_written_before_told_sentences_were_stored_shows_its_text(operator):
+    report = make_report(Report.Status.DONE, text="Quay was the busiest camera.\nBridge stayed quiet.")
+    page = operator.get(f"/reports/{report.pk}/").content.decode()
+    assert "<li>Quay was the busiest camera.</li>" in page and "<li>Bridge stayed quiet.</li>" in page
+    assert "Every sentence above" not in page and "Events found" not in page
+
+
+def test_the_list_shows_how_many_facts_were_told_and_how_much_of_the_history_was_kept(operator, written):
     report = written.report
     page = operator.get("/reports/").content.decode()
     assert f'href="/reports/{report.pk}/"' in page
+    assert f"<td>{len(report.told)} of {len(report.events)}</td>" in page
     assert f"{report.kept_tokens} of {report.prompt_tokens} tokens" in page
 
 
-def test_a_question_is_answered_from_the_kept_history_cache(operator, written, eager, monkeypatch):
-    """The answer continues the stored compressed cache: the history prompt is never run through the model again."""
+def test_a_question_is_answered_from_the_kept_history_cache_and_the_stored_events(
+    operator, written, eager, monkeypatch
+):
+    """The answer continues the stored compressed cache: the history prompt is never run through the model again,
+    and the facts are the stored events, never recomputed from the counts."""
     report = written.report
     extended, prefilled = [], []
     extend, prefill = LocalLLM.extend, LocalLLM.prefill
@@ -210,23 +280,39 @@ def test_a_question_is_answered_from_the_kept_history_cache(operator, written, e
         prefilled.append(ids.shape[1])
         return prefill(self, ids, snapkv)
 
+    def no_history(*args, **kwargs):
+        raise AssertionError("a question must not rebuild the history")
+
     monkeypatch.setattr(LocalLLM, "extend", spy_extend)
     monkeypatch.setattr(LocalLLM, "prefill", spy_prefill)
+    monkeypatch.setattr(generation, "build_history", no_history)
 
     response = operator.post(f"/reports/{report.pk}/ask/", {"question": "  Which camera was the busiest?  "})
 
     assert response.status_code == 302 and response["Location"] == f"/reports/{report.pk}/"
-    question = Question.objects.get(report=report)
-    assert question.text == "Which camera was the busiest?"
-    assert question.answer.strip()
+    question = Question.objects.get(report=report, text="Which camera was the busiest?")
     assert question.asked_by.username == "operator"
-    assert extended == [(report.prompt_tokens, report.kept_tokens)]
-    assert all(length < report.prompt_tokens for length in prefilled)  # only short correction prompts, if any
-    facts = compute_facts(build_history(written.cameras, report.period_start, report.period_end, report.timezone))
-    for sentence in split_sentences(question.answer):
-        assert sentence_problems(sentence, facts) == [], sentence
+    assert extended == [(report.prompt_tokens, report.kept_tokens)] and prefilled == []
+    events = {event["id"]: event for event in report.events}
+    if question.fact_ids:  # the sentences of the facts the model named
+        assert question.answer == " ".join(events[fact_id]["sentence"] for fact_id in question.fact_ids)
+        assert {events[fact_id]["kind"] for fact_id in question.fact_ids} <= {"busiest_hour", "ranking"}
+    else:  # or, when it named none, a refusal
+        assert question.answer.startswith(REFUSAL)
     page = operator.get(f"/reports/{report.pk}/").content.decode()
-    assert "Which camera was the busiest?" in page
+    assert "Which camera was the busiest?" in page and escape(question.answer) in page
+
+
+def test_a_question_no_fact_answers_is_refused_without_running_the_model(operator, written, eager, monkeypatch):
+    report = written.report
+    monkeypatch.setattr(LocalLLM, "extend", lambda *args: pytest.fail("the model was run for a refusal"))
+
+    operator.post(f"/reports/{report.pk}/ask/", {"question": "What colour was the sky?"})
+
+    question = Question.objects.get(report=report, text="What colour was the sky?")
+    assert question.fact_ids == []
+    assert question.answer.startswith(REFUSAL + "; they cover: ")
+    assert "refused: no fact of this period answers it" in operator.get(f"/reports/{report.pk}/").content.decode()
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 501])

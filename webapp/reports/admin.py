@@ -19,6 +19,10 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 @admin.register(Report)
 class ReportAdmin(admin.ModelAdmin):
-    list_display = ["period_start", "timezone", "status", "sentences_replaced", "created_at"]
+    list_display = ["period_start", "timezone", "status", "facts_told", "created_at"]
     list_filter = ["status"]
-    readonly_fields = ["facts", "verification", "history_cache"]
+    readonly_fields = ["told", "events", "facts", "model_reply", "history_cache"]
+
+    @admin.display(description="facts told")
+    def facts_told(self, report: Report) -> str:
+        return f"{len(report.told)} of {len(report.events)}"

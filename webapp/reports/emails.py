@@ -4,6 +4,7 @@ report and the day's stored counts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from email.mime.image import MIMEImage
 from email.utils import make_msgid
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from django.urls import reverse
 
 from webapp.cameras.models import Camera
 from webapp.reports.charts import counts_chart, day_results, peak_heatmap
+from webapp.reports.history import camera_names
 from webapp.reports.models import Report
 
 
@@ -41,6 +43,8 @@ def report_email(report: Report, cameras: list[Camera], recipient: str, timezone
     zone = ZoneInfo(timezone)
     day = report.period_start.astimezone(zone).date()
     images, sections = [], []
+    names = camera_names(cameras)
+    facts_by_name = {series["camera"]: series for series in report.facts.get("cameras", [])}
     for index, camera in enumerate(cameras):
         results = day_results(camera, report.period_start, report.period_end)
         chart_cid = f"counts-{index}@crowdscope"
@@ -57,14 +61,17 @@ def report_email(report: Report, cameras: list[Camera], recipient: str, timezone
         if picture is not None:
             peak_cid = f"peak-{index}@crowdscope"
             images.append(_inline_image(picture, peak_cid, f"peak-{index}.jpg"))
-        counts = [result.count for result in results]
+        # The figures the narrative tells (the report's facts: the mean of hourly means), so the email never shows
+        # two different averages of one camera; the report's period is the email's day.
+        told = facts_by_name.get(names[camera.pk], {})
+        peak_at = datetime.fromisoformat(told["peak_at"]) if told.get("peak_at") else None
         sections.append(
             CameraSection(
                 camera=camera,
                 frames=len(results),
-                mean=sum(counts) / len(counts) if counts else None,
-                peak=top.count if top else None,
-                peak_at=f"{top.frame.captured_at.astimezone(zone):%H:%M}" if top else "",
+                mean=told.get("mean"),
+                peak=told.get("peak"),
+                peak_at=f"{peak_at.astimezone(zone):%H:%M}" if peak_at else "",
                 chart_cid=chart_cid,
                 peak_cid=peak_cid,
             )
@@ -74,7 +81,7 @@ def report_email(report: Report, cameras: list[Camera], recipient: str, timezone
         "day": day,
         "timezone": timezone,
         "sections": sections,
-        "paragraphs": [line for line in report.text.splitlines() if line.strip()],
+        "paragraphs": report.narrative(),
         "url": settings.CROWDSCOPE_BASE_URL.rstrip("/") + reverse("reports:detail", args=[report.pk]),
     }
     message = EmailMultiAlternatives(

@@ -1,4 +1,4 @@
-"""Reports from the database: build the history, have the LLM write and verify the narrative, store it all.
+"""Reports from the database: build the history, have the LLM choose the facts the narrative tells, store it all.
 
 Loads transformers and torch: imported by the workers' report tasks and the report commands, never by the pages
 (they only create pending reports, webapp.reports.pending).
@@ -15,11 +15,10 @@ from functools import cache
 from django.conf import settings
 from django.core.files.base import ContentFile
 
-from llm_reports.facts import compute_facts
+from llm_reports.events import Event
 from llm_reports.llm import LLMConfig, LocalLLM
 from llm_reports.report import ReportSettings, answer_follow_up, load_prompt_cache, save_prompt_cache, write_report
 from llm_reports.snapkv import SnapKVConfig
-from llm_reports.verify import Verification
 from webapp.reports.history import build_history
 from webapp.reports.models import Question, Report
 
@@ -41,10 +40,6 @@ def report_settings() -> ReportSettings:
     return ReportSettings(snapkv=SnapKVConfig(budget=budget) if budget else None)
 
 
-def verification_record(verification: Verification) -> dict:
-    return {"sentences": [asdict(outcome) for outcome in verification.sentences]}
-
-
 def generate(report: Report, llm: LocalLLM) -> Report:
     """Write the pending `report` (webapp.reports.pending.create_report made it) with `llm` and store it, done.
 
@@ -58,11 +53,11 @@ def generate(report: Report, llm: LocalLLM) -> Report:
         report.save(update_fields=["status", "error"])
         raise
     report.text = written.text
+    report.told = [asdict(sentence) for sentence in written.sentences]
+    report.events = [event.as_dict() for event in written.events]
     report.facts = written.facts.as_dict()
-    report.verification = verification_record(written.verification)
-    report.sentences_replaced = written.verification.replaced
-    report.sentences_regenerated = written.verification.regenerated
     report.model_name = written.model
+    report.model_reply = written.model_reply
     report.prompt_tokens = written.prompt_tokens
     report.kept_tokens = written.kept_tokens
     report.prefill_seconds = written.prefill_seconds
@@ -77,15 +72,17 @@ def generate(report: Report, llm: LocalLLM) -> Report:
 
 
 def answer(question: Question, llm: LocalLLM) -> Question:
-    """Answer from the report's kept prompt cache, verified against the period's facts as they stand now."""
+    """Answer from the report's kept prompt cache, with the report's stored events and the model's stored reply.
+
+    Never with facts recomputed from the counts: counts may have arrived since, and the ids the kept cache's prompt
+    listed are those of the stored events."""
     report = question.report
     with report.history_cache.open("rb") as handle:
         kept = load_prompt_cache(llm, io.BytesIO(handle.read()))
-    cameras = list(report.cameras.select_related("site").prefetch_related("zones"))
-    facts = compute_facts(build_history(cameras, report.period_start, report.period_end, report.timezone))
-    answered = answer_follow_up(llm, kept, report.text, facts, question.text)
+    events = tuple(Event.from_dict(event) for event in report.events)
+    answered = answer_follow_up(llm, kept, report.model_reply, events, question.text)
     question.answer = answered.text
-    question.sentences_replaced = answered.verification.replaced
+    question.fact_ids = list(answered.fact_ids)
     question.seconds = answered.seconds
-    question.save(update_fields=["answer", "sentences_replaced", "seconds"])
+    question.save(update_fields=["answer", "fact_ids", "seconds"])
     return question

@@ -1,5 +1,5 @@
-"""Narrative reports written by the local LLM from the stored counts, operators' follow-up questions, and the
-daily report emails users subscribe to."""
+"""Narrative reports of the stored counts (facts computed and told in code, chosen by the local LLM), operators'
+follow-up questions, and the daily report emails users subscribe to."""
 
 from __future__ import annotations
 
@@ -30,12 +30,16 @@ class Report(models.Model):
     cameras = models.ManyToManyField(Camera, related_name="reports")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
-    text = models.TextField(blank=True, help_text="the verified narrative")
-    facts = models.JSONField(default=dict, help_text="computed in code; the narrative was checked against them")
-    verification = models.JSONField(default=dict, help_text="per-sentence outcomes: kept, regenerated, replaced")
-    sentences_replaced = models.PositiveIntegerField(default=0)
-    sentences_regenerated = models.PositiveIntegerField(default=0)
+    text = models.TextField(blank=True, help_text="the narrative: each sentence a fact's sentence rendered in code")
+    told = models.JSONField(
+        default=list, blank=True, help_text="the narrative's sentences in order: {text, fact_id, chosen_by_model} each"
+    )
+    events = models.JSONField(
+        default=list, blank=True, help_text="every fact it could tell, ranked, as the prompt listed"
+    )
+    facts = models.JSONField(default=dict, help_text="computed in code from the stored counts")
     model_name = models.CharField(max_length=200, blank=True)
+    model_reply = models.TextField(blank=True, help_text="the model's raw choice of fact ids")
     # Compression figures of the history prompt.
     prompt_tokens = models.PositiveIntegerField(default=0)
     kept_tokens = models.PositiveIntegerField(default=0)
@@ -56,12 +60,19 @@ class Report(models.Model):
     def compression_ratio(self) -> float | None:
         return self.prompt_tokens / self.kept_tokens if self.kept_tokens else None
 
+    def narrative(self) -> list[str]:
+        """The narrative's sentences in order. A report written before its told sentences were stored (migration
+        0003) has only its text: its non-empty lines then."""
+        return [sentence["text"] for sentence in self.told] or [line for line in self.text.splitlines() if line.strip()]
+
 
 class Question(models.Model):
     report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="questions")
     text = models.CharField(max_length=500)
     answer = models.TextField(blank=True)
-    sentences_replaced = models.PositiveIntegerField(default=0)
+    fact_ids = models.JSONField(
+        default=list, blank=True, help_text="the facts whose sentences answer it; none: a refusal"
+    )
     seconds = models.FloatField(default=0)
     asked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     asked_at = models.DateTimeField(auto_now_add=True)

@@ -1,9 +1,10 @@
-"""Reports in the dashboard: the list, one report with its facts, checks and figures, and follow-up questions."""
+"""Reports in the dashboard: the list, one report with its told facts, events, tables and figures, and follow-up
+questions."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,13 +17,14 @@ from webapp.queues import ANSWER_QUESTION, GENERATE_REPORT
 from webapp.reports.forms import SubscriptionForm
 from webapp.reports.models import Question, Report, Subscription
 from webapp.reports.pending import create_report
+from webapp.reports.tables import event_rows, series_table, told_rows
 
 MAX_QUESTION_LENGTH = Question._meta.get_field("text").max_length
 
 
 def _list_page(request, error: str = "", status: int = 200):
     context = {
-        "reports": Report.objects.prefetch_related("cameras")[:100],
+        "reports": Report.objects.prefetch_related("cameras").defer("facts")[:100],
         "yesterday": timezone.localdate() - timedelta(days=1),
         "error": error,
     }
@@ -38,8 +40,16 @@ def report_list(request):
 def report_detail(request, pk: int):
     report = get_object_or_404(Report.objects.prefetch_related("cameras", "questions"), pk=pk)
     busy = report.status == Report.Status.PENDING or any(not q.answer for q in report.questions.all())
-    facts_json = json.dumps(report.facts, indent=2, ensure_ascii=False)
-    return render(request, "reports/report_detail.html", {"report": report, "busy": busy, "facts_json": facts_json})
+    context: dict[str, Any] = {"report": report, "busy": busy}
+    if report.status == Report.Status.DONE:
+        context |= {
+            "told": told_rows(report),
+            "chosen": sum(sentence["chosen_by_model"] for sentence in report.told),
+            "events": event_rows(report),
+        }
+    if report.status == Report.Status.DONE and report.facts:
+        context |= {"cameras": series_table(report.facts, "cameras"), "zones": series_table(report.facts, "zones")}
+    return render(request, "reports/report_detail.html", context)
 
 
 @role_required(Role.OPERATOR)

@@ -31,6 +31,7 @@ class Command(BaseCommand):
         self.stderr.write(
             f"report {report.pk}: {report.prompt_tokens} prompt tokens kept as {report.kept_tokens}, "
             f"prefill {report.prefill_seconds:.1f} s, decoding {report.decode_tokens_per_second:.1f} tokens/s, "
-            f"KV cache {report.kv_cache_mb:.1f} MB; {report.sentences_replaced} sentences replaced, "
-            f"{report.sentences_regenerated} regenerated"
+            f"KV cache {report.kv_cache_mb:.1f} MB; {len(report.told)} sentences told "
+            f"({sum(sentence['chosen_by_model'] for sentence in report.told)} chosen by the model) "
+            f"from {len(report.events)} facts"
         )
