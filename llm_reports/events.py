@@ -68,6 +68,8 @@ UNUSUAL_DAY_RELATIVE_MARGIN = 0.3
 """A day is unusual when its mean is further than this share from the usual mean for its weekday..."""
 UNUSUAL_DAY_MIN_PEOPLE = 5.0
 """...and further than this many people."""
+RANKING_LENGTH = 4
+"""A ranking names the busiest this many cameras or zones: a readable sentence; the page's tables list them all."""
 NOTABLE_WEEK_CHANGE_PERCENT = 25.0
 """A week-over-week change is an event from this size on (and `UNUSUAL_DAY_MIN_PEOPLE` people); smaller ones stay
 facts the model may still choose."""
@@ -334,12 +336,17 @@ class _Teller:
         )
 
     def busiest_hour(self, site: str, start: datetime, total: float, cameras: int) -> _Draft:
-        across = "on its camera" if cameras == 1 else f"across its {cameras} cameras"
+        # "between them": the cameras' hourly means added, never read as one camera's average.
+        averaging = (
+            f"its camera averaging {format_people(total)} people"
+            if cameras == 1
+            else (f"its {cameras} cameras averaging {format_people(total)} people between them")
+        )
         return _Draft(
             kind="busiest_hour",
             importance=40.0,
             sentence=f"At {site}, the busiest hour was {format_time(start)} to {_until(start + self.hour)} on "
-            f"{format_day(start)}, with {format_people(total)} people on average {across}.",
+            f"{format_day(start)}, with {averaging}.",
             site=site,
             start=start,
             end=start + self.hour,
@@ -350,7 +357,9 @@ class _Teller:
         ranked = [(camera, None) for camera in facts.busiest_cameras] if kind == "camera" else facts.busiest_zones
         if len(ranked) < 2:
             return None
-        listed = [f"{entity_name(key)} ({format_people(facts.series(key).mean)} people)" for key in ranked]
+        listed = [
+            f"{entity_name(key)} ({format_people(facts.series(key).mean)} people)" for key in ranked[:RANKING_LENGTH]
+        ]
         followers = listed[1] if len(listed) == 2 else f"{', '.join(listed[1:-1])} and {listed[-1]}"
         top = facts.series(ranked[0])
         return _Draft(

@@ -97,19 +97,19 @@ class Answer:
 
 
 def compose(events: tuple[Event, ...], chosen: list[str]) -> tuple[ToldSentence, ...]:
-    """The narrative's sentences: the model's choice in its order, then every must-tell event it left out, in rank
-    order, then the next-ranked facts up to MIN_TOLD; at most MAX_TOLD in all."""
+    """The narrative's sentences, leading with what matters most: the must-tell events the model chose, in its
+    order, then those it left out, in rank order; then the other facts it chose, in its order; then the next-ranked
+    facts up to MIN_TOLD. At most MAX_TOLD in all: optional facts give way first, the least important first."""
     by_id = {event.id: event for event in events}
-    musts = {event.id for event in must_tell(events)}
-    order = [*chosen, *(event.id for event in events if event.id in musts and event.id not in chosen)]
-    for event in events:
-        if len(order) >= MIN_TOLD:
-            break
-        if event.id not in order:
-            order.append(event.id)
+    musts = [event.id for event in must_tell(events)]
+    order = [
+        *(fact_id for fact_id in chosen if fact_id in musts),
+        *(fact_id for fact_id in musts if fact_id not in chosen),
+        *(fact_id for fact_id in chosen if fact_id not in musts),
+    ]
+    order += [event.id for event in events if event.id not in order][: max(0, MIN_TOLD - len(order))]
     if len(order) > MAX_TOLD:
-        # Optional facts give way first, the least important of them first; then the musts told last.
-        room = max(0, MAX_TOLD - sum(fact_id in musts for fact_id in order))
+        room = max(0, MAX_TOLD - len(musts))
         optional = sorted((fact_id for fact_id in order if fact_id not in musts), key=lambda i: -by_id[i].importance)
         order = [fact_id for fact_id in order if fact_id in musts or fact_id in optional[:room]][:MAX_TOLD]
     return tuple(ToldSentence(by_id[fact_id].sentence, fact_id, fact_id in chosen) for fact_id in order)

@@ -60,8 +60,8 @@ SHAPES: dict[str, re.Pattern[str]] = {
         "hour": rf"At (?P<time>{TIME}) on (?P<day>{DAY}), (?P<subject>.+?) averaged (?P<value>{NUMBER}) people, "
         rf"{DIFFERENCE}(?P<direction>above|below) its usual (?P<usual>{NUMBER}) for that hour and weekday\.",
         "busiest_hour": rf"At (?P<site>.+?), the busiest hour was (?P<start>{TIME}) to (?P<end>{TIME}) on "
-        rf"(?P<day>{DAY}), with (?P<value>{NUMBER}) people on average "
-        r"(?:on its camera|across its (?P<cameras>\d+) cameras)\.",
+        rf"(?P<day>{DAY}), with its (?:(?P<cameras>\d+) cameras|camera) averaging (?P<value>{NUMBER}) people"
+        r"(?: between them)?\.",
         "ranking": rf"By average count, (?P<first>.+?) was the busiest (?P<kind>camera|zone) "
         rf"\((?P<value>{NUMBER}) people\), followed by (?P<rest>.+)\.",
         "day": rf"(?P<subject>.+?) averaged (?P<value>{NUMBER}) people on (?P<day>{DAY}), "

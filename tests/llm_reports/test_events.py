@@ -65,8 +65,8 @@ def test_the_planted_events_are_told_with_their_values():
     )
     assert "West gate averaged 30 people, 52% higher than the same day a week earlier (20 people)." in sentences
     assert (
-        "At Bund Plaza, the busiest hour was 14:00 to 15:00 on Sat 28 Nov, with 175 people on average on its "
-        "camera." in sentences
+        "At Bund Plaza, the busiest hour was 14:00 to 15:00 on Sat 28 Nov, with its camera averaging 175 people."
+        in sentences
     )
 
 
@@ -139,8 +139,8 @@ def test_the_busiest_hour_of_a_site_adds_its_cameras():
     history = replace(HISTORY, sites={"East entrance": "Bund Plaza", "West gate": "Bund Plaza"})
     (busiest,) = of_kind(events_of(history), "busiest_hour")
     assert busiest.sentence == (
-        "At Bund Plaza, the busiest hour was 14:00 to 15:00 on Sat 28 Nov, with 205 people on average across its 2 "
-        "cameras."
+        "At Bund Plaza, the busiest hour was 14:00 to 15:00 on Sat 28 Nov, with its 2 cameras averaging 205 people "
+        "between them."
     )
 
 

@@ -68,10 +68,12 @@ def test_without_a_model_the_ranking_chooses():
     assert written.model == "" and written.prompt_cache is None
 
 
-def test_compose_keeps_the_models_order_then_adds_the_musts_it_left_out():
-    told = compose(EVENTS, ["F9", "F3"])
-    assert [sentence.fact_id for sentence in told] == ["F9", "F3", *(id_ for id_ in MUSTS if id_ != "F3")]
+def test_compose_leads_with_the_musts_then_the_models_other_choices():
+    told = compose(EVENTS, ["F9", "F4", "F2"])
+    later_musts = [fact_id for fact_id in MUSTS if fact_id not in ("F4", "F2")]
+    assert [sentence.fact_id for sentence in told] == ["F4", "F2", *later_musts, "F9"]
     assert [sentence.chosen_by_model for sentence in told[:3]] == [True, True, False]
+    assert told[-1].chosen_by_model
 
 
 def test_compose_fills_up_to_the_minimum_from_the_ranking():
@@ -83,10 +85,10 @@ def test_compose_drops_the_least_important_optional_facts_past_the_maximum():
     optional = [event.id for event in EVENTS if event.id not in MUSTS]
     chosen = optional[::-1][:8]  # the eight least important, least important first
     told = [sentence.fact_id for sentence in compose(EVENTS, chosen)]
-    assert len(told) == MAX_TOLD and told[-len(MUSTS) :] == MUSTS
+    assert len(told) == MAX_TOLD and told[: len(MUSTS)] == MUSTS
     room = MAX_TOLD - len(MUSTS)
     kept = sorted(chosen, key=lambda fact_id: int(fact_id[1:]))[:room]  # ids follow importance
-    assert told[:room] == [fact_id for fact_id in chosen if fact_id in kept], "in the model's order"
+    assert told[len(MUSTS) :] == [fact_id for fact_id in chosen if fact_id in kept], "in the model's order"
 
 
 def test_questions_are_answered_from_the_facts_about_what_they_ask():
