@@ -27,10 +27,12 @@ from llm_reports.facts import (
     Facts,
     SeriesFacts,
     ThresholdBreaches,
+    ends_within_day,
     format_day,
     format_people,
     format_percent,
     format_time,
+    percent_change,
     round_shown,
 )
 from llm_reports.history import History, Outage, Series
@@ -181,7 +183,7 @@ class _Teller:
         """ "on Sat 28 Nov, from 18:00 to 20:00" within a day, else each end with its day."""
         if end is None:
             return f"from {self.at(start)} to the end of the period"
-        if (end - timedelta(microseconds=1)).date() == start.date():
+        if ends_within_day(start, end):
             return f"on {format_day(start)}, from {format_time(start)} to {_until(end)}"
         return f"from {self.at(start)} to {self.at(end)}"
 
@@ -198,7 +200,7 @@ class _Teller:
             "start": alerts[0].raised_at,
             "value": highest.count,
             "reference": highest.threshold,
-            "percent": _percent(highest.count, highest.threshold),
+            "percent": percent_change(highest.count, highest.threshold),
         }
         against = f"{format_people(highest.count)} people against a threshold of {format_people(highest.threshold)}"
         if len(alerts) == 1:
@@ -219,7 +221,7 @@ class _Teller:
         hours = breach.count
         end = breach.last_at + self.hour
         consecutive = breach.last_at - breach.first_at == self.hour * (hours - 1)
-        one_day = (end - timedelta(microseconds=1)).date() == breach.first_at.date()
+        one_day = ends_within_day(breach.first_at, end)
         peak_at = format_time(breach.highest_peak_at) if one_day else self.at(breach.highest_peak_at)
         if consecutive:
             when = f"for {_counted(hours, 'hour')} {self.span(breach.first_at, end)}"
@@ -268,7 +270,7 @@ class _Teller:
 
     def reported_down(self, outage: Outage, start: datetime, end: datetime | None) -> _Draft:
         hours = ((end or self.facts.period_end) - start) / timedelta(hours=1)
-        if end is not None and (end - timedelta(microseconds=1)).date() == start.date():
+        if end is not None and ends_within_day(start, end):
             when = f"from {format_time(start)} to {_until(end)} on {format_day(start)}"
         else:
             when = self.span(start, end)
@@ -393,13 +395,9 @@ class _Teller:
         )
 
 
-def _percent(value: float, reference: float) -> float | None:
-    return (value - reference) / reference * 100 if reference else None
-
-
 def _against_usual(value: float, usual: float) -> tuple[float | None, str]:
     """The value's signed percentage against its usual level, and the words for it ("75% below")."""
-    percent = _percent(value, usual)
+    percent = percent_change(value, usual)
     direction = "above" if value > usual else "below"
     return percent, f"{format_percent(percent)} {direction}" if percent is not None else direction
 

@@ -56,6 +56,16 @@ def round_shown(value: float, decimals: int = 0) -> Decimal:
     return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
 
 
+def percent_change(value: float, reference: float | None) -> float | None:
+    """`value` against `reference` in percent of it, signed; None without a reference or against zero."""
+    return (value - reference) / reference * 100 if reference else None
+
+
+def ends_within_day(start: datetime, end: datetime) -> bool:
+    """Whether the span [start, end) lies within start's local day (an end at the next midnight still does)."""
+    return (end - timedelta(microseconds=1)).date() == start.date()
+
+
 def format_people(value: float) -> str:
     """A count of people as shown: whole people, thousands separated ("1,234")."""
     return f"{round_shown(value):,}"
@@ -86,9 +96,7 @@ class Change:
 
     @classmethod
     def between(cls, current: float | None, previous: float | None) -> Change:
-        if current is None or not previous:
-            return cls(current, previous, None)
-        return cls(current, previous, (current - previous) / previous * 100)
+        return cls(current, previous, None if current is None else percent_change(current, previous))
 
 
 @dataclass(frozen=True)
@@ -354,7 +362,7 @@ def _breaches(series: Series, period_buckets: list[Bucket], zone_info: ZoneInfo)
         last_at=over[-1].start.astimezone(zone_info),
         highest_peak=highest.peak,
         highest_peak_at=highest.start.astimezone(zone_info),
-        percent_over=(highest.peak - series.threshold) / series.threshold * 100 if series.threshold else None,
+        percent_over=percent_change(highest.peak, series.threshold),
         times=tuple(bucket.start.astimezone(zone_info) for bucket in over),
     )
 
@@ -388,7 +396,7 @@ def _unusual_values(series: Series, windows: _Windows, zone_info: ZoneInfo) -> l
                     value=bucket.mean,
                     usual=usual,
                     direction="above" if bucket.mean > usual else "below",
-                    percent_from_usual=(bucket.mean - usual) / usual * 100 if usual else None,
+                    percent_from_usual=percent_change(bucket.mean, usual),
                 )
             )
     return unusual

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from llm_reports.events import KIND_LABELS, MUST_TELL
-from llm_reports.facts import format_day, format_time
+from llm_reports.facts import ends_within_day, format_day, format_time
 from webapp.reports.models import Report
 
 
@@ -83,7 +83,7 @@ def series_table(facts: dict[str, Any], entries: Literal["cameras", "zones"]) ->
         (breach["camera"], breach["zone"]): breach["count"] * hours_per_bucket for breach in facts["breaches"]
     }
     start = datetime.fromisoformat(facts["period_start"])
-    one_day = (datetime.fromisoformat(facts["period_end"]) - timedelta(microseconds=1)).date() == start.date()
+    one_day = ends_within_day(start, datetime.fromisoformat(facts["period_end"]))
 
     def shown(moment: str | None) -> str:
         if moment is None:
