@@ -105,7 +105,7 @@ class OptionList:
 
     def _is_start(self, reply: str) -> bool:
         *done, last = reply.split(self.SEPARATOR)
-        if len(done) >= self.max_chosen or len(set(done)) != len(done) or not set(done) <= self.options:
+        if len(done) >= self.max_chosen or not self._distinct_options(done):
             return False
         left = self.options - set(done)
         if any(option.startswith(last) for option in left):
@@ -117,11 +117,10 @@ class OptionList:
 
     def _is_complete(self, reply: str) -> bool:
         parts = reply.split(self.SEPARATOR)
-        return (
-            self.min_chosen <= len(parts) <= self.max_chosen
-            and len(set(parts)) == len(parts)
-            and set(parts) <= self.options
-        )
+        return self.min_chosen <= len(parts) <= self.max_chosen and self._distinct_options(parts)
+
+    def _distinct_options(self, parts: list[str]) -> bool:
+        return len(set(parts)) == len(parts) and set(parts) <= self.options
 
 
 @dataclass(frozen=True)
