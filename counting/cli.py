@@ -120,7 +120,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     configure_threads(args.threads)
     _, slices = run_frames(config.data, config.val_fraction, config.seed, config.val_max_frames)
     slices = {name: samples for name, samples in slices.items() if samples}
-    engines = {which: CountingEngine(config.arch, getattr(args, which), "fp32") for which in ("old", "new")}
+    # Each file counts with the architecture it records: a wider candidate is judged against the shipped weights.
+    engines = {which: CountingEngine(None, getattr(args, which), "fp32") for which in ("old", "new")}
     annotated = {name: [sample.count for sample in samples] for name, samples in slices.items()}
     counted: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
     for name, samples in slices.items():
@@ -233,6 +234,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     save_weights(model, arch, args.out, half=args.half, **meta)
     size_mb = Path(args.out).stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.2f} MB, {arch}, {'float16' if args.half else 'float32'})")
+    return 0
+
+
+def cmd_widen(args: argparse.Namespace) -> int:
+    from counting.csrnet import CSRNet, widen_csrnet
+    from counting.models import build, load_model, read_checkpoint, save_weights
+
+    model, arch, _ = load_model(None, args.weights)
+    target = build(args.arch)
+    if not isinstance(model, CSRNet) or not isinstance(target, CSRNet):
+        raise ValueError(f"widen takes CSRNet architectures, not {arch!r} to {args.arch!r}")
+    if model.config.batch_norm != target.config.batch_norm:
+        raise ValueError(f"{arch!r} and {args.arch!r} differ in batch norm: widening keeps the layers as they are")
+    wide = widen_csrnet(model, target.config.width, noise=args.noise, seed=args.seed)
+    meta = read_checkpoint(args.weights).get("meta", {}) | {"widened_from": f"{arch} {Path(args.weights).name}"}
+    save_weights(wide, args.arch, args.out, **meta)
+    print(f"wrote {args.out} ({args.arch}, {sum(p.numel() for p in wide.parameters()):,} parameters, from {arch})")
     return 0
 
 
@@ -360,6 +378,17 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--calibrate", help="frames for int8 calibration: a folder of images or a ShanghaiTech part")
     export.add_argument("--calibration-frames", type=positive_int, default=16)
     export.set_defaults(run=cmd_export)
+
+    widen = commands.add_parser(
+        "widen",
+        help="start a wider CSRNet from trained weights: the same density map, with room to learn more (Net2Net)",
+    )
+    widen.add_argument("weights", help="trained weights of a narrower CSRNet (csrnet-lite)")
+    widen.add_argument("out")
+    widen.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES), help="the wider architecture")
+    widen.add_argument("--noise", type=float, default=0.01, help="noise on the copied channels, relative to each layer")
+    widen.add_argument("--seed", type=int, default=0)
+    widen.set_defaults(run=cmd_widen)
 
     import_cmd = commands.add_parser(
         "import",

@@ -8,9 +8,10 @@ frame's sides.
 
 CSRNET = "csrnet"
 CSRNET_LITE = "csrnet-lite"
+CSRNET_HALF = "csrnet-half"
 SKYNET_COUNT = "skynet-count"
 
-ARCHITECTURE_NAMES: tuple[str, ...] = (CSRNET, CSRNET_LITE, SKYNET_COUNT)
+ARCHITECTURE_NAMES: tuple[str, ...] = (CSRNET, CSRNET_LITE, CSRNET_HALF, SKYNET_COUNT)
 # What a camera counts with unless told otherwise; `counting.models.load_model` loads its default weights when
 # given neither an architecture nor a weights file.
 DEFAULT_ARCH = CSRNET_LITE

@@ -346,7 +346,7 @@ def _start(config: TrainConfig, checkpoint: dict | None) -> TrainingRun:
     if config.init_weights and checkpoint is None:
         model.load_state_dict(load_model(config.arch, config.init_weights)[0].state_dict())
     model = model.to(config.device)
-    if config.freeze_batch_norm and checkpoint is None:
+    if config.freeze_batch_norm and checkpoint is None and not config.keep_batch_norm:
         recalibrate_batch_norm(model, calibration, config)
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     if config.max_steps_per_epoch:

@@ -76,6 +76,12 @@ class TrainConfig:
     freeze_batch_norm: bool = setting(
         "estimate batch-norm statistics once, at the start, and train with them fixed", False
     )
+    # Weights trained under fixed statistics are tied to them: estimated afresh on the same weights, they moved a
+    # fine-tune's counts before its first step (see csrnet-lite-mix.md, fifth and sixth runs).
+    keep_batch_norm: bool = setting(
+        "with --init-weights and --freeze-batch-norm: keep the starting weights' statistics instead of estimating them",
+        False,
+    )
     # An average of the points SGD visits generalises better than any one of them, and its validation MAE swings less.
     swa_start_epoch: int | None = setting(
         "from this epoch (1-based) on, average the EMA weights at the end of every epoch (SWA, swa.pt)", None
@@ -104,6 +110,8 @@ class TrainConfig:
         for name in ("threads", "val_max_frames", "max_steps_per_epoch", "swa_start_epoch"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 when given, not {getattr(self, name)}")
+        if self.keep_batch_norm and not (self.init_weights and self.freeze_batch_norm):
+            raise ValueError("keep_batch_norm needs init_weights and freeze_batch_norm: no statistics to keep")
         if self.set_weights is not None and (len(self.set_weights) != len(self.data) or min(self.set_weights) <= 0):
             raise ValueError(f"set weights {self.set_weights}: give one positive weight for each of {self.data}")
 

@@ -106,6 +106,29 @@ def test_a_frozen_batch_norm_phase_starts_from_given_weights_and_keeps_its_stati
     assert (after_one["frontend.0.weight"] - start["frontend.0.weight"].float()).abs().max() < 0.05
 
 
+def test_a_frozen_phase_can_keep_the_starting_weights_statistics(small_folder, tmp_path):
+    train(_config(small_folder, tmp_path / "first", epochs=1))
+    saved = torch.load(tmp_path / "first" / "best.pt", weights_only=True)
+    # The run's own statistics are what an estimate on these frames gives again: shift them so the two differ.
+    start = {key: value + 0.1 if "running_mean" in key else value for key, value in saved["state_dict"].items()}
+    torch.save({**saved, "state_dict": start}, tmp_path / "start.pt")
+    frozen = replace(
+        _config(small_folder, tmp_path / "kept", epochs=1),
+        init_weights=str(tmp_path / "start.pt"),
+        freeze_batch_norm=True,
+        keep_batch_norm=True,
+    )
+    train(frozen)
+    kept = torch.load(tmp_path / "kept" / "last.pt", weights_only=True)["model"]
+    train(replace(frozen, out=str(tmp_path / "estimated"), keep_batch_norm=False))
+    estimated = torch.load(tmp_path / "estimated" / "last.pt", weights_only=True)["model"]
+    statistics = [key for key in kept if "running_" in key]
+    assert all(torch.equal(kept[key], start[key].float()) for key in statistics)
+    assert not all(torch.equal(estimated[key], start[key].float()) for key in statistics)
+    with pytest.raises(ValueError, match="keep_batch_norm needs"):
+        replace(frozen, freeze_batch_norm=False)
+
+
 def test_weight_averaging_is_the_mean_of_each_epochs_ema_weights_across_a_resume(small_folder, tmp_path):
     config = replace(_config(small_folder, tmp_path / "run", epochs=3), swa_start_epoch=2)
     train(config, stop_after_epochs=2)

@@ -170,14 +170,22 @@ class Gateway(threading.Thread):
         assert len(self.accepted) >= accepted, f"only {len(self.accepted)} frames accepted in {timeout} s"
 
 
-def _kill_worker_mid_task(stack: Stack) -> None:
+def _kill_worker_mid_task(stack: Stack, tries: int = 5) -> None:
     """SIGKILL the worker and its pool at once while a frame is processing (a host losing power), then start
-    another."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not stack.query("SELECT 1 FROM ingest_frame WHERE status = 'processing'"):
-        time.sleep(0.02)
-    stack.kill_worker_host()
-    stack.start_worker("replacement")
+    another; again with the new one while no frame was left processing by the kill (a small frame takes
+    milliseconds, so on a busy machine a kill can land just after it)."""
+    worker = "worker"
+    for attempt in range(1, tries + 1):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not stack.query("SELECT 1 FROM ingest_frame WHERE status = 'processing'"):
+            time.sleep(0.02)
+        stack.kill_worker_host(worker)
+        held = stack.query("SELECT COUNT(*) FROM ingest_frame WHERE status = 'processing'")[0][0]
+        worker = f"replacement-{attempt}"
+        stack.start_worker(worker)
+        if held:
+            return
+    raise AssertionError(f"no kill in {tries} landed while a frame was processing; see {stack.folder}/*.log")
 
 
 def _sweep_until_counted(stack: Stack, frame_ids: list[int], timeout: float = 420) -> tuple[dict[str, int], int]:
