@@ -23,7 +23,7 @@ from counting.density import (
     fixed_sigmas,
     geometry_adaptive_sigmas,
 )
-from counting.images import IMAGE_SUFFIXES, IMAGENET_MEAN, load_rgb, to_input_tensor, upright_size
+from counting.images import IMAGE_SUFFIXES, IMAGENET_MEAN, load_rgb, to_input_tensor, upright_size, working_scale
 from counting.specs import OUTPUT_STRIDE
 
 SIGMA_MODES = ("adaptive", "fixed")
@@ -218,13 +218,14 @@ def augment(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random scale, crop and horizontal flip of an image and its points together.
 
-    Heads whose centre leaves the crop are dropped; sigmas scale with the image. An image smaller than the crop is
-    padded on the right and bottom (the padding is zero after normalisation, i.e. the mean colour).
+    The random scale applies to the image at its working size (`counting.images.working_scale`), the size it is
+    counted at. Heads whose centre leaves the crop are dropped; sigmas scale with the image. An image smaller than the
+    crop is padded on the right and bottom (the padding is zero after normalisation, i.e. the mean colour).
     """
     import cv2
 
     height, width = rgb.shape[:2]
-    scale = rng.uniform(*aug.scale_range)
+    scale = rng.uniform(*aug.scale_range) * working_scale(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     if (new_w, new_h) != (width, height):
         rgb = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
@@ -304,7 +305,7 @@ class CrowdCrops(Dataset):
         return len(self.samples)
 
     def unaugmented(self) -> CrowdCrops:
-        """The same frames (or crops of them) at their own scale and unflipped, as inference sees them, sharing the
+        """The same frames (or crops of them) at their working size and unflipped, as inference sees them, sharing the
         decoded images with this dataset."""
         frames = CrowdCrops(self.samples, replace(self.aug, scale_range=(1.0, 1.0), flip=False), self.cache, self.seed)
         frames._decoded = self._decoded

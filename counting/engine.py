@@ -1,9 +1,10 @@
 """Counting engine: load a model once, then count frames of any size.
 
 `CountingEngine.count(rgb)` returns the count and the density map at 1/8 of the frame (the frame is padded to a
-multiple of 8, so the map covers all of it and sums to the count). Frames over `tile_pixels` are counted in
-overlapping tiles: each tile keeps only the cells far enough from its inner edges that the network saw their whole
-receptive field, so the stitched map has no seams.
+multiple of 8, so the map covers all of it and sums to the count). A frame whose longer side is over `working_side`
+is counted on a copy shrunk to fit and its map spread back over the frame's own grid (`counting.images`). Frames over
+`tile_pixels` are counted in overlapping tiles: each tile keeps only the cells far enough from its inner edges that
+the network saw their whole receptive field, so the stitched map has no seams.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from counting.images import to_input_tensor
+from counting.images import WORKING_SIDE, density_on_frame_grid, to_input_tensor, to_working_size
 from counting.models import load_model
 from counting.specs import OUTPUT_STRIDE
 
@@ -139,12 +140,21 @@ def predict_density_tiled(
 
 
 def frame_density(
-    model: nn.Module, rgb: np.ndarray, precision: str = "fp32", device: str = "cpu", tile_pixels: int = TILE_PIXELS
+    model: nn.Module,
+    rgb: np.ndarray,
+    precision: str = "fp32",
+    device: str = "cpu",
+    tile_pixels: int = TILE_PIXELS,
+    working_side: int = WORKING_SIDE,
 ) -> np.ndarray:
-    """The density of a frame of any size: one forward pass, or overlapping tiles over `tile_pixels`."""
-    if rgb.shape[0] * rgb.shape[1] > tile_pixels:
-        return predict_density_tiled(model, rgb, precision, device)
-    return predict_density(model, rgb, precision, device)
+    """The density of a frame of any size on its own 1/8 grid: counted at most `working_side` pixels on its longer
+    side, in one forward pass, or in overlapping tiles over `tile_pixels`."""
+    working = to_working_size(rgb, working_side)
+    if working.shape[0] * working.shape[1] > tile_pixels:
+        density = predict_density_tiled(model, working, precision, device)
+    else:
+        density = predict_density(model, working, precision, device)
+    return density_on_frame_grid(density, rgb.shape[0], rgb.shape[1], OUTPUT_STRIDE)
 
 
 class CountingEngine:
@@ -158,15 +168,17 @@ class CountingEngine:
         precision: str = "auto",
         device: str = "cpu",
         tile_pixels: int = TILE_PIXELS,
+        working_side: int = WORKING_SIDE,
     ) -> None:
         self.precision = resolve_precision(precision, device)
         model, self.arch, self.weights = load_model(arch, weights)
         self.model = model.to(device).to(memory_format=torch.channels_last).eval()
         self.device = device
         self.tile_pixels = tile_pixels
+        self.working_side = working_side
 
     def density(self, rgb: np.ndarray) -> np.ndarray:
-        return frame_density(self.model, rgb, self.precision, self.device, self.tile_pixels)
+        return frame_density(self.model, rgb, self.precision, self.device, self.tile_pixels, self.working_side)
 
     def count(self, rgb: np.ndarray) -> CountResult:
         started = time.perf_counter()

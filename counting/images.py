@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Frames are counted with their longer side at most this many pixels. Past it heads outgrow what the models learned
+# (the training frames' heads are a few to about 100 pixels across): a 12-megapixel photo of a few people counted at
+# full size gave negative or several-fold counts. Training scales its frames the same way (`counting.datasets`).
+WORKING_SIDE = 2048
 
 
 class ImageError(ValueError):
@@ -73,6 +77,38 @@ def decoded_size(data: bytes) -> tuple[int, int]:
             return size
     except Exception as error:  # as in `load_rgb`
         raise ImageError(f"cannot read the uploaded bytes as an image: {error}") from error
+
+
+def working_scale(height: int, width: int, working_side: int = WORKING_SIDE) -> float:
+    """The factor, at most 1, that brings a frame's longer side within `working_side` pixels."""
+    return min(1.0, working_side / max(height, width))
+
+
+def to_working_size(rgb: np.ndarray, working_side: int = WORKING_SIDE) -> np.ndarray:
+    """The frame itself when it fits `working_side`, otherwise a copy shrunk to fit (area-averaged)."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    scale = working_scale(height, width, working_side)
+    if scale == 1.0:
+        return rgb
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def density_on_frame_grid(density: np.ndarray, height: int, width: int, stride: int) -> np.ndarray:
+    """A density map counted on a shrunk copy of a `height` x `width` frame, spread over the frame's own grid of
+    `stride`-pixel cells with the same total, so zones and heatmaps address it as any other map of the frame."""
+    import cv2
+
+    cells = (-(-height // stride), -(-width // stride))
+    if density.shape == cells:
+        return density
+    spread = cv2.resize(density.astype(np.float64), (cells[1], cells[0]), interpolation=cv2.INTER_LINEAR)
+    spread *= density.size / spread.size  # each frame cell holds its share of a shrunk cell's people
+    # Interpolation at the borders leaves the total off by a fraction of a percent: spread that evenly.
+    spread += (density.sum(dtype=np.float64) - spread.sum()) / spread.size
+    return spread.astype(np.float32)
 
 
 def normalise(rgb: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from counting.images import load_rgb, normalise
+from counting.images import density_on_frame_grid, load_rgb, normalise, to_working_size
 from counting.specs import OUTPUT_STRIDE
 
 INPUT_NAME, OUTPUT_NAME = "image", "density"
@@ -129,4 +129,7 @@ class OnnxCounter:
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def density(self, rgb: np.ndarray) -> np.ndarray:
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: normalised_input(rgb)})[0][0, 0]
+        """The frame's density on its own 1/8 grid, counted at the working size as `counting.engine` counts."""
+        working = to_working_size(rgb)
+        density = self.session.run([OUTPUT_NAME], {INPUT_NAME: normalised_input(working)})[0][0, 0]
+        return density_on_frame_grid(density, rgb.shape[0], rgb.shape[1], OUTPUT_STRIDE)

@@ -33,7 +33,7 @@ from counting.datasets import (
     collate_crops,
     load_annotated,
 )
-from counting.engine import configure_threads, predict_density, training_autocast, training_precision
+from counting.engine import configure_threads, frame_density, training_autocast, training_precision
 from counting.evaluate import CountErrors, PairedChange, mix_score
 from counting.images import load_rgb
 from counting.models import build, density_head, load_model, save_weights
@@ -107,7 +107,7 @@ def _validation_counts(
         key = str(sample.image_path)
         if key not in images:
             images[key] = load_rgb(sample.image_path)
-        counts.append(float(predict_density(model, images[key], precision, config.device).sum()))
+        counts.append(float(frame_density(model, images[key], precision, config.device).sum()))
     return counts
 
 

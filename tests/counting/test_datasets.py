@@ -21,7 +21,7 @@ from counting.datasets import (
     point_folder,
     shanghaitech_split,
 )
-from counting.images import IMAGENET_MEAN, IMAGENET_STD
+from counting.images import IMAGENET_MEAN, IMAGENET_STD, WORKING_SIDE
 
 SPLITS = {
     ("A", "train"): (300, 162_413),
@@ -425,6 +425,21 @@ def test_augment_scales_points_and_sigmas_with_the_image() -> None:
     for x, y in kept:
         assert crop[int(y), int(x)].min() > 200  # still on its (now 6 x 6) dot
     assert crop[:80, :100].max() == 255 and np.all(crop[80:, :] == np.round(255 * np.array(IMAGENET_MEAN)))
+
+
+def test_augment_scales_a_frame_past_the_working_size_from_its_working_size() -> None:
+    # Counted frames are shrunk to WORKING_SIDE on their longer side, so training crops scale from there too.
+    height, width = 64, 2 * WORKING_SIDE
+    points = np.array([[1000.5, 20.5], [3000.5, 40.5]])
+    sigmas = np.array([4.0, 6.0])
+    aug = Augmentation(crop=(64, WORKING_SIDE), scale_range=(1.0, 1.0), flip=False)
+    dots = dotted_image(height, width, points)
+    crop, kept, kept_sigmas = augment(dots, points, sigmas, np.random.default_rng(0), aug)
+    assert crop.shape == (64, WORKING_SIDE, 3)
+    np.testing.assert_allclose(kept, points / 2)
+    np.testing.assert_allclose(kept_sigmas, sigmas / 2)
+    for x, y in kept:
+        assert crop[int(y), int(x)].min() > 100  # its dot, shrunk with the frame
 
 
 # CrowdCrops --------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from counting.engine import CountingEngine, bf16_is_native, predict_density, predict_density_tiled
-from counting.images import load_rgb
+from counting.images import load_rgb, to_working_size
 
 
 class LocalSum(nn.Module):
@@ -52,6 +52,16 @@ def test_tiled_count_matches_the_whole_frame(engine, frame):
 def test_large_frames_are_counted_in_tiles(engine, frame):
     tiling = CountingEngine(engine.arch, engine.weights, precision="fp32", tile_pixels=500_000)
     np.testing.assert_allclose(tiling.density(frame), predict_density_tiled(engine.model, frame), rtol=1e-5)
+
+
+def test_a_frame_past_the_working_size_is_counted_shrunk_on_its_own_grid(engine, frame):
+    # The 1024x768 frame against a working side of 512: counted at 512x384, the map back on the 1/8 grid of 1024x768.
+    small = CountingEngine(engine.arch, engine.weights, precision="fp32", working_side=512)
+    result = small.count(frame)
+    assert result.density.shape == (96, 128)
+    shrunk = predict_density(engine.model, to_working_size(frame, 512))
+    assert shrunk.shape == (48, 64)
+    assert result.count == pytest.approx(float(shrunk.sum()), rel=1e-5)
 
 
 def test_bf16_counts_stay_close_to_fp32(engine, shanghaitech):

@@ -8,7 +8,17 @@ import pytest
 import torch
 from PIL import Image
 
-from counting.images import IMAGENET_MEAN, IMAGENET_STD, ImageError, load_rgb, to_input_tensor
+from counting.images import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WORKING_SIDE,
+    ImageError,
+    density_on_frame_grid,
+    load_rgb,
+    to_input_tensor,
+    to_working_size,
+    working_scale,
+)
 
 EXIF_ORIENTATION = 274
 
@@ -194,3 +204,31 @@ def test_to_input_tensor_accepts_non_contiguous_views() -> None:
     flipped = rgb[:, ::-1]
     assert torch.allclose(to_input_tensor(flipped), to_input_tensor(flipped.copy()))
     assert torch.allclose(to_input_tensor(flipped), torch.flip(to_input_tensor(rgb), dims=[2]))
+
+
+def test_a_frame_within_the_working_size_is_counted_as_it_is() -> None:
+    rgb = np.zeros((WORKING_SIDE, WORKING_SIDE // 2, 3), dtype=np.uint8)
+    assert working_scale(*rgb.shape[:2]) == 1.0
+    assert to_working_size(rgb) is rgb
+
+
+@pytest.mark.parametrize(("height", "width"), [(3000, 4000), (4000, 3000), (900, 6000)])
+def test_a_larger_frame_is_shrunk_to_the_working_size_on_its_longer_side(height: int, width: int) -> None:
+    rgb = np.full((height, width, 3), 200, dtype=np.uint8)
+    working = to_working_size(rgb)
+    assert max(working.shape[:2]) == WORKING_SIDE
+    assert working.shape[0] / working.shape[1] == pytest.approx(height / width, rel=0.01)
+    assert np.all(working == 200)  # area-averaged: a flat frame stays flat
+
+
+def test_a_shrunk_frames_density_is_spread_over_the_frames_own_grid_with_its_total() -> None:
+    # A frame of 4000 x 3000 counted at 2048 x 1536: its map is 192 x 256 cells, the frame's grid 375 x 500.
+    density = np.zeros((192, 256), dtype=np.float32)
+    density[10:14, 20:24] = 0.5  # 8 people near the top left
+    density[150, 200] = -0.25  # a model's negative noise is carried, not dropped
+    spread = density_on_frame_grid(density, 3000, 4000, 8)
+    assert spread.shape == (375, 500) and spread.dtype == np.float32
+    assert spread.sum(dtype=np.float64) == pytest.approx(7.75, rel=1e-5)
+    top_left = spread[: 375 // 8, : 500 // 8].sum(dtype=np.float64)
+    assert top_left == pytest.approx(8.0, abs=0.05)  # the people stay where they were in the frame
+    assert density_on_frame_grid(density, 1536, 2048, 8) is density  # already on its frame's grid

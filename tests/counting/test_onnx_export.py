@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from counting.cli import main
-from counting.engine import predict_density
+from counting.engine import frame_density, predict_density
 from counting.images import load_rgb
 from counting.models import DEFAULT_WEIGHTS, build, load_model
 from counting.onnx_export import OnnxCounter, export_onnx, normalised_input
@@ -46,6 +46,15 @@ def test_onnxruntime_gives_the_pytorch_density_map(exported, frame, crop):
     got = counter.density(rgb)
     assert got.shape == expected.shape == (-(-rgb.shape[0] // 8), -(-rgb.shape[1] // 8))
     assert expected.sum() > 1.0  # a map with something in it
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_a_frame_past_the_working_size_is_counted_as_the_engine_counts_it(exported, frame):
+    model, counter = exported
+    wide = np.ascontiguousarray(np.concatenate([frame[:240]] * 3, axis=1))  # 240 x 3072: shrunk to 160 x 2048
+    expected = frame_density(model, wide)
+    got = counter.density(wide)
+    assert got.shape == expected.shape == (30, 384)
     assert np.abs(got - expected).max() < 1e-4
 
 
