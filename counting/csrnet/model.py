@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from counting.layers import DensityHead
+
 # "M" marks a 2x2 max-pool; numbers are output channels of a 3x3 conv.
 FRONTEND_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)
 BACKEND_LAYOUT: tuple[int, ...] = (512, 512, 512, 256, 128, 64)
@@ -61,7 +63,7 @@ class CSRNet(nn.Module):
             in_ch = out_ch
         self.backend = nn.Sequential(*layers)
 
-        self.output_layer = nn.Conv2d(in_ch, 1, kernel_size=1)
+        self.output_layer = DensityHead(in_ch)
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from counting.layers import DensityHead
+
 BACKBONE_WIDTHS = (48, 96, 192, 384, 512)
 BYPASS_INDEX = 2  # the 192-channel bundle feeds the reorg bypass
 POOLED_BUNDLES = 3  # a 2x2 max-pool after each of the first three bundles
@@ -60,7 +62,7 @@ class SkyNet(nn.Module):
         if self.config.head == "detect":
             self.head = nn.Conv2d(self.config.fused_width, self.config.anchors * 5, kernel_size=1, bias=False)
         elif self.config.head == "density":
-            self.head = nn.Conv2d(self.config.fused_width, 1, kernel_size=1)
+            self.head = DensityHead(self.config.fused_width)
         else:
             raise ValueError(f"head must be 'density' or 'detect', not {self.config.head!r}")
 

@@ -90,9 +90,10 @@ def test_switched_weights_are_written_and_load(marked_frames, tmp_path, monkeypa
     assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), base.parameters(), strict=True))
     meta = torch.load(out, weights_only=True)["meta"]["calibration"]
     assert meta["held_out_mae_after"] == 0.0 and len(meta["frames"]) == 6
-    # The count scale fitted on the final fine-tune's training frames (all of them) makes their total exact, to the
-    # rounding of the default precision: bf16, where the CPU has it natively, keeps 8 significant bits, and the scale
-    # folded into the head's weights is rounded again when they are (0.28% off with csrnet-lite-mix).
+    # The count scale fitted (in fp32) on the final fine-tune's training frames (all of them) makes their total exact,
+    # to the rounding of the default precision's backbone: bf16, where the CPU has it natively, keeps 8 significant
+    # bits (0.03% off when this was written). The density head, where the scale is folded, counts in fp32
+    # (`DensityHead`); in bf16 it left the total 2% off with csrnet-lite-mix3.
     engine = CountingEngine(None, out)
     total = sum(engine.count(load_rgb(sample.image_path)).count for sample in marked_frames)
     tolerance = 2**-8 if engine.precision == "bf16" else 1e-4
