@@ -30,7 +30,7 @@ ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
 
 # Our own trained weights, used when no --weights is given. An architecture without an entry has none yet.
 DEFAULT_WEIGHTS: dict[str, Path] = {
-    CSRNET_LITE: WEIGHTS_DIR / "csrnet-lite-mix.pt",
+    CSRNET_LITE: WEIGHTS_DIR / "csrnet-lite-mix3.pt",
     SKYNET_COUNT: WEIGHTS_DIR / "skynet-count-shtb.pt",
 }
 

@@ -29,7 +29,7 @@ def test_count_prints_one_json_object_a_line_and_writes_overlays(part_b, tmp_pat
     assert [r["path"] for r in records] == images
     for record in records:
         assert set(record) >= {"path", "count", "arch", "weights", "ms"}
-        assert record["arch"] == "csrnet-lite" and record["weights"].endswith("csrnet-lite-mix.pt")
+        assert record["arch"] == "csrnet-lite" and record["weights"].endswith("csrnet-lite-mix3.pt")
         assert 0 < record["count"] < 1000
         with Image.open(record["overlay"]) as overlay:
             assert overlay.size == (1024, 768)
