@@ -15,8 +15,8 @@ class DensityHead(nn.Conv2d):
     channel makes the fp32 head's cost nothing beside the backbone.
     """
 
-    def __init__(self, in_channels: int, bias: bool = True) -> None:
-        super().__init__(in_channels, 1, kernel_size=1, bias=bias)
+    def __init__(self, in_channels: int) -> None:
+        super().__init__(in_channels, 1, kernel_size=1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         device_type = features.device.type

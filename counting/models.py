@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from counting.csrnet import CSRNet, CSRNetConfig
+from counting.layers import DensityHead
 from counting.skynet import SkyNet, SkyNetConfig
 from counting.specs import CSRNET, CSRNET_HALF, CSRNET_LITE, DEFAULT_ARCH, SKYNET_COUNT
 
@@ -45,12 +46,12 @@ def build(arch: str) -> nn.Module:
     return ARCHITECTURES[arch]()
 
 
-def density_head(model: nn.Module) -> nn.Conv2d:
-    """The 1x1 conv that writes the density map: CSRNet's `output_layer`, SkyNet-Count's `head`."""
-    head = getattr(model, "output_layer", None) or getattr(model, "head", None)
-    if not isinstance(head, nn.Conv2d) or head.out_channels != 1:
+def density_head(model: nn.Module) -> DensityHead:
+    """The 1x1 conv that writes the density map: the model's one `DensityHead`."""
+    heads = [module for module in model.modules() if isinstance(module, DensityHead)]
+    if len(heads) != 1:
         raise ValueError(f"{type(model).__name__} has no one-channel density head")
-    return head
+    return heads[0]
 
 
 def default_weights(arch: str) -> Path:
