@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA ?= ../shared/data
 IMAGES ?= $(DATA)/shanghaitech/part_B/test/images
+# Sets imported with `python -m counting import` (beijing-brt, scut-head-a, mall), outside the repo: see
+# counting/weights/adaptation.md for where each comes from.
+IMPORTED ?= ../data
 # The tests run against the real PostgreSQL on loopback (trust auth); the end-to-end tests also cover SQLite.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crowdscope
 
@@ -47,3 +50,9 @@ bench: setup services
 	$(PY) scripts/throughput.py
 	# Hostile uploads against gunicorn: each one's answer and time.
 	$(PY) scripts/hostile_inputs.py
+	# Label-free adaptation: the leave-out table per camera (counting/weights/adaptation.md); 100 frames timed.
+	if [ -d $(IMPORTED)/beijing-brt ]; then \
+	  $(PY) -m counting adapt-bench --data $(IMPORTED) --shanghaitech $(DATA)/shanghaitech --threads 2 \
+	    --weights counting/weights/csrnet-lite-mix3.pt counting/weights/csrnet-lite-shtb.pt; \
+	  $(PY) -m counting adapt --frames $(IMAGES) --out /tmp/crowdscope-adapted.pt --novelty-threshold 0 --threads 2; \
+	else echo "adaptation bench skipped: no imported sets in $(IMPORTED) (counting/weights/adaptation.md)"; fi

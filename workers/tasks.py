@@ -22,6 +22,8 @@ from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
 from webapp.notifications.dispatch import RETRY_DELAYS, attempt, notify_alert_changes, sweep
 from webapp.queues import (
+    ADAPT_CAMERA,
+    ADAPT_NEW_CAMERAS,
     ANSWER_QUESTION,
     CALIBRATE_CAMERA,
     CHECK_UNUSUAL_LEVELS,
@@ -239,6 +241,28 @@ def calibrate_camera(job_id: int) -> str:
     from webapp.calibration.jobs import run_calibration
 
     return run_calibration(job_id).status
+
+
+@app.task(
+    name=ADAPT_CAMERA,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=int(CALIBRATION_TIME_LIMIT.total_seconds()),
+)
+def adapt_camera(job_id: int) -> str:
+    """Run an adaptation job (webapp.calibration.adaptation) on the camera's stored frames; on the `calibrate`
+    queue, so counting never waits for it."""
+    from webapp.calibration.adaptation import run_adaptation
+
+    return run_adaptation(job_id).status
+
+
+@app.task(name=ADAPT_NEW_CAMERAS)
+def adapt_new_cameras() -> int:
+    """Every five minutes (the beat): queue an adaptation of each new camera with enough frames; how many."""
+    from webapp.calibration import adaptation
+
+    return len(adaptation.adapt_new_cameras())
 
 
 @app.task(name=RECOUNT_PERIOD, acks_late=True, reject_on_worker_lost=True)

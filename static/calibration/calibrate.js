@@ -1,5 +1,6 @@
 // Calibrate page: the operator marks heads on frames of one camera (suggested frames, marked ones, any frame
-// added by id or from the recent ones), then tunes the camera's weights on them and picks the version in use.
+// added by id or from the recent ones), then tunes the camera's weights on them; adapts them to the camera's
+// unlabeled frames; and picks (or rolls back) the version in use.
 // Each frame's points are saved when the operator leaves the frame (or presses Save); a failed save keeps them
 // in memory, says why, and is tried again on the next save.
 import { HeadMarker } from "./marker.js";
@@ -16,6 +17,7 @@ const elements = Object.fromEntries(
     "frame-list", "frame-title", "point-total", "save-state", "marker-error", "marked-summary", "previous", "next",
     "undo", "clear", "fit", "save", "unmark", "add-frame", "add-frame-id", "recent-frames", "add-frame-error",
     "tune", "tune-advice", "tune-progress", "tune-status", "versions", "use-default", "versions-error",
+    "adapt", "rollback", "adapt-progress", "adapt-status",
   ].map((id) => [id, document.getElementById(id)]),
 );
 
@@ -480,12 +482,12 @@ function renderVersions(body) {
       button.addEventListener("click", () => activate(version.id));
       action.append(button);
     }
+    row.dataset.kind = version.kind;
     row.append(
       cell(version.label),
       cell(describeTime(version.created_at)),
-      cell(version.created_by || ""),
-      cell(`${version.frames_used.length} (error measured on ${version.held_out_frames})`),
-      cell(`${formatError(version.held_out_mae_before)} → ${formatError(version.held_out_mae_after)}`),
+      cell(version.created_by || (version.kind === "adapted" ? "automatic or command line" : "")),
+      cell(version.summary),
       action,
     );
     return row;
@@ -494,6 +496,9 @@ function renderVersions(body) {
   elements.versions.hidden = rows.length === 0;
   elements["use-default"].disabled = body.active === null;
   elements["use-default"].textContent = body.active === null ? "Default weights in use" : "Use default weights";
+  elements.rollback.disabled = body.rollback === null;
+  elements.rollback.textContent = body.rollback === null ? "Roll back" : `Roll back to ${body.rollback.label}`;
+  elements.adapt.textContent = body.versions.some((version) => version.kind === "adapted") ? "Adapt again" : "Adapt";
 }
 
 async function loadVersions() {
@@ -516,6 +521,80 @@ async function activate(versionId) {
 
 elements["use-default"].addEventListener("click", () => activate(null));
 
+elements.rollback.addEventListener("click", async () => {
+  elements.rollback.disabled = true;
+  try {
+    renderVersions(await api("POST", urls.rollback));
+    elements["versions-error"].textContent = "";
+  } catch (error) {
+    elements["versions-error"].textContent = `Not rolled back: ${error.message}`;
+    await loadVersions();
+  }
+});
+
+// --- adaptation -------------------------------------------------------------------------------------------------
+
+let adapting = false;
+
+function describeAdaptation(job) {
+  if (job.status === "queued") return "Waiting for a calibration worker…";
+  if (job.status === "running") return `Adapting… ${Math.round((job.progress || 0) * 100)}%${job.message ? `: ${job.message}` : ""}`;
+  if (job.status === "failed") return `Adaptation failed; the camera keeps its weights. ${job.message || ""}`.trim();
+  if (job.switched) return `Adapted: switched to version ${job.version}. ${job.message || ""}`.trim();
+  return `Kept the current weights. ${job.message || ""}`.trim();
+}
+
+function showAdaptation(job, prefix = "") {
+  elements["adapt-progress"].hidden = FINISHED_JOB_STATES.has(job.status);
+  elements["adapt-progress"].value = job.progress || 0;
+  elements["adapt-status"].textContent = prefix + describeAdaptation(job);
+  elements["adapt-status"].dataset.state = job.status;
+}
+
+async function followAdaptation(statusUrl) {
+  adapting = true;
+  elements.adapt.disabled = true;
+  try {
+    for (;;) {
+      const job = await api("GET", statusUrl);
+      showAdaptation(job);
+      if (FINISHED_JOB_STATES.has(job.status)) break;
+      await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+    }
+    await loadVersions();
+  } catch (error) {
+    elements["adapt-status"].textContent = `Lost track of the adaptation: ${error.message}. Reload to see it.`;
+  } finally {
+    adapting = false;
+    elements.adapt.disabled = false;
+  }
+}
+
+elements.adapt.addEventListener("click", async () => {
+  if (adapting) return;
+  elements.adapt.disabled = true;
+  try {
+    const job = await api("POST", urls.adaptations);
+    showAdaptation(job);
+    await followAdaptation(job.status_url);
+  } catch (error) {
+    elements["adapt-status"].textContent = `Not started: ${error.message}`;
+    elements["adapt-status"].dataset.state = "failed";
+    elements.adapt.disabled = false;
+  }
+});
+
+// An adaptation started earlier (automatically, or by anyone) is followed; a finished one's outcome is shown.
+async function showLatestAdaptation() {
+  const [latest] = await api("GET", urls.adaptations);
+  if (!latest) return;
+  if (FINISHED_JOB_STATES.has(latest.status)) {
+    showAdaptation(latest, `Last adaptation, ${describeTime(latest.finished_at)}: `);
+  } else {
+    await followAdaptation(latest.status_url);
+  }
+}
+
 // --- start ------------------------------------------------------------------------------------------------------
 
 async function start() {
@@ -537,6 +616,9 @@ async function start() {
   loadVersions();
   showLatestJob().catch((error) => {
     elements["tune-status"].textContent = `Tuning jobs not loaded: ${error.message}`;
+  });
+  showLatestAdaptation().catch((error) => {
+    elements["adapt-status"].textContent = `Adaptations not loaded: ${error.message}`;
   });
   loadRecentFrames().catch((error) => {
     elements["add-frame-error"].textContent = `Recent frames not loaded: ${error.message}`;

@@ -1,8 +1,11 @@
 """The Calibrate page in a real browser: an operator marks heads with clicks (also zoomed in and panned), removes,
 drags and undoes points, moves on with the keyboard, and the points are stored in frame pixels; a viewer is refused;
-Tune waits for enough marked frames."""
+Tune waits for enough marked frames; adapted versions are listed beside calibrated ones, and Roll back and Adapt
+again take one click each."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -268,3 +271,55 @@ def test_the_calibrate_page_fits_a_desktop_and_a_tablet(operator_page, live_serv
     open_calibrate_page(page, live_server, station["concourse"])
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, overflow
+
+
+def test_adapted_versions_show_beside_calibrated_ones_and_roll_back_and_adapt_take_one_click(
+    operator_page, live_server, station, settings
+):
+    camera = station["concourse"]
+    calibrated = WeightsVersion.objects.create(
+        camera=camera,
+        number=1,
+        arch=camera.counting_model,
+        weights="calibration/v1.pt",
+        held_out_mae_before=19.3,
+        held_out_mae_after=4.9,
+        held_out_frames=20,
+    )
+    adapted = WeightsVersion.objects.create(
+        camera=camera,
+        number=2,
+        kind=WeightsVersion.Kind.ADAPTED,
+        arch=camera.counting_model,
+        weights="calibration/v2.pt",
+        adapted_frames=100,
+        frames_from=timezone.now() - timedelta(days=2),
+        frames_to=timezone.now(),
+        mean_count_before=14.2,
+        mean_count_after=27.9,
+    )
+    camera.active_weights = adapted
+    camera.save()
+    page = operator_page
+    open_calibrate_page(page, live_server, camera)
+    row = page.locator(f"#versions tr[data-version='{adapted.pk}']")
+    row.wait_for()
+    assert "in use" in row.inner_text() and "adapted from 100 frames of" in row.inner_text()
+    assert "mean count 14.2 → 27.9" in row.inner_text()
+    older = page.locator(f"#versions tr[data-version='{calibrated.pk}']").inner_text()
+    assert "calibrated on 20 marked frames; error 19.3 → 4.9" in older
+
+    page.get_by_role("button", name=f"Roll back to {calibrated.label}").click()
+    page.get_by_role("button", name="Roll back to the default weights").wait_for()
+    camera.refresh_from_db()
+    assert camera.active_weights == calibrated
+
+    # Adapt again runs the job (in this process here); a rule no camera meets makes it fail, and the page says why.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CROWDSCOPE_ADAPTATION_RULE = {"min_frames": 1000, "max_frames": 1000}
+    page.get_by_role("button", name="Adapt again").click()
+    page.wait_for_function("document.getElementById('adapt-status').dataset.state === 'failed'")
+    status = page.locator("#adapt-status").inner_text()
+    assert "Adaptation failed; the camera keeps its weights." in status and "at least 1000" in status
+    camera.refresh_from_db()
+    assert camera.active_weights == calibrated

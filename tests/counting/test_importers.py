@@ -1,5 +1,5 @@
 """Importers (counting.importers): Pascal VOC head boxes and `.mat` point files into point folders, and the whole
-layouts of SCUT-HEAD and Beijing-BRT, on small files of each format written here."""
+layouts of SCUT-HEAD, Beijing-BRT and Mall, on small files of each format written here."""
 
 import json
 from pathlib import Path
@@ -14,10 +14,13 @@ from counting.datasets import load_annotated, point_folder
 from counting.importers import (
     AnnotationFormatError,
     import_beijing_brt,
+    import_mall,
     import_mat,
     import_scut_head,
     import_voc,
+    mat_frame_points,
     mat_points,
+    region_of_interest_path,
     scut_head_split,
     voc_head_points,
 )
@@ -195,6 +198,52 @@ def test_import_beijing_brt_keeps_its_own_split(tmp_path: Path) -> None:
     train = load_annotated(tmp_path / "out" / "beijing-brt", "train")
     assert [s.image_path.stem for s in train] == ["1-20160620091226", "2-1"]
     np.testing.assert_allclose(train[1].points, [[11.0, 20.0], [30.0, 60.0]])
+
+
+def write_mall_gt(path: Path, frames: list[list[list[float]]]) -> None:
+    """A `mall_gt.mat` as Mall ships it: a 1 x N cell array `frame` of structs with `.loc` (N x 2), and `count`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cells = np.empty((1, len(frames)), dtype=object)
+    for index, points in enumerate(frames):
+        cells[0, index] = {"loc": np.asarray(points, dtype=np.float64).reshape(-1, 2)}
+    scipy.io.savemat(path, {"frame": cells, "count": np.asarray([[len(p)] for p in frames], dtype=np.float64)})
+
+
+def test_mat_frame_points_read_one_cell_per_frame_in_order(tmp_path: Path) -> None:
+    write_mall_gt(tmp_path / "gt.mat", [[[1.5, 2.0], [3.0, 4.0]], [], [[5.0, 6.0]]])
+    frames = mat_frame_points(tmp_path / "gt.mat")
+    assert [f.shape for f in frames] == [(2, 2), (0, 2), (1, 2)]
+    np.testing.assert_allclose(frames[0], [[1.5, 2.0], [3.0, 4.0]])
+    with pytest.raises(AnnotationFormatError, match=r"gt\.mat: frame\{1\} has no field 'xy'"):
+        mat_frame_points(tmp_path / "gt.mat", field="xy")
+    with pytest.raises(AnnotationFormatError, match=r"gt\.mat: no variable 'frames' \(found: frame, count\)"):
+        mat_frame_points(tmp_path / "gt.mat", cells="frames")
+
+
+def test_import_mall_writes_every_frame_under_its_own_name(tmp_path: Path) -> None:
+    source = tmp_path / "mall_dataset"
+    for number in (1, 2, 3):
+        write_image(source / "frames" / f"seq_{number:06d}.jpg")
+    # Frame 2's second head lies outside the 64x48 image: dropped and reported.
+    write_mall_gt(source / "mall_gt.mat", [[[10.0, 20.0]], [[30.5, 40.0], [70.0, 5.0]], []])
+    summary = import_mall(source, tmp_path / "out" / "mall")
+    assert (summary.images, summary.heads, summary.dropped) == (3, 2, 1)
+    samples = point_folder(tmp_path / "out" / "mall")
+    assert [s.image_path.name for s in samples] == ["seq_000001.jpg", "seq_000002.jpg", "seq_000003.jpg"]
+    np.testing.assert_allclose(samples[1].points, [[30.5, 40.0]])
+    assert samples[2].count == 0
+    assert not region_of_interest_path(tmp_path / "out" / "mall").exists()  # the source has none
+    # With Mall's region of interest, it is written beside the folder (not in it, where it would be a frame).
+    mask = np.zeros((48, 64), dtype=np.uint8)
+    mask[10:, :50] = 1
+    scipy.io.savemat(source / "perspective_roi.mat", {"roi": {"mask": mask}})
+    import_mall(source, tmp_path / "out" / "mall")
+    written = np.asarray(Image.open(tmp_path / "out" / "mall-roi.png"))
+    np.testing.assert_array_equal(written > 127, mask > 0)
+    assert len(point_folder(tmp_path / "out" / "mall")) == 3
+    (source / "frames" / "seq_000003.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=r"1 frames of mall_gt\.mat are not in .*: seq_000003\.jpg"):
+        import_mall(source, tmp_path / "out2")
 
 
 def test_cli_import_prints_a_summary_per_folder_and_refuses_bad_files(tmp_path: Path, capsys) -> None:

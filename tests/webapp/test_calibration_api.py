@@ -299,11 +299,11 @@ def test_a_recount_needs_a_period(operator, camera, django_capture_on_commit_cal
 
 def test_the_camera_page_shows_the_measured_error_and_the_calibrate_link(sign_in, camera):
     page = sign_in(Role.OPERATOR).get(f"/cameras/{camera.pk}/").content.decode()
-    assert "Not calibrated: error on this camera unknown." in page
+    assert "Default weights: not adapted or calibrated yet." in page
     assert f'href="/cameras/{camera.pk}/calibrate/"' in page
 
     camera.active_weights = version(camera, 1)
     camera.save()
     page = sign_in(Role.VIEWER).get(f"/cameras/{camera.pk}/").content.decode()
-    assert "About ±3 people on frames like these, measured on 12 marked frames (weights v1, calibrated" in page
+    assert "Calibrated: about ±3 people on frames like these, measured on 12 marked frames (weights v1, " in page
     assert "/calibrate/" not in page  # viewers cannot calibrate

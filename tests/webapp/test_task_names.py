@@ -16,6 +16,8 @@ TASK_NAMES = [
     queues.SEND_REPORT_EMAIL,
     queues.CALIBRATE_CAMERA,
     queues.RECOUNT_PERIOD,
+    queues.ADAPT_CAMERA,
+    queues.ADAPT_NEW_CAMERAS,
 ]
 
 
@@ -32,6 +34,8 @@ def test_every_task_name_is_a_registered_task(task_name):
         (queues.SEND_REPORT_EMAIL, queues.REPORTS_QUEUE),
         (queues.CALIBRATE_CAMERA, queues.CALIBRATE_QUEUE),
         (queues.RECOUNT_PERIOD, queues.CALIBRATE_QUEUE),
+        (queues.ADAPT_CAMERA, queues.CALIBRATE_QUEUE),
+        (queues.ADAPT_NEW_CAMERAS, queues.DEFAULT_QUEUE),
         (queues.REQUEUE_STALE_FRAMES, queues.DEFAULT_QUEUE),
         (queues.SEND_DUE_REPORTS, queues.DEFAULT_QUEUE),
     ],

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from webapp.calibration.models import CalibrationJob, MarkedFrame, RecountJob, WeightsVersion
+from webapp.calibration.models import AdaptationJob, CalibrationJob, MarkedFrame, RecountJob, WeightsVersion
 
 
 @admin.register(MarkedFrame)
@@ -13,10 +13,25 @@ class MarkedFrameAdmin(admin.ModelAdmin):
 
 @admin.register(WeightsVersion)
 class WeightsVersionAdmin(admin.ModelAdmin):
-    list_display = ["camera", "number", "arch", "held_out_mae_before", "held_out_mae_after", "held_out_frames"]
-    list_filter = ["camera"]
-    # The figures are what the guard measured: a record, not a setting.
-    readonly_fields = ["held_out_mae_before", "held_out_mae_after", "held_out_frames", "folds", "created_at"]
+    list_display = ["camera", "number", "kind", "arch", "summary"]
+    list_filter = ["kind", "camera"]
+    # The figures are what the guard or the adaptation measured: a record, not a setting.
+    readonly_fields = [
+        "kind",
+        "held_out_mae_before",
+        "held_out_mae_after",
+        "held_out_frames",
+        "folds",
+        "adapted_frames",
+        "frames_from",
+        "frames_to",
+        "mean_count_before",
+        "mean_count_after",
+        "rule",
+        "novelty",
+        "strength",
+        "created_at",
+    ]
     filter_horizontal = ["frames_used"]
 
 
@@ -24,6 +39,13 @@ class WeightsVersionAdmin(admin.ModelAdmin):
 class CalibrationJobAdmin(admin.ModelAdmin):
     list_display = ["pk", "camera", "status", "progress", "created_at", "finished_at"]
     list_filter = ["status", "camera"]
+    readonly_fields = ["created_at", "started_at", "finished_at", "updated_at"]
+
+
+@admin.register(AdaptationJob)
+class AdaptationJobAdmin(admin.ModelAdmin):
+    list_display = ["pk", "camera", "status", "automatic", "frames", "progress", "created_at", "finished_at"]
+    list_filter = ["status", "automatic", "camera"]
     readonly_fields = ["created_at", "started_at", "finished_at", "updated_at"]
 
 

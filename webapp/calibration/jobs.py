@@ -1,5 +1,7 @@
 """Calibration and recount jobs: run by the workers' tasks (workers.tasks, queue `calibrate`) or synchronously by the
-`calibrate_camera` command. torch is imported inside the functions, never by the web process.
+`calibrate_camera` command. torch is imported inside the functions, never by the web process. What every job that
+makes a weights version shares (progress, finishing, numbering, the ONNX export, storing and switching) is here too;
+adaptation jobs are in webapp.calibration.adaptation.
 
 A calibration fine-tunes the camera's current weights (its active version, else the default) on all its marked frames
 under counting.calibration's k-fold guard: the camera switches only when the held-out error drops. Whatever fails, the
@@ -22,7 +24,15 @@ from django.db.models import Max
 from django.utils import timezone
 
 from counting.images import ImageError
-from webapp.calibration.models import MIN_MARKED_FRAMES, CalibrationJob, MarkedFrame, RecountJob, WeightsVersion
+from webapp.calibration.models import (
+    MIN_MARKED_FRAMES,
+    AdaptationJob,
+    CalibrationJob,
+    MarkedFrame,
+    RecountJob,
+    TrackedJob,
+    WeightsVersion,
+)
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
 from webapp.ingest.results import Counted, replace_result
@@ -37,7 +47,7 @@ class Progress:
     """Writes `progress` (scaled into [start, start + span]) and `message` to a job row, at most once a second
     (and always at the end)."""
 
-    def __init__(self, job: CalibrationJob | RecountJob, start: float = 0.0, span: float = 1.0) -> None:
+    def __init__(self, job: TrackedJob, start: float = 0.0, span: float = 1.0) -> None:
         self.model, self.pk, self.start, self.span = type(job), job.pk, start, span
         self.last = 0.0
 
@@ -80,10 +90,10 @@ def run_calibration(job_id: int) -> CalibrationJob:
     try:
         _calibrate(job)
     except CalibrationError as error:
-        _finish(job, CalibrationJob.Status.FAILED, f"{error}; the camera keeps its weights")
+        finish_job(job, CalibrationJob.Status.FAILED, f"{error}; the camera keeps its weights")
     except Exception as error:  # any other failure must still end the job, with the camera's weights untouched
         log.exception("calibration %s of camera %s failed", job.pk, job.camera_id)
-        _finish(
+        finish_job(
             job,
             CalibrationJob.Status.FAILED,
             f"calibration failed ({type(error).__name__}: {error}); the camera keeps its weights",
@@ -91,9 +101,12 @@ def run_calibration(job_id: int) -> CalibrationJob:
     return job
 
 
-def _finish(job: CalibrationJob, status: str, message: str, version: WeightsVersion | None = None) -> None:
+def finish_job(
+    job: CalibrationJob | AdaptationJob, status: str, message: str, version: WeightsVersion | None = None
+) -> None:
+    """End `job` with `status` and `message` (and the version it made), saving every field the job has set."""
     job.status, job.message, job.result_version, job.finished_at = status, message, version, timezone.now()
-    if status != CalibrationJob.Status.FAILED:
+    if status != job.Status.FAILED:
         job.progress = 1.0
     job.save()
 
@@ -131,11 +144,11 @@ def _calibrate(job: CalibrationJob) -> None:
         job.frames = outcome.frames
         job.held_out_mae_before, job.held_out_mae_after = outcome.held_out_mae_before, outcome.held_out_mae_after
         if not outcome.switched:
-            _finish(job, CalibrationJob.Status.KEPT, outcome.reason)
+            finish_job(job, CalibrationJob.Status.KEPT, outcome.reason)
             return
-        number = _next_number(camera)
+        number = next_number(camera)
         Progress(job, TRAINING_SHARE, 1 - TRAINING_SHARE)(0.0, "exporting the tuned weights to ONNX for the gateway")
-        onnx = _export_onnx(arch, tuned, Path(scratch) / "tuned.onnx", f"cam{camera.pk}-v{number}")
+        onnx = export_version_onnx(arch, tuned, Path(scratch) / "tuned.onnx", f"cam{camera.pk}-v{number}")
         version = WeightsVersion(
             camera=camera,
             number=number,
@@ -147,15 +160,17 @@ def _calibrate(job: CalibrationJob) -> None:
             folds=outcome.folds,
             created_by=job.created_by,
         )
-        _store_version(version, tuned, onnx, marked)
-    _finish(job, CalibrationJob.Status.SWITCHED, f"{outcome.reason}; the camera now counts with v{number}", version)
+        store_version(version, tuned, onnx, marked)
+    finish_job(job, CalibrationJob.Status.SWITCHED, f"{outcome.reason}; the camera now counts with v{number}", version)
 
 
-def _next_number(camera: Camera) -> int:
+def next_number(camera: Camera) -> int:
+    """The number the camera's next weights version gets, whatever its kind: one more than its highest."""
     return (WeightsVersion.objects.filter(camera=camera).aggregate(top=Max("number"))["top"] or 0) + 1
 
 
-def _export_onnx(arch: str, weights: Path, out: Path, label: str) -> Path:
+def export_version_onnx(arch: str, weights: Path, out: Path, label: str) -> Path:
+    """Export the checkpoint `weights` to ONNX at `out` for the camera's gateway, its metadata naming `label`."""
     from counting.models import load_model
     from counting.onnx_export import export_onnx
     from counting.versions import weights_version
@@ -164,8 +179,9 @@ def _export_onnx(arch: str, weights: Path, out: Path, label: str) -> Path:
     return export_onnx(model, out, {"arch": arch, "weights": f"{label} {weights_version(weights)}"})
 
 
-def _store_version(version: WeightsVersion, tuned: Path, onnx: Path, marked: list[MarkedFrame]) -> None:
-    """Save the version's files as media and the row, and make it the camera's active weights, all or nothing."""
+def store_version(version: WeightsVersion, tuned: Path, onnx: Path, marked: list[MarkedFrame]) -> None:
+    """Save the version's files as media and the row (with the marked frames it used: none for an adapted one), and
+    make it the camera's active weights, all or nothing."""
     with tuned.open("rb") as weights_file, onnx.open("rb") as onnx_file:
         version.weights.save(f"v{version.number}.pt", File(weights_file), save=False)
         version.onnx.save(f"v{version.number}.onnx", File(onnx_file), save=False)

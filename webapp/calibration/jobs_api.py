@@ -1,5 +1,6 @@
-"""REST API for calibration jobs under /api/v1/cameras/{id}/: starting and following calibration and recount jobs,
-the camera's weights versions and which one is active, and the active version's ONNX for its gateway.
+"""REST API for calibration jobs under /api/v1/cameras/{id}/: starting and following calibration, adaptation and
+recount jobs, the camera's weights versions and which one is active (and rolling back from it), and the active
+version's ONNX for its gateway.
 
 Signed-in people only (session auth with CSRF), except `weights.onnx`, which the camera's gateway fetches with its
 token: viewers read, operators and admins write. Nothing here imports torch: the jobs run on the workers.
@@ -17,9 +18,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.calibration.adaptation import queue_adaptation
 from webapp.calibration.api_access import PeopleView, absolute_url, bad_field, camera_with_weights
 from webapp.calibration.models import (
     MIN_MARKED_FRAMES,
+    AdaptationJob,
     CalibrationJob,
     MarkedFrame,
     RecountJob,
@@ -108,6 +111,84 @@ class CalibrationDetailView(PeopleView):
         return Response(CalibrationJobSerializer(found, context={"request": request}).data)
 
 
+# ---- adaptation jobs -----------------------------------------------------------------------------------------------
+
+
+class AdaptationJobSerializer(serializers.ModelSerializer):
+    switched = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()
+    recount_url = serializers.SerializerMethodField()
+    status_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AdaptationJob
+        fields = [
+            "id",
+            "status",
+            "progress",
+            "message",
+            "automatic",
+            "frames",
+            "mean_count_before",
+            "mean_count_after",
+            "novelty",
+            "switched",
+            "version",
+            "recount_url",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "status_url",
+        ]
+
+    def get_switched(self, job: AdaptationJob) -> bool:
+        return job.status == AdaptationJob.Status.SWITCHED
+
+    def get_version(self, job: AdaptationJob) -> int | None:
+        return job.result_version.number if job.result_version else None
+
+    def get_recount_url(self, job: AdaptationJob) -> str | None:
+        return (
+            absolute_url(self.context["request"], "api-recount", job.camera_id, job.recount_id)
+            if job.recount_id
+            else None
+        )
+
+    def get_status_url(self, job: AdaptationJob) -> str:
+        return absolute_url(self.context["request"], "api-adaptation", job.camera_id, job.pk)
+
+
+class AdaptationListView(PeopleView):
+    @extend_schema(responses={200: AdaptationJobSerializer(many=True)})
+    def get(self, request, pk: int):
+        jobs = AdaptationJob.objects.filter(camera=camera_with_weights(pk)).select_related("result_version")[:50]
+        return Response(AdaptationJobSerializer(jobs, many=True, context={"request": request}).data)
+
+    @extend_schema(request=None, responses={202: AdaptationJobSerializer})
+    def post(self, request, pk: int):
+        """Adapt the camera's default weights to its own stored frames, without labels (again: from the default)."""
+        camera = camera_with_weights(pk)
+        try:
+            job = queue_adaptation(camera, created_by=request.user)
+        except IntegrityError:
+            active = AdaptationJob.objects.filter(camera=camera, status__in=AdaptationJob.ACTIVE).first()
+            state, active_id = (active.status, active.pk) if active else ("running", None)
+            return Response(
+                {"detail": f"an adaptation of camera {camera.pk} is already {state}", "id": active_id},
+                status=status.HTTP_409_CONFLICT,
+            )
+        job.refresh_from_db()
+        body = AdaptationJobSerializer(job, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+
+
+class AdaptationDetailView(PeopleView):
+    @extend_schema(responses={200: AdaptationJobSerializer})
+    def get(self, request, pk: int, job: int):
+        found = get_object_or_404(AdaptationJob.objects.select_related("result_version"), camera_id=pk, pk=job)
+        return Response(AdaptationJobSerializer(found, context={"request": request}).data)
+
+
 # ---- weights versions ----------------------------------------------------------------------------------------------
 
 
@@ -116,13 +197,16 @@ class WeightsVersionSerializer(serializers.ModelSerializer):
     frames_used = serializers.SerializerMethodField()
     created_by = serializers.SerializerMethodField()
     label = serializers.CharField(read_only=True)
+    summary = serializers.CharField(read_only=True)
 
     class Meta:
         model = WeightsVersion
         fields = [
             "id",
             "number",
+            "kind",
             "label",
+            "summary",
             "arch",
             "base",
             "frames_used",
@@ -130,6 +214,14 @@ class WeightsVersionSerializer(serializers.ModelSerializer):
             "held_out_mae_after",
             "held_out_frames",
             "folds",
+            "adapted_frames",
+            "frames_from",
+            "frames_to",
+            "mean_count_before",
+            "mean_count_after",
+            "rule",
+            "novelty",
+            "strength",
             "created_by",
             "created_at",
         ]
@@ -148,12 +240,32 @@ class ActivateSerializer(serializers.Serializer):
     version = serializers.IntegerField(allow_null=True, help_text="a weights version id of this camera; null: default")
 
 
+def rollback_target(camera: Camera) -> WeightsVersion | None:
+    """What Roll back switches `camera` to: the version numbered just below the one in use (the weights it used
+    before a new version switched it), else the default weights (None)."""
+    if camera.active_weights is None:
+        return None
+    return camera.weights_versions.filter(number__lt=camera.active_weights.number).order_by("-number").first()
+
+
 def weights_body(camera: Camera) -> dict:
-    versions = camera.weights_versions.select_related("base", "created_by").prefetch_related("frames_used")
+    """The camera's versions, the one in use, and where Roll back would take it (null while the default is in use;
+    `version` null: to the default weights)."""
+    versions = camera.weights_versions.select_related("base", "created_by", "camera__site").prefetch_related(
+        "frames_used"
+    )
+    rollback = None
+    if camera.active_weights_id is not None:
+        target = rollback_target(camera)
+        rollback = {
+            "version": target.pk if target else None,
+            "label": target.label if target else "the default weights",
+        }
     return {
         "camera": camera.pk,
         "active": camera.active_weights_id,
         "default": {"arch": camera.counting_model, "active": camera.active_weights_id is None},
+        "rollback": rollback,
         "versions": WeightsVersionSerializer(versions, many=True).data,
     }
 
@@ -178,6 +290,29 @@ class ActivateWeightsView(PeopleView):
         if version_id is not None and not camera.weights_versions.filter(pk=version_id).exists():
             raise bad_field("version", f"weights version {version_id} is not one of camera {camera.pk}'s")
         Camera.objects.filter(pk=camera.pk).update(active_weights_id=version_id)
+        camera.refresh_from_db()
+        return Response(weights_body(camera))
+
+
+class RollbackWeightsView(PeopleView):
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request, pk: int):
+        """Switch the camera back from the version in use to the one numbered just below it, or to the default
+        weights when there is none (what `rollback` of the weights says). Counts already made keep their weights;
+        recount a period to redo them. 400 while the default weights are in use; 409 when the camera switched since
+        this request read it."""
+        camera = camera_with_weights(pk)
+        if camera.active_weights is None:
+            raise exceptions.ValidationError(
+                {"detail": f"camera {camera.pk} counts with the default weights: there is nothing to roll back"}
+            )
+        target = rollback_target(camera)
+        # Only from the version read above: a switch made meanwhile by someone else is not undone blindly.
+        if not Camera.objects.filter(pk=camera.pk, active_weights=camera.active_weights).update(active_weights=target):
+            return Response(
+                {"detail": f"camera {camera.pk}'s weights changed meanwhile; look again before rolling back"},
+                status=status.HTTP_409_CONFLICT,
+            )
         camera.refresh_from_db()
         return Response(weights_body(camera))
 

@@ -1,5 +1,6 @@
-"""Per-camera calibration: frames whose heads an operator marked, the camera's tuned weights as numbered versions, and
-the jobs that tune them (and optionally recount a period with them).
+"""Per-camera calibration: frames whose heads an operator marked, the camera's own weights as numbered versions
+(calibrated on marked frames, or adapted label-free to its unlabeled frames), and the jobs that make them (and
+recount a period with them).
 
 Everything a calibration uses or makes is kept as media under `calibration/<camera>/`: a marked frame holds its own
 copy of the image, so the retention policy deleting the raw frame loses no marking, and a weights version holds its
@@ -15,7 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
@@ -101,10 +102,23 @@ class MarkedFrame(models.Model):
 
 
 class WeightsVersion(models.Model):
-    """A camera's tuned weights, numbered 1, 2, 3... per camera; what the guard measured decided the switch."""
+    """A camera's own weights, numbered 1, 2, 3... per camera, of one of two kinds:
+
+    - calibrated: fine-tuned on marked frames; the guard's held-out error before and after decided the switch
+      (held_out_* and folds are set, the adaptation fields empty);
+    - adapted: the default weights' batch-norm statistics re-estimated from the camera's unlabeled frames
+      (counting.adaptation); what the library measured is kept (frames, their capture period, mean counts before and
+      after, the rule, novelty, strength) and held_out_* are empty. Its base is always empty: adapting starts from
+      the default weights.
+    """
+
+    class Kind(models.TextChoices):
+        CALIBRATED = "calibrated"
+        ADAPTED = "adapted"
 
     camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="weights_versions")
     number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CALIBRATED)
     arch = models.CharField(max_length=50)
     base = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, help_text="the weights it was tuned from; empty: ours"
@@ -112,10 +126,32 @@ class WeightsVersion(models.Model):
     weights = models.FileField(upload_to=weights_path, max_length=255, help_text="PyTorch checkpoint, for workers")
     onnx = models.FileField(upload_to=weights_path, max_length=255, blank=True, help_text="ONNX export, for gateways")
     frames_used = models.ManyToManyField(MarkedFrame, blank=True, related_name="weights_versions")
-    held_out_mae_before = models.FloatField(help_text="people per frame, the base weights on held-out marked frames")
-    held_out_mae_after = models.FloatField(help_text="people per frame, these weights on the same frames")
-    held_out_frames = models.PositiveIntegerField(help_text="marked frames the error was measured on")
-    folds = models.PositiveIntegerField(default=1)
+    held_out_mae_before = models.FloatField(
+        null=True, blank=True, help_text="people per frame, the base weights on held-out marked frames (calibrated)"
+    )
+    held_out_mae_after = models.FloatField(
+        null=True, blank=True, help_text="people per frame, these weights on the same frames (calibrated)"
+    )
+    held_out_frames = models.PositiveIntegerField(
+        null=True, blank=True, help_text="marked frames the error was measured on (calibrated)"
+    )
+    folds = models.PositiveIntegerField(null=True, blank=True, default=1)
+    adapted_frames = models.PositiveIntegerField(
+        null=True, blank=True, help_text="unlabeled frames the statistics were estimated on (adapted)"
+    )
+    frames_from = models.DateTimeField(
+        null=True, blank=True, help_text="capture time of the oldest of them; empty: frames from a folder (adapted)"
+    )
+    frames_to = models.DateTimeField(null=True, blank=True, help_text="capture time of the newest of them (adapted)")
+    mean_count_before = models.FloatField(
+        null=True, blank=True, help_text="people per frame on those frames with the default weights (adapted)"
+    )
+    mean_count_after = models.FloatField(null=True, blank=True, help_text="the same with these weights (adapted)")
+    rule = models.JSONField(null=True, blank=True, help_text="counting.adaptation.AdaptationRule's fields (adapted)")
+    novelty = models.FloatField(null=True, blank=True, help_text="distance of the camera from the weights (adapted)")
+    strength = models.FloatField(
+        null=True, blank=True, help_text="share of the camera's own statistics applied, 0..1 (adapted)"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -123,7 +159,28 @@ class WeightsVersion(models.Model):
 
     class Meta:
         ordering = ["camera", "number"]
-        constraints = [models.UniqueConstraint(fields=["camera", "number"], name="weights_version_number_per_camera")]
+        constraints = [
+            models.UniqueConstraint(fields=["camera", "number"], name="weights_version_number_per_camera"),
+            # Each kind carries the figures its pages and guard read: a version without them could not say what
+            # the count rests on.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        kind="calibrated",
+                        held_out_mae_before__isnull=False,
+                        held_out_mae_after__isnull=False,
+                        held_out_frames__isnull=False,
+                    )
+                    | models.Q(
+                        kind="adapted",
+                        adapted_frames__isnull=False,
+                        mean_count_before__isnull=False,
+                        mean_count_after__isnull=False,
+                    )
+                ),
+                name="weights_version_figures_of_its_kind",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.camera} weights v{self.number}"
@@ -132,6 +189,56 @@ class WeightsVersion(models.Model):
     def label(self) -> str:
         """How results and pages name it, for example `cam3-v2`."""
         return f"cam{self.camera_id}-v{self.number}"
+
+    @property
+    def summary(self) -> str:
+        """What this version is, in a line for lists: "adapted from 100 frames of 3 Dec-5 Dec; mean count 14.2 →
+        27.9", or "calibrated on 12 marked frames; error 9.0 → 3.0"."""
+        if self.kind == self.Kind.ADAPTED:
+            return (
+                f"adapted from {self._adapted_frames_described()}; "
+                f"mean count {self.mean_count_before:.1f} → {self.mean_count_after:.1f}"
+            )
+        return (
+            f"calibrated on {self.held_out_frames} marked frame{'s' if self.held_out_frames != 1 else ''}; "
+            f"error {self.held_out_mae_before:.1f} → {self.held_out_mae_after:.1f}"
+        )
+
+    @property
+    def basis(self) -> str:
+        """What a count made with these weights rests on, as the camera page says it in one sentence."""
+        if self.kind == self.Kind.ADAPTED:
+            return (
+                f"Adapted from {self._adapted_frames_described()} "
+                f"(mean count {self.mean_count_before:.1f} → {self.mean_count_after:.1f}), weights v{self.number}."
+            )
+        how = "Adapted, then calibrated" if self._adapted_underneath() else "Calibrated"
+        return (
+            f"{how}: about ±{self.held_out_mae_after:.0f} people on frames like these, measured on "
+            f"{self.held_out_frames} marked frame{'s' if self.held_out_frames != 1 else ''} "
+            f"(weights v{self.number}, {self._date(self.created_at, 'j M Y')})."
+        )
+
+    def _adapted_frames_described(self) -> str:
+        frames = f"{self.adapted_frames} frame{'s' if self.adapted_frames != 1 else ''}"
+        if self.frames_from is None or self.frames_to is None:
+            return f"{frames} from a folder"
+        first, last = self._date(self.frames_from, "j M"), self._date(self.frames_to, "j M")
+        return f"{frames} of {first}" if first == last else f"{frames} of {first}-{last}"
+
+    def _adapted_underneath(self) -> bool:
+        """Whether an adapted version lies under this one in its chain of bases (calibrated on top of it)."""
+        seen, base = {self.pk}, self.base
+        while base is not None and base.pk not in seen:  # a chain is acyclic; `seen` only guards a hand-edited row
+            if base.kind == self.Kind.ADAPTED:
+                return True
+            seen.add(base.pk)
+            base = base.base
+        return False
+
+    def _date(self, moment, pattern: str) -> str:
+        """`moment` on the camera's wall clock, in Django's date format `pattern`."""
+        return dateformat.format(timezone.localtime(moment, self.camera.zone), pattern)
 
 
 class TrackedJob(models.Model):
@@ -184,13 +291,70 @@ class CalibrationJob(TrackedJob):
 
     @classmethod
     def fail_lost(cls, camera: Camera) -> int:
-        """Mark the camera's running jobs with no word from their worker for JOB_LOST_AFTER as failed; how many."""
-        now = timezone.now()
-        return cls.objects.filter(camera=camera, status=cls.Status.RUNNING, updated_at__lt=now - JOB_LOST_AFTER).update(
-            status=cls.Status.FAILED,
-            finished_at=now,
-            message="lost: no word from its worker for 30 minutes (worker stopped?); the camera keeps its weights",
-        )
+        """Fail the camera's running jobs whose worker was lost (see `_fail_lost`); how many."""
+        return _fail_lost(cls, camera)
+
+
+class AdaptationJob(TrackedJob):
+    """Adapt a camera's default weights to its own unlabeled frames (webapp.calibration.adaptation). `kept`: the
+    library found the weights already fit the camera (the message says why); the camera keeps its weights."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SWITCHED = "switched", "switched to the adapted weights"
+        KEPT = "kept", "kept the current weights"
+        FAILED = "failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="adaptation_jobs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    automatic = models.BooleanField(default=False, help_text="started by the beat for a new camera, not by a person")
+    frames = models.PositiveIntegerField(default=0, help_text="unlabeled frames used")
+    mean_count_before = models.FloatField(null=True, blank=True)
+    mean_count_after = models.FloatField(null=True, blank=True)
+    novelty = models.FloatField(null=True, blank=True)
+    result_version = models.ForeignKey(
+        WeightsVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="adaptation_jobs"
+    )
+    recount = models.ForeignKey(
+        "RecountJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="the recount of the camera's stored frames queued after the switch",
+    )
+
+    class Meta(TrackedJob.Meta):
+        constraints = [
+            # At most one job of a camera queued or running: two would race to switch the camera's weights.
+            models.UniqueConstraint(
+                fields=["camera"], condition=models.Q(status__in=["queued", "running"]), name="one_active_adaptation"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"adaptation {self.pk} of {self.camera}: {self.status}"
+
+    @classmethod
+    def fail_lost(cls, camera: Camera) -> int:
+        """Fail the camera's running jobs whose worker was lost (see `_fail_lost`); how many."""
+        return _fail_lost(cls, camera)
+
+
+def _fail_lost(job_model: type[CalibrationJob | AdaptationJob], camera: Camera) -> int:
+    """Mark the camera's running jobs of `job_model` with no word from their worker for JOB_LOST_AFTER as failed, so
+    they no longer block a new one; how many."""
+    now = timezone.now()
+    return job_model.objects.filter(
+        camera=camera, status=job_model.Status.RUNNING, updated_at__lt=now - JOB_LOST_AFTER
+    ).update(
+        status=job_model.Status.FAILED,
+        finished_at=now,
+        message="lost: no word from its worker for 30 minutes (worker stopped?); the camera keeps its weights",
+    )
 
 
 class RecountJob(TrackedJob):

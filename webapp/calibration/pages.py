@@ -1,5 +1,6 @@
-"""The Calibrate page: an operator marks heads on frames of a camera, tunes its weights and picks the version in use.
-The page is a shell; its script does everything through the calibration REST API."""
+"""The Calibrate page: an operator marks heads on frames of a camera, tunes its weights, adapts them to the camera's
+unlabeled frames, and picks (or rolls back) the version in use. The page is a shell; its script does everything
+through the calibration REST API."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def _api_urls(camera: Camera) -> dict[str, str]:
         "calibrations": reverse("api-calibrations", args=[camera.pk]),
         "weights": reverse("api-weights", args=[camera.pk]),
         "activate": reverse("api-weights-activate", args=[camera.pk]),
+        "rollback": reverse("api-weights-rollback", args=[camera.pk]),
+        "adaptations": reverse("api-adaptations", args=[camera.pk]),
         "proposals": _url_template("api-frame-proposals", placeholder="frame"),
         "frame": _url_template("api-frame", placeholder="frame"),
         "recentFrames": reverse("dashboard:camera-frames", args=[camera.pk]),

@@ -1,4 +1,4 @@
-"""Hand calibration and recount jobs to the workers' `calibrate` queue (routed in settings), the way
+"""Hand calibration, adaptation and recount jobs to the workers' `calibrate` queue (routed in settings), the way
 webapp.ingest.queueing hands frames to the counting queues."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import logging
 
 from django.utils import timezone
 
-from webapp.calibration.models import CalibrationJob, RecountJob
+from webapp.calibration.models import AdaptationJob, CalibrationJob, RecountJob
 from webapp.celery_app import enqueue
-from webapp.queues import CALIBRATE_CAMERA, RECOUNT_PERIOD
+from webapp.queues import ADAPT_CAMERA, CALIBRATE_CAMERA, RECOUNT_PERIOD
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,19 @@ def enqueue_calibration(job: CalibrationJob) -> None:
         CalibrationJob.objects.filter(pk=job.pk, status=CalibrationJob.Status.QUEUED).update(
             status=CalibrationJob.Status.FAILED,
             message="could not reach the workers (broker down?); start the calibration again",
+            finished_at=timezone.now(),
+        )
+
+
+def enqueue_adaptation(job: AdaptationJob) -> None:
+    """Send the job; if the broker cannot take it, the job fails at once with a message saying so."""
+    try:
+        enqueue(ADAPT_CAMERA, job.pk)
+    except Exception:  # the job row is kept either way and says why nothing happened
+        log.exception("could not queue adaptation %s", job.pk)
+        AdaptationJob.objects.filter(pk=job.pk, status=AdaptationJob.Status.QUEUED).update(
+            status=AdaptationJob.Status.FAILED,
+            message="could not reach the workers (broker down?); adapt the camera again",
             finished_at=timezone.now(),
         )
 
