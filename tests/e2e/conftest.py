@@ -26,7 +26,7 @@ from tests.loopback import free_port
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379"
 # Redis databases 10 and up are the tests'; each stack flushes its own.
-REDIS_DATABASES = {"postgresql": 10, "sqlite": 11, "edge": 12, "full-disk": 15}
+REDIS_DATABASES = {"postgresql": 10, "sqlite": 11, "edge": 12, "adaptation": 13, "full-disk": 15}
 QUEUES = "count.csrnet-lite,count.csrnet,default,reports"
 
 
@@ -65,8 +65,8 @@ class Stack:
                 time.sleep(0.3)
         raise AssertionError(f"gunicorn did not answer; see {self.folder / 'web.log'}")
 
-    def start_worker(self, name: str = "worker") -> subprocess.Popen:
-        command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", QUEUES]
+    def start_worker(self, name: str = "worker", queues: str = QUEUES) -> subprocess.Popen:
+        command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues]
         command += ["-c", "1", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"]
         # Its own process group, so that killing it takes the pool's child process too (a host dying).
         self.processes[name] = self._spawn(name, command, start_new_session=True)
