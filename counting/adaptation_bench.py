@@ -178,7 +178,7 @@ def run_camera(
     result.annotated = annotated
     result.counts["0"] = _counts(model, camera, precision).tolist()
     result.decision_mean["0"] = float(np.mean(before))
-    statistics = camera_statistics(model, frames, precision, "cpu", _Progress(len(frames), None))
+    statistics = camera_statistics(model, frames, precision, "cpu", _Progress(len(frames), None), rule.layers or None)
     for strength in strengths:
         set_statistics(model, mixed(own, statistics, strength, rule.layers or None))
         result.counts[f"{strength:g}"] = _counts(model, camera, precision).tolist()

@@ -272,8 +272,8 @@ CROWDSCOPE_CALIBRATION_OPTIONS: dict = {}
 # Label-free adaptation (webapp.calibration.adaptation): a camera with no weights of its own and no adaptation job yet
 # adapts itself once it has this many counted frames kept at full size, over this many distinct hours of its day
 # (day and night both: statistics of daytime frames alone would fit the night badly). It runs where calibration runs.
-# counting.adaptation.AdaptationRule fields by name, as JSON in CROWDSCOPE_ADAPTATION_RULE (empty: the rule its model card
-# measured, counting/weights/adaptation.md).
+# counting.adaptation.AdaptationRule fields by name, as JSON in CROWDSCOPE_ADAPTATION_RULE (empty: the rule its model
+# card measured, counting/weights/adaptation.md).
 CROWDSCOPE_ADAPTATION_AUTO = env.bool("CROWDSCOPE_ADAPTATION_AUTO", default=True)
 CROWDSCOPE_ADAPTATION_MIN_FRAMES = env.int("CROWDSCOPE_ADAPTATION_MIN_FRAMES", default=100)
 CROWDSCOPE_ADAPTATION_MIN_HOURS = env.int("CROWDSCOPE_ADAPTATION_MIN_HOURS", default=6)

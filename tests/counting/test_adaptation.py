@@ -259,3 +259,24 @@ def test_the_cli_says_what_is_missing(tmp_path, capsys):
     assert "too few frames: 0" in capsys.readouterr().err
     assert main(["adapt", "--frames", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o.pt")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_only_the_rules_first_layers_adapt_and_their_statistics_are_those_of_a_full_pass(dim_camera, tmp_path):
+    outcome = adapt("csrnet-lite", None, dim_camera, tmp_path / "a.pt", replace(FEW, layers=2))
+    base, _, _ = load_model("csrnet-lite")
+    adapted, _, _ = load_model(None, outcome.weights)
+    names = list(norm_layers(base))
+    changed = [
+        name
+        for name in names
+        if not torch.equal(norm_layers(base)[name].running_mean, norm_layers(adapted)[name].running_mean)
+    ]
+    assert changed == names[:2]
+    # The pass that stops after the second layer measures what a whole pass measures there.
+    frames = [np.asarray(Image.open(path).convert("RGB")) for path in dim_camera]
+    early = adaptation.camera_statistics(base, frames, "fp32", "cpu", adaptation._Progress(8, None), layers=2)
+    whole = adaptation.camera_statistics(base, frames, "fp32", "cpu", adaptation._Progress(8, None))
+    assert list(early) == names[:2]
+    for name in early:
+        np.testing.assert_allclose(early[name][0], whole[name][0], rtol=1e-6)
+        np.testing.assert_allclose(early[name][1], whole[name][1], rtol=1e-6)
