@@ -317,7 +317,9 @@ def read_frames(images: list[Path], rule: AdaptationRule, one_size: bool = True)
     return frames
 
 
-class _Progress:
+class FrameProgress:
+    """Reports the fraction of frames done over all passes to `callback(fraction, message)`, when there is one."""
+
     def __init__(self, total: int, callback: Callable[[float, str], None] | None) -> None:
         self.total, self.done, self.callback = total, 0, callback
 
@@ -333,7 +335,7 @@ class _Progress:
 
 
 def _count_all(
-    model: nn.Module, frames: list[np.ndarray], precision: str, device: str, progress: _Progress, label: str
+    model: nn.Module, frames: list[np.ndarray], precision: str, device: str, progress: FrameProgress, label: str
 ) -> list[float]:
     counts = []
     for index, rgb in enumerate(frames, start=1):
@@ -343,7 +345,7 @@ def _count_all(
 
 
 def measure(
-    model: nn.Module, frames: list[np.ndarray], precision: str, device: str, progress: _Progress, label: str
+    model: nn.Module, frames: list[np.ndarray], precision: str, device: str, progress: FrameProgress, label: str
 ) -> tuple[list[float], Statistics]:
     """Counts of `frames` by `model` as it is, and its batch-norm layers' input statistics over them."""
     with recording(model) as accumulators:
@@ -364,7 +366,7 @@ def camera_statistics(
     frames: list[np.ndarray],
     precision: str,
     device: str,
-    progress: _Progress,
+    progress: FrameProgress,
     layers: int | None = None,
 ) -> Statistics:
     """The statistics pass of the module docstring: each layer's input statistics over `frames` (each at the working
@@ -426,7 +428,7 @@ def adapt(
     model = model.to(device)
     references = reference_statistics(model, base_path)
     # Three passes when the camera is novel; when it is not, the progress jumps to the end after the first.
-    tracker = _Progress(len(frames) + 2 * min(len(frames), rule.counted_frames), progress)
+    tracker = FrameProgress(len(frames) + 2 * min(len(frames), rule.counted_frames), progress)
     counted = thin_evenly(frames, rule.counted_frames)
     before, seen = measure(model, counted, precision, device, tracker, "counting with the current weights")
     distances = {name: novelty(seen, statistics) for name, statistics in references.items()}
@@ -494,5 +496,5 @@ def set_references(
     references = {}
     for name, images in sets.items():
         frames = [load_rgb(path) for path in images]
-        _, references[name] = measure(model, frames, precision, device, _Progress(len(frames), None), name)
+        _, references[name] = measure(model, frames, precision, device, FrameProgress(len(frames), None), name)
     return references

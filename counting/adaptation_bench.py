@@ -31,7 +31,7 @@ from torch import nn
 from counting.adaptation import (
     OWN_STATISTICS,
     AdaptationRule,
-    _Progress,
+    FrameProgress,
     camera_statistics,
     measure,
     mixed,
@@ -168,7 +168,7 @@ def run_camera(
     own = own_statistics(model)
     frames = read_frames(thin_evenly(camera.adapt_images, rule.max_frames), rule, one_size=False)
     counted = thin_evenly(frames, rule.counted_frames)
-    before, seen = measure(model, counted, precision, "cpu", _Progress(len(counted), None), "measuring")
+    before, seen = measure(model, counted, precision, "cpu", FrameProgress(len(counted), None), "measuring")
     distances = {name: novelty(seen, stats) for name, stats in reference_statistics(model, weights).items()}
     nearest = min(distances, key=distances.get)
     annotated = [float(s.count) for s in camera.evaluated]
@@ -178,7 +178,8 @@ def run_camera(
     result.annotated = annotated
     result.counts["0"] = _counts(model, camera, precision).tolist()
     result.decision_mean["0"] = float(np.mean(before))
-    statistics = camera_statistics(model, frames, precision, "cpu", _Progress(len(frames), None), rule.layers or None)
+    progress = FrameProgress(len(frames), None)
+    statistics = camera_statistics(model, frames, precision, "cpu", progress, rule.layers or None)
     for strength in strengths:
         set_statistics(model, mixed(own, statistics, strength, rule.layers or None))
         result.counts[f"{strength:g}"] = _counts(model, camera, precision).tolist()
