@@ -33,7 +33,6 @@ estimate); then the adapted weights on the counted frames again (counts after).
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -47,7 +46,7 @@ from torch import nn
 
 from counting.engine import configure_threads, frame_density, predict_density
 from counting.images import ImageError, load_rgb, to_working_size
-from counting.models import WeightsError, load_model, save_weights
+from counting.models import WeightsError, load_model, save_weights_atomically
 
 # Beside a weights file NAME.pt: NAME.references.npz, the statistics of each set the weights trained on.
 REFERENCE_SUFFIX = ".references.npz"
@@ -389,16 +388,6 @@ def camera_statistics(
     return {name: accumulator.result() for name, accumulator in accumulators.items() if accumulator.pixels}
 
 
-def _save_atomically(model: nn.Module, arch: str, out: Path, meta: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        save_weights(model, arch, temporary, **meta)
-        temporary.replace(out)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def adapt(
     arch: str | None,
     base_weights: str | Path | None,
@@ -470,7 +459,7 @@ def adapt(
                 }
             }
             weights = Path(out)
-            _save_atomically(model, arch, weights, meta)
+            save_weights_atomically(model, arch, weights, **meta)
     tracker.finish(reason)
     return AdaptationOutcome(
         frames=len(frames),

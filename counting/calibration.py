@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from counting.datasets import AnnotatedImage, Augmentation, CrowdCrops, GroundTr
 from counting.engine import configure_threads, frame_density, training_autocast
 from counting.evaluate import CountErrors
 from counting.images import load_rgb
-from counting.models import load_model, save_weights
+from counting.models import load_model, save_weights_atomically
 from counting.train import density_loss, learning_rate_at, optimizer_groups, set_train_mode
 from counting.train_config import TrainConfig
 
@@ -231,16 +230,6 @@ def _tuned(
     return model
 
 
-def _save_atomically(model: nn.Module, arch: str, out: Path, meta: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        save_weights(model, arch, temporary, **meta)
-        temporary.replace(out)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def calibrate(
     arch: str,
     base_weights: str | Path | None,
@@ -299,7 +288,7 @@ def calibrate(
                     "held_out_mae_after": mae_after,
                 }
             }
-            _save_atomically(final, arch, out, meta)
+            save_weights_atomically(final, arch, out, **meta)
             weights = out
             reason = f"{summary}: switched"
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,16 @@ def save_weights(model: nn.Module, arch: str, path: str | Path, half: bool = Fal
         for key, value in model.state_dict().items()
     }
     torch.save({"arch": arch, "state_dict": state, "meta": meta}, path)
+
+
+def save_weights_atomically(model: nn.Module, arch: str, out: str | Path, **meta: Any) -> None:
+    """`save_weights` to a temporary file beside `out`, then renamed over it: a reader never sees half a file, and a
+    failure leaves nothing behind."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        save_weights(model, arch, temporary, **meta)
+        temporary.replace(out)
+    finally:
+        temporary.unlink(missing_ok=True)
