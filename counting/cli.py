@@ -7,13 +7,16 @@ import json
 import sys
 from dataclasses import MISSING, Field, asdict, fields, replace
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, get_args, get_origin, get_type_hints
 
 from counting.engine import PRECISIONS, CountingEngine, configure_threads
 from counting.images import IMAGE_SUFFIXES, ImageError, load_rgb
 from counting.models import ARCHITECTURES, WeightsError
 from counting.train import saved_config, train
 from counting.train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from counting.adaptation import AdaptationRule
 
 
 def positive_int(text: str) -> int:
@@ -296,7 +299,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rule(args: argparse.Namespace):
+def _rule(args: argparse.Namespace) -> AdaptationRule:
+    """The rule's defaults, with the --strength and --novelty-threshold given."""
     from counting.adaptation import AdaptationRule
 
     given = {name: getattr(args, name) for name in ("strength", "novelty_threshold") if getattr(args, name) is not None}

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from counting import adaptation
+from counting import adaptation, adaptation_bench
 from counting.adaptation import (
     AdaptationError,
     AdaptationRule,
@@ -23,6 +23,7 @@ from counting.adaptation import (
     spread_over_hours,
 )
 from counting.cli import main
+from counting.datasets import AnnotatedImage
 from counting.engine import frame_density
 from counting.images import normalise
 from counting.models import WEIGHTS_DIR, build, load_model, read_checkpoint, save_weights
@@ -280,3 +281,52 @@ def test_only_the_rules_first_layers_adapt_and_their_statistics_are_those_of_a_f
     for name in early:
         np.testing.assert_allclose(early[name][0], whole[name][0], rtol=1e-6)
         np.testing.assert_allclose(early[name][1], whole[name][1], rtol=1e-6)
+
+
+def test_the_bench_applies_the_rule_as_the_library_does_and_tabulates_it():
+    rule = AdaptationRule(novelty_threshold=0.05, strength=0.5, min_count_change=0.15)
+    truth = [10.0, 20.0, 30.0]
+
+    def result(camera, trained, novelty, adapted_mean, adapted_counts):
+        return {
+            "weights": "w.pt",
+            "camera": camera,
+            "trained": trained,
+            "frames": 3,
+            "mean_count": 20.0,
+            "novelty": novelty,
+            "nearest_reference": "weights",
+            "counts": {"0": [5.0, 10.0, 15.0], "0.5": adapted_counts},
+            "decision_mean": {"0": 10.0, "0.5": adapted_mean},
+            "annotated": truth,
+        }
+
+    known = result("known", True, 0.01, 20.0, truth)  # not novel: kept, however much better it would count
+    small = result("small move", False, 0.2, 11.0, truth)  # novel, but the count moved 10%: kept
+    adapted = result("adapted", False, 0.2, 19.0, [9.0, 21.0, 30.0])
+    assert [adaptation_bench.rule_decision(r, rule) for r in (known, small, adapted)] == [0.0, 0.0, 0.5]
+    row = adaptation_bench.summary_rows(adapted, rule)
+    assert (row["mae_default"], row["mae_adapted"], row["change"]) == (10.0, 0.67, -9.33)
+    assert row["count_change"] == 0.9 and row["kind"] == "unseen"
+    table = adaptation_bench.format_table([known, small, adapted], rule, [0.5])
+    assert "| adapted | unseen | 3 | 20.0 | 0.2 (weights) | +90% | yes | 10.0 / -10.0 | 0.67 / +0.0 |" in table
+    assert "unseen: 2 cameras, median MAE 10.00 -> 5.33 (-47%); worse by more than the paired SE: 0" in table
+    assert "trained: 1 cameras, median MAE 10.00 -> 10.00 (+0%)" in table
+
+
+def test_frames_of_one_viewpoint_are_grouped_into_one_scene(tmp_path):
+    rng = np.random.default_rng(0)
+    backgrounds = [rng.integers(0, 256, (24, 32), dtype=np.uint8) for _ in range(2)]
+    samples = {"train": [], "test": []}
+    for split, count in (("train", 90), ("test", 24)):
+        for index in range(count):
+            scene = index % 2
+            grey = np.clip(backgrounds[scene].astype(int) + rng.integers(-20, 20, (24, 32)), 0, 255)
+            frame = np.repeat(np.kron(grey, np.ones((8, 8))).astype(np.uint8)[:, :, None], 3, axis=2)
+            path = tmp_path / f"{split}-{scene}-{index:03d}.png"
+            Image.fromarray(frame).save(path)
+            samples[split].append(AnnotatedImage(path, np.zeros((0, 2))))
+    groups = adaptation_bench.scenes(samples["train"], samples["test"])
+    assert [(len(train), len(test)) for train, test in groups] == [(45, 12), (45, 12)]
+    for train, test in groups:
+        assert len({sample.image_path.name.split("-")[1] for sample in train + test}) == 1
