@@ -26,9 +26,16 @@ from django.db.models.functions import ExtractHour
 from django.utils import timezone
 
 from counting.images import ImageError, decoded_size
-from webapp.calibration.jobs import Progress, export_version_onnx, finish_job, next_number, store_version
+from webapp.calibration.jobs import (
+    Progress,
+    export_version_onnx,
+    finish_job,
+    next_number,
+    store_version,
+    worker_counted_frames,
+)
 from webapp.calibration.models import AdaptationJob, RecountJob, WeightsVersion
-from webapp.calibration.queueing import enqueue_adaptation, enqueue_recount
+from webapp.calibration.queueing import enqueue_adaptation, queue_recount
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
 
@@ -46,9 +53,7 @@ def stored_frames(camera: Camera) -> QuerySet[Frame]:
     """The camera's frames an adaptation may read: counted by the workers (not on its gateway, which keeps the
     image) with their image still in storage. Whether an image is kept at full size shows only in its file
     (retention's downscale keeps the row's width and height), so the job checks that as it reads them."""
-    return Frame.objects.filter(
-        camera=camera, status=Frame.Status.DONE, result__isnull=False, counted_on_gateway=False
-    ).exclude(image="")
+    return worker_counted_frames(camera).exclude(image="")
 
 
 def adaptation_rule():
@@ -250,23 +255,11 @@ def _read_stored_frames(job: AdaptationJob, rule, scratch: Path) -> tuple[list[P
 def _queue_recount(camera: Camera, created_by) -> RecountJob | None:
     """Queue a recount of every frame the camera's workers counted, from the oldest to now, with the weights it uses
     now; None when there is none to recount."""
-    oldest = (
-        Frame.objects.filter(camera=camera, status=Frame.Status.DONE, result__isnull=False, counted_on_gateway=False)
-        .order_by("captured_at")
-        .values_list("captured_at", flat=True)
-        .first()
-    )
+    oldest = worker_counted_frames(camera).order_by("captured_at").values_list("captured_at", flat=True).first()
     if oldest is None:
         return None
     # A gateway's clock may run ahead of ours by the skew uploads are allowed: those frames are the camera's too.
     until = timezone.now() + timedelta(seconds=settings.CROWDSCOPE_MAX_CLOCK_SKEW_SECONDS + 1)
-    with transaction.atomic():
-        recount = RecountJob.objects.create(
-            camera=camera,
-            period_from=oldest,
-            period_to=until,
-            created_by=created_by,
-            message="waiting for a worker (recounting with the adapted weights)",
-        )
-        transaction.on_commit(lambda: enqueue_recount(recount))
-    return recount
+    return queue_recount(
+        camera, oldest, until, created_by, "waiting for a worker (recounting with the adapted weights)"
+    )

@@ -20,7 +20,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from counting.images import ImageError
@@ -197,6 +197,12 @@ def store_version(version: WeightsVersion, tuned: Path, onnx: Path, marked: list
     version.camera.active_weights = version
 
 
+def worker_counted_frames(camera: Camera) -> QuerySet[Frame]:
+    """The camera's frames the server's workers counted (not its gateway): the ones a recount, a suggestion to mark
+    or an adaptation may read the image of, while it is kept."""
+    return Frame.objects.filter(camera=camera, status=Frame.Status.DONE, result__isnull=False, counted_on_gateway=False)
+
+
 def run_recount(job_id: int, count: Callable[[Frame], tuple[np.ndarray, Counted]]) -> RecountJob:
     """Recount the counted frames of the job's camera captured in its period, oldest first, with `count` (the
     worker's: the camera's weights in use now), replacing each result in its own transaction; so a failure midway
@@ -209,14 +215,9 @@ def run_recount(job_id: int, count: Callable[[Frame], tuple[np.ndarray, Counted]
     camera = job.camera
     weights = camera.active_weights.label if camera.active_weights else "the default weights"
     frames = list(
-        Frame.objects.filter(
-            camera=camera,
-            captured_at__gte=job.period_from,
-            captured_at__lt=job.period_to,
-            status=Frame.Status.DONE,
-            result__isnull=False,
-            counted_on_gateway=False,
-        ).order_by("captured_at")
+        worker_counted_frames(camera)
+        .filter(captured_at__gte=job.period_from, captured_at__lt=job.period_to)
+        .order_by("captured_at")
     )
     progress = Progress(job)
     done = skipped = 0

@@ -28,7 +28,7 @@ from webapp.calibration.models import (
     RecountJob,
     WeightsVersion,
 )
-from webapp.calibration.queueing import enqueue_calibration, enqueue_recount
+from webapp.calibration.queueing import enqueue_calibration, queue_recount
 from webapp.cameras.auth import can_read_camera
 from webapp.cameras.models import Camera, Gateway
 from webapp.ingest.api import PeriodQuery
@@ -399,11 +399,7 @@ class RecountListView(PeopleView):
             raise bad_field("from" if start is None else "to", "this field is required (ISO 8601)")
         if start >= end:
             raise bad_field("from", "must be before `to`")
-        with transaction.atomic():
-            job = RecountJob.objects.create(
-                camera=camera, period_from=start, period_to=end, created_by=request.user, message="waiting for a worker"
-            )
-            transaction.on_commit(lambda: enqueue_recount(job))
+        job = queue_recount(camera, start, end, request.user, "waiting for a worker")
         job.refresh_from_db()
         body = RecountSerializer(job, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})

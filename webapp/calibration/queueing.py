@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
 from django.utils import timezone
 
 from webapp.calibration.models import AdaptationJob, CalibrationJob, RecountJob
@@ -50,3 +51,14 @@ def enqueue_recount(job: RecountJob) -> None:
             message="could not reach the workers (broker down?); start the recount again",
             finished_at=timezone.now(),
         )
+
+
+def queue_recount(camera, period_from, period_to, created_by, message: str) -> RecountJob:
+    """Create a recount job of `camera`'s frames captured in [period_from, period_to) and send it to the workers once
+    the transaction commits."""
+    with transaction.atomic():
+        job = RecountJob.objects.create(
+            camera=camera, period_from=period_from, period_to=period_to, created_by=created_by, message=message
+        )
+        transaction.on_commit(lambda: enqueue_recount(job))
+    return job

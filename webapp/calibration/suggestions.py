@@ -8,6 +8,7 @@ from itertools import zip_longest
 import numpy as np
 from django.utils import timezone
 
+from webapp.calibration.jobs import worker_counted_frames
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
 
@@ -26,7 +27,7 @@ def suggested_frames(camera: Camera, limit: int) -> list[Frame]:
     server never had their image.
     """
     candidates = list(
-        Frame.objects.filter(camera=camera, status=Frame.Status.DONE, result__isnull=False, counted_on_gateway=False)
+        worker_counted_frames(camera)
         .exclude(image="")
         .filter(markings__isnull=True)
         .select_related("result")
