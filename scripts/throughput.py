@@ -1,8 +1,9 @@
 """Throughput as deployed, on this machine: accepted uploads per second (a load generator against gunicorn on
-loopback, PostgreSQL, Redis, counting off), then frames per second through one counting worker end to end (from its
-queue to the result, heatmap, density map and zone counts stored).
+loopback, PostgreSQL, Redis, counting off) with the media on the local disk and in an S3 bucket (moto's server on
+loopback) side by side, then frames per second through one counting worker end to end (from its queue to the
+result, heatmap, density map and zone counts stored).
 
-    python scripts/throughput.py [--seconds 20] [--clients 16] [--web-workers 4] [--frames 40]
+    python scripts/throughput.py [--seconds 20] [--clients 16] [--web-workers 4] [--frames 40] [--storages local,s3]
 
 Uses the PostgreSQL on 127.0.0.1:5432 (a throw-away database) and Redis databases 13 and 14 on 127.0.0.1:6379, as
 `make test` has them. The load generator runs on the same cores as the server: the figure is what one machine does
@@ -20,17 +21,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import redis
 import requests
+from loopback_s3 import loopback_bucket
 from web_memory import REPO, free_port, wait_for_status
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_BROKER, REDIS_CACHE = "redis://127.0.0.1:6379/13", "redis://127.0.0.1:6379/14"
+STORAGE_NAMES = {"local": "the local disk", "s3": "an S3 bucket (moto on loopback)"}
 GATEWAYS = 8  # each with a camera and a token: the per-token rate limit is part of what is measured
 FRAME = REPO.parent / "shared/data/shanghaitech/part_B/test/images/IMG_1.jpg"  # 1024x768, 150 KB
 SEED = f"""
@@ -122,8 +125,9 @@ class BenchStack:
 
 
 @contextmanager
-def bench_stack(web_workers: int) -> Iterator[BenchStack]:
-    """Migrate a new PostgreSQL database, seed the gateways, start gunicorn; drop it all on the way out."""
+def bench_stack(web_workers: int, storage: dict[str, str]) -> Iterator[BenchStack]:
+    """Migrate a new PostgreSQL database, seed the gateways, start gunicorn with the media storage's variables
+    `storage` (none: the local disk); drop it all on the way out."""
     name = f"crowdscope_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
@@ -146,6 +150,7 @@ def bench_stack(web_workers: int) -> Iterator[BenchStack]:
             "STATIC_ROOT": f"{folder}/static",
             "COUNTING_THREADS": str(os.cpu_count() or 1),
             "LOG_LEVEL": "WARNING",
+            **storage,
         }
         environment.pop("CROWDSCOPE_TASKS_IN_PROCESS", None)
         try:
@@ -174,24 +179,41 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16, help="concurrent uploading threads")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--frames", type=int, default=40, help="frames the counting worker is timed on")
+    parser.add_argument(
+        "--storages",
+        default="local,s3",
+        help="media storages to measure ingest on, in order; the last one's frames are counted",
+    )
     args = parser.parse_args()
 
+    storages = args.storages.split(",")
     try:
-        with bench_stack(args.web_workers) as stack:
-            load = upload_load(stack.url, stack.cameras, FRAME.read_bytes(), args.clients, args.seconds)
-            accepted = load["statuses"].get(202, 0)
-            print(
-                f"ingest: {accepted / load['seconds']:.1f} accepted uploads/s ({accepted} in {load['seconds']:.1f} s, "
-                f"{args.clients} clients, {GATEWAYS} gateways, {args.web_workers} gunicorn workers, counting off; "
-                f"answers {dict(sorted(load['statuses'].items()))})"
-            )
-            stack.stop_server()
-            rate, inference = worker_rate(stack.environment, stack.database_url, stack.folder, args.frames)
-            print(
-                f"counting: {rate:.2f} frames/s end to end through one worker (csrnet-lite, 1024x768, "
-                f"{stack.environment['COUNTING_THREADS']} threads); inference {inference:.3f} s a frame, the rest "
-                f"{1 / rate - inference:.3f} s (decoding, heatmap, files, database)"
-            )
+        rates, counting = {}, ""
+        for storage in storages:
+            with ExitStack() as context:
+                variables = context.enter_context(loopback_bucket()) if storage == "s3" else {}
+                stack = context.enter_context(bench_stack(args.web_workers, variables))
+                load = upload_load(stack.url, stack.cameras, FRAME.read_bytes(), args.clients, args.seconds)
+                accepted = load["statuses"].get(202, 0)
+                rates[storage] = accepted / load["seconds"]
+                print(
+                    f"ingest, media on {STORAGE_NAMES[storage]}: {rates[storage]:.1f} accepted uploads/s ({accepted} "
+                    f"in {load['seconds']:.1f} s, {args.clients} clients, {GATEWAYS} gateways, {args.web_workers} "
+                    f"gunicorn workers, counting off; answers {dict(sorted(load['statuses'].items()))})",
+                    flush=True,
+                )
+                if storage == storages[-1]:  # its uploads are counted, by one worker
+                    stack.stop_server()
+                    rate, inference = worker_rate(stack.environment, stack.database_url, stack.folder, args.frames)
+                    counting = (
+                        f"counting, media on {STORAGE_NAMES[storage]}: {rate:.2f} frames/s end to end through one "
+                        f"worker (csrnet-lite, 1024x768, {stack.environment['COUNTING_THREADS']} threads); inference "
+                        f"{inference:.3f} s a frame, the rest {1 / rate - inference:.3f} s (decoding, heatmap, files, "
+                        "database)"
+                    )
+        if {"local", "s3"} <= rates.keys():
+            print(f"ingest, bucket / local disk: {rates['s3'] / rates['local']:.2f}")
+        print(counting)
     except RuntimeError as error:
         print(f"throughput: {error}", file=sys.stderr)
         return 1

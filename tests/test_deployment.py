@@ -112,3 +112,51 @@ def test_values_from_an_env_file_reach_the_services_and_unset_ones_keep_the_defa
     web = yaml.safe_load(result.stdout)["services"]["web"]["environment"]
     assert (web["DJANGO_SECRET_KEY"], web["LOG_FORMAT"], web["DJANGO_DEBUG"]) == ("from-env-file", "json", "false")
     assert web["EMAIL_PORT"] is None  # not set anywhere: not passed, so the settings' default holds
+
+
+WORKER_HOST = {
+    "DJANGO_SECRET_KEY": "test-secret",
+    "DATABASE_URL": "postgres://crowdscope:secret@db.example.org:5432/crowdscope",
+    "REDIS_URL": "redis://redis.example.org:6379/0",
+    "CROWDSCOPE_S3_BUCKET": "crowdscope-media",
+}
+
+
+def worker_compose_config(**environment: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in _settings_variables()} | environment
+    return subprocess.run(
+        ["docker-compose", "-f", str(REPO / "docker-compose.worker.yml"), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def test_the_worker_host_compose_file_runs_workers_on_the_shared_services_and_bucket_alone():
+    result = worker_compose_config(**WORKER_HOST)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert set(config["services"]) <= {"worker", "gpu-worker"} and "worker" in config["services"]
+    worker = config["services"]["worker"]
+    assert "healthcheck" in worker and "-Q count.csrnet-lite" in str(worker["command"])
+    assert "volumes" not in worker and not config.get("volumes"), "worker hosts share no disk"
+    assert "depends_on" not in worker  # PostgreSQL and Redis are the first host's
+    environment = worker["environment"]
+    assert environment["CROWDSCOPE_STORAGE"] == "s3" and environment["CROWDSCOPE_S3_BUCKET"] == "crowdscope-media"
+    assert (environment["DATABASE_URL"], environment["REDIS_URL"]) == (
+        WORKER_HOST["DATABASE_URL"],
+        WORKER_HOST["REDIS_URL"],
+    )
+    # Whatever docker-compose.yml passes to its services, a worker host passes too (unset: the settings' default).
+    main = yaml.safe_load((REPO / "docker-compose.yml").read_text())["x-app"]["environment"]
+    own = yaml.safe_load((REPO / "docker-compose.worker.yml").read_text())["x-app"]["environment"]
+    assert sorted(set(main) - set(own)) == ["MEDIA_ROOT"]
+
+
+@pytest.mark.parametrize("missing", ["DATABASE_URL", "REDIS_URL", "CROWDSCOPE_S3_BUCKET"])
+def test_a_worker_host_refuses_to_start_without_the_shared_services_or_the_bucket(missing):
+    result = worker_compose_config(**{key: value for key, value in WORKER_HOST.items() if key != missing})
+    assert result.returncode != 0
+    assert missing in result.stderr

@@ -2,6 +2,7 @@
 (SQLite, media under the project) and, with DEBUG off, a production that serves HTTPS only."""
 
 import ipaddress
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from counting.specs import ARCHITECTURE_NAMES
 from webapp.queues import (
     ADAPT_CAMERA,
     ADAPT_NEW_CAMERAS,
@@ -26,6 +28,7 @@ from webapp.queues import (
     SEND_DUE_REPORTS,
     SEND_REPORT_EMAIL,
     SWEEP_NOTIFICATIONS,
+    WARM_SITE_ANALYTICS,
 )
 
 
@@ -90,6 +93,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the time it gives holds everything else the request costs in this process.
+    "webapp.health.timing.ServerTimingMiddleware",
     "webapp.health.logs.RequestIdMiddleware",
     "webapp.health.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -174,13 +179,49 @@ STATICFILES_FINDERS = [
     "webapp.staticfinders.PlotlyFinder",
 ]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
 WHITENOISE_USE_FINDERS = DEBUG
+# Every stored file (frames, density maps, heatmaps, calibration frames and weights, report caches) goes through
+# Django's storage API: the local disk under MEDIA_ROOT (one host), or an S3-compatible bucket (MinIO, AWS, ...) that
+# web and worker hosts share without a shared disk. Objects are private: no ACL is set (the bucket's own, private,
+# applies) and no URL to the bucket is handed out; views stream the files after checking who asks.
+CROWDSCOPE_STORAGE = env.str("CROWDSCOPE_STORAGE", default="local")
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 # No MEDIA_URL: frames and density maps are served by views that check who is asking.
+if CROWDSCOPE_STORAGE == "local":
+    _media_storage: dict = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif CROWDSCOPE_STORAGE == "s3":
+    from botocore.config import Config as _BotoConfig
+
+    _media_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("CROWDSCOPE_S3_BUCKET"),
+            # Empty: AWS itself; MinIO or another S3-compatible server by its URL (http://minio:9000).
+            "endpoint_url": env.str("CROWDSCOPE_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("CROWDSCOPE_S3_REGION", default="us-east-1"),
+            # Empty: boto3 finds credentials itself (an instance role, ~/.aws).
+            "access_key": env.str("CROWDSCOPE_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("CROWDSCOPE_S3_SECRET_ACCESS_KEY", default="") or None,
+            # A folder of the bucket for this deployment's objects (empty: its root).
+            "location": env.str("CROWDSCOPE_S3_PREFIX", default=""),
+            "default_acl": None,
+            "querystring_auth": True,  # should a URL ever be made, it is signed and expires
+            # Two frames may share a name (the same image sent twice): each keeps its own object.
+            "file_overwrite": False,
+            # A bucket that is away answers an upload (503) or a worker (retry later) within seconds, not minutes.
+            "client_config": _BotoConfig(
+                connect_timeout=env.int("CROWDSCOPE_S3_TIMEOUT_SECONDS", default=5),
+                read_timeout=env.int("CROWDSCOPE_S3_TIMEOUT_SECONDS", default=5) * 6,
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
+        },
+    }
+else:
+    raise ImproperlyConfigured(f"CROWDSCOPE_STORAGE must be local or s3, not {CROWDSCOPE_STORAGE!r}")
+STORAGES = {
+    "default": _media_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -198,7 +239,8 @@ REST_FRAMEWORK = {
 # A gateway of 20 cameras at one frame a second sends 1,200 a minute.
 CROWDSCOPE_GATEWAY_RATE = env.str("CROWDSCOPE_GATEWAY_RATE", default="3000/min")
 CROWDSCOPE_USER_RATE = env.str("CROWDSCOPE_USER_RATE", default="600/min")
-# The rates are counted in this cache: Redis (redis://...) when several web processes serve, else in each process.
+# The rates are counted in this cache, and the site pages' figures of the hour kept there: Redis (redis://...) when
+# several web processes serve (compose sets it), else in each process.
 CROWDSCOPE_CACHE_URL = env.str("CROWDSCOPE_CACHE_URL", default="")
 CACHES = {
     "default": (
@@ -232,12 +274,14 @@ if CROWDSCOPE_FRAME_RETENTION not in ("keep", "delete", "downscale"):
     raise RuntimeError(
         f"CROWDSCOPE_FRAME_RETENTION must be keep, delete or downscale, not {CROWDSCOPE_FRAME_RETENTION!r}"
     )
-# Retention by age (days; 0: for ever), applied daily by the beat. Older frames' rows are folded into quarter-hour
-# counts per camera and zone (series of 15 minutes and more, reports and CSV read those), then deleted with their
-# files. Before that, each kind of file goes by its own age: frames are the most and the most private; heatmaps are
-# only drawn; density maps let zones be counted again.
-# Uploads are refused (503, Retry-After) while the media storage has less free: what is left holds the results of
-# frames already accepted. A worker that finds the disk full tries again after this long, doubling to 15 minutes.
+# Retention by age (days; 0: for ever), applied daily by the beat. Older frames' rows are deleted with their files
+# (on PostgreSQL, whole days as partitions dropped); their counts stay in the quarter-hour counts per camera and zone
+# kept as they are counted (series of 15 minutes and more, reports and CSV read those). Before that, each kind of file
+# goes by its own age: frames are the most and the most private; heatmaps are only drawn; density maps let zones be
+# counted again.
+# Uploads are refused (503, Retry-After) while the local media disk has less free: what is left holds the results of
+# frames already accepted (a bucket has no free space to read: it says it is full by refusing writes, answered alike).
+# A worker that finds the storage full or unreachable tries again after this long, doubling to 15 minutes.
 CROWDSCOPE_MIN_FREE_MB = env.int("CROWDSCOPE_MIN_FREE_MB", default=1024)
 CROWDSCOPE_STORAGE_RETRY_SECONDS = env.int("CROWDSCOPE_STORAGE_RETRY_SECONDS", default=60)
 CROWDSCOPE_KEEP_FRAME_ROWS_DAYS = env.int("CROWDSCOPE_KEEP_FRAME_ROWS_DAYS", default=90)
@@ -262,8 +306,26 @@ if COUNTING_PRECISION not in ("auto", "fp32", "bf16"):
     raise ImproperlyConfigured(f"COUNTING_PRECISION must be auto, fp32 or bf16, not {COUNTING_PRECISION!r}")
 COUNTING_DEVICE = env.str("COUNTING_DEVICE", default="cpu")
 COUNTING_THREADS = env.int("COUNTING_THREADS", default=0) or None
+# Frames of these models go to the batched count task, on the same count.<model> queue (empty: every frame is counted
+# by itself; full CSRNet, by default, is for a GPU host): its worker, running a pool of threads, counts up to
+# CROWDSCOPE_COUNT_BATCH_SIZE of them, of any cameras, in one forward pass (docs/deploying.md). The first frame of a
+# batch waits at most CROWDSCOPE_COUNT_BATCH_WAIT_MS for others: latency when frames are few; a backlog fills batches.
+CROWDSCOPE_BATCHED_MODELS = [name.strip() for name in env.list("CROWDSCOPE_BATCHED_MODELS", default=["csrnet"])]
+if _unknown_models := sorted(set(CROWDSCOPE_BATCHED_MODELS) - set(ARCHITECTURE_NAMES)):
+    raise ImproperlyConfigured(
+        f"CROWDSCOPE_BATCHED_MODELS: no model {', '.join(_unknown_models)}; models: {', '.join(ARCHITECTURE_NAMES)}"
+    )
+CROWDSCOPE_COUNT_BATCH_SIZE = env.int("CROWDSCOPE_COUNT_BATCH_SIZE", default=16)
+if CROWDSCOPE_COUNT_BATCH_SIZE < 1:
+    raise ImproperlyConfigured(f"CROWDSCOPE_COUNT_BATCH_SIZE must be 1 or more, not {CROWDSCOPE_COUNT_BATCH_SIZE}")
+CROWDSCOPE_COUNT_BATCH_WAIT_MS = env.int("CROWDSCOPE_COUNT_BATCH_WAIT_MS", default=200)
 # Calibrated weights of cameras kept in memory per worker process (the least recently used is dropped).
 CROWDSCOPE_WEIGHTS_CACHE = env.int("CROWDSCOPE_WEIGHTS_CACHE", default=4)
+# Where a worker host keeps its copies of stored weights files (torch loads from a file): fetched once per host, again
+# when the stored object changes. Nothing else lives there; deleting it costs one download per weights file.
+CROWDSCOPE_WEIGHTS_CACHE_DIR = Path(
+    env.str("CROWDSCOPE_WEIGHTS_CACHE_DIR", default=str(Path(tempfile.gettempdir()) / "crowdscope-weights"))
+)
 # Calibration jobs: epochs of each fine-tune (0: the library's default) and where they run; further
 # counting.calibration.CalibrationConfig fields by name in CROWDSCOPE_CALIBRATION_OPTIONS (the tests use small crops).
 CROWDSCOPE_CALIBRATION_EPOCHS = env.int("CROWDSCOPE_CALIBRATION_EPOCHS", default=0)
@@ -339,6 +401,9 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-notifications": {"task": SWEEP_NOTIFICATIONS, "schedule": 60.0},
     # Each hour's mean against the camera's usual level (webapp.alerts.unusual), once the hour's frames are in.
     "check-unusual-levels": {"task": CHECK_UNUSUAL_LEVELS, "schedule": crontab(minute=5)},
+    # The site pages' figures of the hour just begun (webapp.dashboard.site_figures), once its last frames are counted;
+    # each quarter hour, for sites whose clock is a half or quarter hour off.
+    "warm-site-analytics": {"task": WARM_SITE_ANALYTICS, "schedule": crontab(minute="6,21,36,51")},
     # New cameras with enough frames adapt themselves (CROWDSCOPE_ADAPTATION_AUTO); a database query when none does.
     "adapt-new-cameras": {"task": ADAPT_NEW_CAMERAS, "schedule": 300.0},
 }

@@ -12,14 +12,17 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from counting.engine import FrameBatcher
 from counting.images import ImageError, load_rgb
 from counting.models import WeightsError
 from webapp.alerts.unusual import check_last_hour
 from webapp.calibration.models import TIME_LIMIT as CALIBRATION_TIME_LIMIT
+from webapp.dashboard.site_figures import WARM_WITHIN, warm_site_figures
 from webapp.ingest import retention
-from webapp.ingest.models import Frame, storage_is_full
+from webapp.ingest.models import Frame
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
+from webapp.ingest.storage import StorageUnavailable, read_media_file
 from webapp.notifications.dispatch import RETRY_DELAYS, attempt, notify_alert_changes, sweep
 from webapp.queues import (
     ADAPT_CAMERA,
@@ -28,6 +31,7 @@ from webapp.queues import (
     CALIBRATE_CAMERA,
     CHECK_UNUSUAL_LEVELS,
     COUNT_FRAME,
+    COUNT_FRAME_IN_BATCH,
     DELIVER_NOTIFICATION,
     EXPIRE_BY_AGE,
     GENERATE_REPORT,
@@ -36,6 +40,7 @@ from webapp.queues import (
     SEND_DUE_REPORTS,
     SEND_REPORT_EMAIL,
     SWEEP_NOTIFICATIONS,
+    WARM_SITE_ANALYTICS,
 )
 from workers.celery_app import app
 from workers.engines import camera_engine
@@ -50,6 +55,9 @@ STORAGE_RETRIES = 20  # every 15 minutes at most: about four and a half hours
 
 
 class CountFrameTask(Task):
+    # None: each frame is counted by itself.
+    batcher: FrameBatcher | None = None
+
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         """Out of retries, or an error nobody expected: the frame says why, and stays failed."""
         frame = Frame.objects.filter(pk=args[0]).first()
@@ -63,20 +71,28 @@ class CountFrameTask(Task):
             frame.mark_waiting()
 
 
-@app.task(
-    name=COUNT_FRAME,
-    base=CountFrameTask,
-    bind=True,
+class BatchCountFrameTask(CountFrameTask):
+    """Counts the frame in one forward pass with those that the worker's other threads count meanwhile. Its worker runs
+    a pool of threads (`--pool threads`), at least as many as a batch holds (prefetching as many messages); with
+    twice as many, one batch is stored while the next is counted."""
+
+    batcher = FrameBatcher(settings.CROWDSCOPE_COUNT_BATCH_SIZE, settings.CROWDSCOPE_COUNT_BATCH_WAIT_MS / 1000)
+
+
+COUNT_FRAME_OPTIONS = {
+    "bind": True,
     # Acknowledged when done, and handed to another worker if this one dies mid-task.
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=120,
-    retry_jitter=True,
-    max_retries=6,
-)
-def count_frame(self, frame_id: int) -> float | None:
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 6,
+}
+
+
+def _count_frame(self: CountFrameTask, frame_id: int) -> float | None:
     frame = Frame.objects.select_related("camera__active_weights").filter(pk=frame_id).first()
     if frame is None:
         log.warning("frame %s no longer exists", frame_id)
@@ -90,15 +106,13 @@ def count_frame(self, frame_id: int) -> float | None:
         )
         return None
     try:
-        rgb, counted = count_stored_frame(frame)
+        rgb, counted = count_stored_frame(frame, self.batcher)
+        result = store_result(frame, counted)
     except (WeightsError, ImageError, FileNotFoundError) as error:
         frame.mark_failed(str(error))
         return None
-    try:
-        result = store_result(frame, counted)
-    except OSError as error:
-        if not storage_is_full(error):
-            raise
+    except StorageUnavailable as error:
+        # Full, or a bucket that refuses or does not answer: the frame waits in the queue, nothing is lost.
         log.warning("frame %s: %s; trying again later", frame.pk, error)
         later = min(settings.CROWDSCOPE_STORAGE_RETRY_SECONDS * 2**self.request.retries, 900)
         raise self.retry(exc=error, countdown=later, max_retries=STORAGE_RETRIES) from error
@@ -109,14 +123,22 @@ def count_frame(self, frame_id: int) -> float | None:
     return result.count
 
 
-def count_stored_frame(frame: Frame) -> tuple[np.ndarray, Counted]:
-    """Decode the frame's stored image and count it with the weights its camera uses now (calibrated or default).
+count_frame = app.task(name=COUNT_FRAME, base=CountFrameTask, **COUNT_FRAME_OPTIONS)(_count_frame)
+# The same work and the same failures and retries, per frame, for the models of CROWDSCOPE_BATCHED_MODELS.
+count_frame_in_batch = app.task(name=COUNT_FRAME_IN_BATCH, base=BatchCountFrameTask, **COUNT_FRAME_OPTIONS)(
+    _count_frame
+)
 
-    Raises WeightsError, ImageError or FileNotFoundError (the image or the calibrated weights are gone)."""
+
+def count_stored_frame(frame: Frame, batcher: FrameBatcher | None = None) -> tuple[np.ndarray, Counted]:
+    """Decode the frame's stored image and count it with the weights its camera uses now (calibrated or default), by
+    itself or in a batch of `batcher`'s.
+
+    Raises WeightsError, ImageError or FileNotFoundError (the image or the calibrated weights are gone), or
+    StorageUnavailable (the media storage cannot be read now)."""
     engine, version = camera_engine(frame.camera)
-    with frame.image.open("rb") as handle:
-        rgb = load_rgb(handle.read())
-    counted = engine.count(rgb)
+    rgb = load_rgb(read_media_file(frame.image))
+    counted = engine.count(rgb) if batcher is None else batcher.count(engine, rgb)
     return rgb, Counted.of_density(frame.camera, counted.density, counted.count, engine.arch, version, counted.ms)
 
 
@@ -302,3 +324,10 @@ def check_unusual_levels() -> int:
         changes = check_last_hour(timezone.now())
         notify_alert_changes(changes)
     return len(changes.raised)
+
+
+@app.task(name=WARM_SITE_ANALYTICS)
+def warm_site_analytics() -> int:
+    """Every quarter hour (the beat): the site pages' figures of each site whose local hour has just begun, computed
+    into the cache the web processes read; how many sites."""
+    return len(warm_site_figures(timezone.now(), begun_within=WARM_WITHIN))

@@ -1,5 +1,7 @@
 """A running stack for end-to-end tests: its own database (PostgreSQL or SQLite), a Redis database, gunicorn and a
-real Celery worker process, all started as separate processes the way an operator runs them."""
+real Celery worker process, all started as separate processes the way an operator runs them. Its media storage is the
+run's (tests/settings.py): MEDIA_ROOT in the stack's folder, or under CROWDSCOPE_TEST_STORAGE=s3 a folder of its own
+in the session's bucket."""
 
 from __future__ import annotations
 
@@ -13,20 +15,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import psycopg
 import pytest
 import redis
 import requests
 
-from tests.conftest import REPO
+from tests.conftest import REPO, S3Server
 from tests.loopback import free_port
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379"
 # Redis databases 10 and up are the tests'; each stack flushes its own.
-REDIS_DATABASES = {"postgresql": 10, "sqlite": 11, "edge": 12, "adaptation": 13, "full-disk": 15}
+REDIS_DATABASES = {"postgresql": 10, "sqlite": 11, "edge": 12, "adaptation": 13, "two-hosts": 14, "full-disk": 15}
 QUEUES = "count.csrnet-lite,count.csrnet,default,reports"
 
 
@@ -65,16 +67,22 @@ class Stack:
                 time.sleep(0.3)
         raise AssertionError(f"gunicorn did not answer; see {self.folder / 'web.log'}")
 
-    def start_worker(self, name: str = "worker", queues: str = QUEUES) -> subprocess.Popen:
+    def start_worker(self, name: str = "worker", queues: str = QUEUES, **environment: str) -> subprocess.Popen:
+        """A worker process named `name` (its log: `name.log`), `environment` added to the stack's (a host of its
+        own: its own MEDIA_ROOT, weights cache)."""
         command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues]
         command += ["-c", "1", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"]
+        command += ["--loglevel", "INFO"]  # as compose runs them: what each task did is in its worker's log
         # Its own process group, so that killing it takes the pool's child process too (a host dying).
-        self.processes[name] = self._spawn(name, command, start_new_session=True)
+        self.processes[name] = self._spawn(name, command, environment, start_new_session=True)
         return self.processes[name]
 
-    def _spawn(self, name: str, command: list[str], **options) -> subprocess.Popen:
+    def _spawn(
+        self, name: str, command: list[str], environment: dict[str, str] | None = None, **options
+    ) -> subprocess.Popen:
         log = (self.folder / f"{name}.log").open("ab")
-        return subprocess.Popen(command, cwd=REPO, env=self.environment, stdout=log, stderr=log, **options)
+        env = self.environment | (environment or {})
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log, **options)
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name)
@@ -100,9 +108,15 @@ class Stack:
         with psycopg.connect(self.database_url) as connection:
             return connection.execute(sql).fetchall()
 
-    def stored_files(self) -> list[Path]:
-        media = Path(self.environment["MEDIA_ROOT"])
-        return sorted(path for path in media.rglob("*") if path.is_file())
+    def stored_files(self) -> list[Path] | list[PurePosixPath]:
+        """Every media file: the paths under MEDIA_ROOT, or the keys in the stack's folder of the bucket (relative
+        to it, so `.name`, `.suffix` and `.parts` read the same)."""
+        if self.environment.get("CROWDSCOPE_STORAGE") != "s3":
+            media = Path(self.environment["MEDIA_ROOT"])
+            return sorted(path for path in media.rglob("*") if path.is_file())
+        prefix = self.environment["CROWDSCOPE_S3_PREFIX"]
+        bucket = S3Server(self.environment["CROWDSCOPE_S3_ENDPOINT_URL"], self.environment["CROWDSCOPE_S3_BUCKET"])
+        return [PurePosixPath(key).relative_to(prefix) for key in bucket.keys(prefix)]
 
     def queued_messages(self) -> int:
         client = redis.Redis.from_url(self.environment["REDIS_URL"])
@@ -195,6 +209,8 @@ def running_stack(
         # A worker host that vanishes leaves its task unacknowledged; Redis hands it out again after this long.
         "CELERY_VISIBILITY_TIMEOUT": "20",
         "LOG_LEVEL": "INFO",
+        # The stack's own folder of the bucket, when the run's storage is one (an empty bucket, as its database is).
+        "CROWDSCOPE_S3_PREFIX": f"e2e/{folder.name}-{uuid.uuid4().hex[:8]}",
         **settings,
     }
     environment.pop("CROWDSCOPE_TASKS_IN_PROCESS", None)

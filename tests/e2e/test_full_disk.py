@@ -64,6 +64,7 @@ def wait_for_log(stack: Stack, text: str, times: int, timeout: float = 120) -> N
 def test_a_full_disk_makes_uploads_wait_and_loses_no_accepted_frame(small_disk, tmp_path, shanghaitech):
     frames = [shanghaitech / "part_B" / "test" / "images" / f"IMG_{number}.jpg" for number in (1, 2, 3)]
     settings = {"MEDIA_ROOT": str(small_disk), "CROWDSCOPE_MIN_FREE_MB": "1", "CROWDSCOPE_STORAGE_RETRY_SECONDS": "2"}
+    settings |= {"CROWDSCOPE_STORAGE": "local"}  # the local disk, whatever the run's storage
     (tmp_path / "stack").mkdir()
     with running_stack("postgresql", tmp_path / "stack", REDIS_DATABASES["full-disk"], **settings) as stack:
         camera = stack.cameras["main"]

@@ -7,7 +7,6 @@ adapted version; what the camera page says the count rests on."""
 import io
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from PIL import Image
 from counting.engine import CountingEngine, resolve_precision
 from counting.images import load_rgb
 from counting.models import default_weights, read_checkpoint
-from tests.webapp.conftest import make_gateway, store_frame, token_client
+from tests.webapp.conftest import make_gateway, replace_stored, store_frame, stored_bytes, stored_copy, token_client
 from tests.webapp.test_calibration_jobs import FRAMES, folder, mark_folder  # noqa: F401  (`folder` is a fixture)
 from webapp import queues
 from webapp.accounts.roles import Role
@@ -155,7 +154,7 @@ def test_an_adaptation_switches_the_camera_records_its_figures_and_recounts_its_
     assert version.weights.name == f"calibration/{camera.pk}/weights/v1.pt"
     assert version.onnx.name == f"calibration/{camera.pk}/weights/v1.onnx" and version.onnx.size > 0
     # Adapted from the default weights, whose statistics the checkpoint's meta records beside the rule.
-    meta = read_checkpoint(version.weights.path)["meta"]["adaptation"]
+    meta = read_checkpoint(stored_copy(version.weights))["meta"]["adaptation"]
     assert meta["base_weights"] == str(default_weights(camera.counting_model)) and meta["strength"] == 0.5
     day = f"{version.frames_from.day} {version.frames_from:%b}"
     assert version.summary == (
@@ -168,11 +167,14 @@ def test_an_adaptation_switches_the_camera_records_its_figures_and_recounts_its_
     assert operator.get(job["recount_url"]).json()["status"] == "done"
     assert recount.status == "done" and recount.frames == len(frames), recount.message
     adapted = CountingEngine(
-        "csrnet-lite", version.weights.path, precision=settings.COUNTING_PRECISION, device=settings.COUNTING_DEVICE
+        "csrnet-lite",
+        stored_copy(version.weights),
+        precision=settings.COUNTING_PRECISION,
+        device=settings.COUNTING_DEVICE,
     )
     for frame in Frame.objects.filter(camera=camera).select_related("result"):
         assert frame.result.model_version.startswith(f"cam{camera.pk}-v1 v1.pt@")
-        expected = adapted.count(load_rgb(frame.image.path)).count
+        expected = adapted.count(load_rgb(stored_bytes(frame.image.name))).count
         assert frame.result.count == pytest.approx(expected, rel=1e-4, abs=1e-4)
 
     # The versions list shows it with its summary; the gateway gets its ONNX as it gets a calibrated one.
@@ -198,7 +200,7 @@ def test_the_camera_keeps_its_weights_when_the_library_finds_they_fit(camera, se
     assert camera.active_weights is None and not WeightsVersion.objects.exists() and not RecountJob.objects.exists()
 
 
-def test_a_job_that_cannot_run_fails_and_the_camera_keeps_its_weights(camera, media_root):
+def test_a_job_that_cannot_run_fails_and_the_camera_keeps_its_weights(camera):
     kept = calibrated_version(camera, 1)
     use(camera, kept)
 
@@ -219,8 +221,8 @@ def test_a_job_that_cannot_run_fails_and_the_camera_keeps_its_weights(camera, me
 
     # Enough frames, but one is unreadable and one was downscaled by retention: both are skipped, too few are left.
     broken, downscaled = counted_frames(camera, 2, hours=2, first_seed=100)
-    Path(broken.image.path).write_bytes(b"not an image")
-    Path(downscaled.image.path).write_bytes(drawn_jpeg(7, (32, 24)))
+    replace_stored(broken.image.name, b"not an image")
+    replace_stored(downscaled.image.name, drawn_jpeg(7, (32, 24)))
     skipped = run()
     assert skipped.status == "failed"
     assert f"3 of camera {camera.pk}'s stored frames can be used (2 skipped" in skipped.message
@@ -287,7 +289,7 @@ def test_adapting_again_starts_from_the_default_weights_once_at_a_time(
     camera.refresh_from_db()
     assert camera.active_weights == v3 and v3.kind == v2.kind == "adapted" and v3.base is None
     default = str(default_weights(camera.counting_model))
-    assert read_checkpoint(v3.weights.path)["meta"]["adaptation"]["base_weights"] == default
+    assert read_checkpoint(stored_copy(v3.weights))["meta"]["adaptation"]["base_weights"] == default
     listed = operator.get(url).json()
     assert [job["version"] for job in listed] == [3, 2]
 
@@ -377,11 +379,13 @@ def test_a_calibration_tunes_the_adapted_version_and_its_guard_measures_against_
     assert camera.active_weights == tuned and tuned.kind == "calibrated" and tuned.base == adapted
     # The guard's "before" is the adapted weights' error on the marked frames, counted whole as workers count.
     precision = resolve_precision(settings.COUNTING_PRECISION, settings.COUNTING_DEVICE)
-    before = CountingEngine("csrnet-lite", adapted.weights.path, precision=precision)
-    errors = [abs(before.count(load_rgb(frame.image.path)).count - frame.count) for frame in marked]
+    before = CountingEngine("csrnet-lite", stored_copy(adapted.weights), precision=precision)
+    errors = [abs(before.count(load_rgb(stored_bytes(frame.image.name))).count - frame.count) for frame in marked]
     assert calibration.held_out_mae_before == pytest.approx(np.mean(errors), rel=1e-3)
     default = CountingEngine("csrnet-lite", precision=precision)
-    default_mae = np.mean([abs(default.count(load_rgb(frame.image.path)).count - frame.count) for frame in marked])
+    default_mae = np.mean(
+        [abs(default.count(load_rgb(stored_bytes(frame.image.name))).count - frame.count) for frame in marked]
+    )
     assert abs(default_mae - calibration.held_out_mae_before) > 0.01
     assert tuned.basis.startswith("Adapted, then calibrated: about ±")
     assert len(marked) == FRAMES

@@ -92,7 +92,7 @@ def test_a_result_sent_again_with_its_key_is_stored_once(api, camera):
         ({"colour": "red"}, "colour"),
     ],
 )
-def test_bad_results_are_refused_and_nothing_is_stored(api, camera, media_root, changes, field):
+def test_bad_results_are_refused_and_nothing_is_stored(api, camera, changes, field):
     density = changes.pop("density", None)
     sent = fields(camera, density if density is not None else None, **changes)
     if density is not None:
@@ -100,7 +100,7 @@ def test_bad_results_are_refused_and_nothing_is_stored(api, camera, media_root, 
     response = api.post(URL, sent, format="multipart")
     assert response.status_code == 400, response.content
     assert field in response.json()
-    assert not Frame.objects.exists() and stored_files(media_root) == []
+    assert not Frame.objects.exists() and stored_files() == []
 
 
 def test_a_map_that_would_inflate_far_past_its_size_is_refused_from_its_header(api, camera):

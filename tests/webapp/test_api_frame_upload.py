@@ -16,7 +16,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from tests.hostile_files import text_bomb_png
-from tests.webapp.conftest import FRAMES_URL, image_file, make_gateway, stored_files, token_client
+from tests.webapp.conftest import FRAMES_URL, image_file, make_gateway, stored_bytes, stored_files, token_client
 from webapp.ingest.models import Frame
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +48,7 @@ def post_frame(client, camera_id, data: bytes | None, **extra):
     return client.post(FRAMES_URL, body, format="multipart", **extra)
 
 
-def test_a_real_frame_is_stored_and_queued(api, camera, jpeg_bytes, media_root, django_capture_on_commit_callbacks):
+def test_a_real_frame_is_stored_and_queued(api, camera, jpeg_bytes, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
         response = post_frame(api, camera.pk, jpeg_bytes)
 
@@ -63,8 +63,8 @@ def test_a_real_frame_is_stored_and_queued(api, camera, jpeg_bytes, media_root, 
     assert (frame.width, frame.height) == (1024, 768)
     assert frame.gateway.name == "station-gateway"
     assert frame.image.name.endswith(".jpg")
-    assert stored_files(media_root) == [media_root / frame.image.name]
-    assert (media_root / frame.image.name).read_bytes() == jpeg_bytes
+    assert stored_files() == [frame.image.name]
+    assert stored_bytes(frame.image.name) == jpeg_bytes
     assert len(callbacks) == 1, "one count task is sent once the frame is committed"
 
 
@@ -103,7 +103,7 @@ def test_captured_at_defaults_to_the_time_received(api, camera, small_jpeg_bytes
 
 
 def test_a_retry_with_the_same_idempotency_key_returns_the_first_frame(
-    api, camera, small_jpeg_bytes, media_root, django_capture_on_commit_callbacks
+    api, camera, small_jpeg_bytes, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as first_callbacks:
         first = post_frame(api, camera.pk, small_jpeg_bytes, HTTP_IDEMPOTENCY_KEY="cam1-2025-03-10T08:15:30")
@@ -115,7 +115,7 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_first_frame(
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json()["id"] == first.json()["id"]
     assert Frame.objects.count() == 1
-    assert len(stored_files(media_root)) == 1
+    assert len(stored_files()) == 1
     assert (len(first_callbacks), len(retry_callbacks)) == (1, 0)
 
 
@@ -248,7 +248,7 @@ BAD_REQUESTS = [
 
 @pytest.mark.parametrize(("expected", "says", "send"), BAD_REQUESTS, ids=[case[-1].__name__ for case in BAD_REQUESTS])
 def test_a_bad_upload_is_refused_and_stores_nothing(
-    expected, says, send, api, camera, other_gateway, other_camera, jpeg_bytes, settings, media_root,
+    expected, says, send, api, camera, other_gateway, other_camera, jpeg_bytes, settings,
     django_capture_on_commit_callbacks,
 ):  # fmt: skip
     ctx = SimpleNamespace(api=api, camera=camera, other_camera=other_camera, jpeg=jpeg_bytes, settings=settings)
@@ -259,18 +259,19 @@ def test_a_bad_upload_is_refused_and_stores_nothing(
     assert response["Content-Type"] == "application/json"
     assert says in json.dumps(response.json())
     assert Frame.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert stored_files() == []
     assert callbacks == []
 
 
-def test_uploads_wait_while_the_storage_is_under_its_reserve(api, camera, jpeg_bytes, settings, media_root):
+def test_uploads_wait_while_the_storage_is_under_its_reserve(api, camera, jpeg_bytes, settings, local_disk):
+    """The local disk's free space: a bucket says it is full by refusing writes (test_object_storage.py)."""
     settings.CROWDSCOPE_MIN_FREE_MB = 2**40  # more than any disk has free
 
     refused = post_frame(api, camera.pk, jpeg_bytes)
     assert refused.status_code == 503, refused.content
     assert refused["Retry-After"] == "60"
     assert "under its reserve of 1099511627776 MB: nothing was stored" in refused.json()["detail"]
-    assert Frame.objects.count() == 0 and stored_files(media_root) == []
+    assert Frame.objects.count() == 0 and stored_files() == []
 
     settings.CROWDSCOPE_MIN_FREE_MB = 0
     assert post_frame(api, camera.pk, jpeg_bytes).status_code == 202

@@ -27,8 +27,8 @@ def post_json(client, path: str, body: object):
     return client.post(path, json.dumps(body), content_type="application/json")
 
 
-def marked_files(media_root) -> list:
-    return stored_files(media_root / "calibration") if (media_root / "calibration").exists() else []
+def marked_files() -> list:
+    return stored_files("calibration")
 
 
 def mark(camera, data: bytes, points: list, frame: Frame | None = None) -> MarkedFrame:
@@ -68,7 +68,7 @@ def done_frame(camera, data: bytes, count: float, density: np.ndarray | None = N
 # ---- marked frames -------------------------------------------------------------------------------------------------
 
 
-def test_an_operator_marks_an_uploaded_frame_and_the_image_is_copied(operator, camera, small_jpeg_bytes, media_root):
+def test_an_operator_marks_an_uploaded_frame_and_the_image_is_copied(operator, camera, small_jpeg_bytes):
     frame = store_frame(camera, small_jpeg_bytes)
 
     response = post_json(operator, url(camera, "marked-frames/"), {"frame": frame.pk, "points": [[10, 20], [319.5, 0]]})
@@ -104,7 +104,7 @@ def test_an_image_that_was_never_a_frame_is_marked_with_multipart(operator, came
         ("[[1, 2]]", "list"),
     ],
 )
-def test_bad_points_are_refused_and_nothing_is_stored(operator, camera, small_jpeg_bytes, media_root, points, says):
+def test_bad_points_are_refused_and_nothing_is_stored(operator, camera, small_jpeg_bytes, points, says):
     frame = store_frame(camera, small_jpeg_bytes)
     body = json.dumps({"frame": frame.pk, "points": points}).replace('"INF"', "1e999")  # parses as infinity
 
@@ -112,17 +112,17 @@ def test_bad_points_are_refused_and_nothing_is_stored(operator, camera, small_jp
 
     assert response.status_code == 400
     assert says in response.json()["points"][0]
-    assert not MarkedFrame.objects.exists() and marked_files(media_root) == []
+    assert not MarkedFrame.objects.exists() and marked_files() == []
 
 
-def test_a_frame_of_another_camera_is_refused(operator, camera, other_camera, small_jpeg_bytes, media_root):
+def test_a_frame_of_another_camera_is_refused(operator, camera, other_camera, small_jpeg_bytes):
     theirs = store_frame(other_camera, small_jpeg_bytes)
 
     response = post_json(operator, url(camera, "marked-frames/"), {"frame": theirs.pk, "points": []})
 
     assert response.status_code == 400
     assert f"frame {theirs.pk} is a frame of camera {other_camera.pk}" in response.json()["frame"][0]
-    assert not MarkedFrame.objects.exists() and marked_files(media_root) == []
+    assert not MarkedFrame.objects.exists() and marked_files() == []
 
 
 def test_a_frame_is_marked_once_then_edited(operator, camera, small_jpeg_bytes):
@@ -140,16 +140,14 @@ def test_a_frame_is_marked_once_then_edited(operator, camera, small_jpeg_bytes):
     assert MarkedFrame.objects.get(pk=first["id"]).points == [[5.0, 6.0], [7.0, 8.0]]  # the refused edit lost nothing
 
 
-def test_deleting_a_marking_deletes_its_copy(
-    operator, camera, small_jpeg_bytes, media_root, django_capture_on_commit_callbacks
-):
+def test_deleting_a_marking_deletes_its_copy(operator, camera, small_jpeg_bytes, django_capture_on_commit_callbacks):
     marked = mark(camera, small_jpeg_bytes, [[1, 1]])
 
     with django_capture_on_commit_callbacks(execute=True):
         response = operator.delete(url(camera, f"marked-frames/{marked.pk}/"))
 
     assert response.status_code == 204
-    assert not MarkedFrame.objects.exists() and marked_files(media_root) == []
+    assert not MarkedFrame.objects.exists() and marked_files() == []
 
 
 def test_viewers_read_operators_write_gateways_have_no_access(sign_in, camera, gateway, small_jpeg_bytes):

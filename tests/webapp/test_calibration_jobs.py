@@ -17,7 +17,7 @@ from PIL import Image
 
 from counting.engine import CountingEngine
 from counting.images import load_rgb
-from tests.webapp.conftest import ago, store_frame
+from tests.webapp.conftest import ago, store_frame, stored_copy
 from webapp.calibration.models import CalibrationJob, MarkedFrame, RecountJob, WeightsVersion
 from webapp.ingest.models import Frame
 from workers.tasks import count_frame
@@ -76,7 +76,7 @@ def mark_folder(camera, folder: Path, points=None) -> list[MarkedFrame]:
 
 
 def test_a_calibration_switches_the_camera_and_its_frames_name_the_version(
-    operator, camera, folder, tiny_tuning, eager, media_root, django_capture_on_commit_callbacks
+    operator, camera, folder, tiny_tuning, eager, django_capture_on_commit_callbacks
 ):
     mark_folder(camera, folder)
     earlier = store_frame(camera, (folder / "frame-1.jpg").read_bytes(), captured_at=ago(hours=2))
@@ -103,7 +103,7 @@ def test_a_calibration_switches_the_camera_and_its_frames_name_the_version(
     count_frame.apply(args=[frame.pk]).get()
     result = Frame.objects.get(pk=frame.pk).result
     assert result.model_version.startswith(f"cam{camera.pk}-v1 v1.pt@")
-    tuned = CountingEngine("csrnet-lite", version.weights.path).count(load_rgb(folder / "frame-2.jpg")).count
+    tuned = CountingEngine("csrnet-lite", stored_copy(version.weights)).count(load_rgb(folder / "frame-2.jpg")).count
     assert result.count == pytest.approx(tuned, rel=1e-4)
 
     # A recount of the earlier period replaces the default weights' result with the tuned one.

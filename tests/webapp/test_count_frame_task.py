@@ -1,18 +1,20 @@
 """The count task run in this process with the real model: what it stores, once only, and what it keeps of the frame."""
 
 import errno
+import io
+import posixpath
 from datetime import timedelta
 
 import numpy as np
 import pytest
-from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.utils import timezone
 from PIL import Image
 
 from counting.engine import CountingEngine
 from counting.images import load_rgb
 from counting.zones import zone_counts
-from tests.webapp.conftest import halves, store_frame, stored_files
+from tests.webapp.conftest import halves, replace_stored, store_frame, stored_bytes, stored_files
 from webapp.cameras.models import Zone
 from webapp.ingest.models import Frame, Result, ZoneCount
 from webapp.ingest.results import Counted, store_result
@@ -62,7 +64,7 @@ def test_zone_counts_integrate_the_stored_density(camera, jpeg_bytes):
     assert 0 < stored[min(stored)].count < result.count
 
 
-def test_a_frame_is_never_counted_twice(camera, small_jpeg_bytes, media_root):
+def test_a_frame_is_never_counted_twice(camera, small_jpeg_bytes):
     """A redelivered task, and a racing delivery that reaches the store step second, leave one result."""
     for name, polygon in halves(320, 240).items():
         Zone.objects.create(camera=camera, name=name, polygon=polygon)
@@ -76,13 +78,13 @@ def test_a_frame_is_never_counted_twice(camera, small_jpeg_bytes, media_root):
     assert list(Result.objects.values_list("pk", "count")) == [(first.pk, first.count)]
     assert ZoneCount.objects.count() == 2
     assert Frame.objects.get(pk=frame.pk).status == Frame.Status.DONE
-    results = [path.name for path in stored_files(media_root / "results")]
+    results = [posixpath.basename(name) for name in stored_files("results")]
     assert sorted(name.split("-", 1)[1] for name in results) == ["density.npz", "heatmap.png"]
 
 
-def test_a_corrupt_stored_frame_fails_with_a_readable_error(camera, jpeg_bytes, media_root):
+def test_a_corrupt_stored_frame_fails_with_a_readable_error(camera, jpeg_bytes):
     frame = store_frame(camera, jpeg_bytes)
-    (media_root / frame.image.name).write_bytes(jpeg_bytes[: len(jpeg_bytes) // 3])
+    replace_stored(frame.image.name, jpeg_bytes[: len(jpeg_bytes) // 3])
 
     frame = run_task(frame)
 
@@ -91,9 +93,9 @@ def test_a_corrupt_stored_frame_fails_with_a_readable_error(camera, jpeg_bytes, 
     assert not Result.objects.exists()
 
 
-def test_a_missing_stored_frame_fails(camera, jpeg_bytes, media_root):
+def test_a_missing_stored_frame_fails(camera, jpeg_bytes):
     frame = store_frame(camera, jpeg_bytes)
-    (media_root / frame.image.name).unlink()
+    default_storage.delete(frame.image.name)
 
     frame = run_task(frame)
 
@@ -102,38 +104,38 @@ def test_a_missing_stored_frame_fails(camera, jpeg_bytes, media_root):
     assert not Result.objects.exists()
 
 
-def test_retention_delete_removes_the_frame_after_counting(camera, jpeg_bytes, settings, media_root):
+def test_retention_delete_removes_the_frame_after_counting(camera, jpeg_bytes, settings):
     settings.CROWDSCOPE_FRAME_RETENTION = "delete"
     frame = store_frame(camera, jpeg_bytes)
-    path = media_root / frame.image.name
+    name = frame.image.name
 
     frame = run_task(frame)
 
     assert frame.status == Frame.Status.DONE
     assert not frame.image
-    assert not path.exists()
-    assert stored_files(media_root / "frames") == []
+    assert not default_storage.exists(name)
+    assert stored_files("frames") == []
 
 
-def test_retention_downscale_keeps_a_small_jpeg(camera, jpeg_bytes, settings, media_root):
+def test_retention_downscale_keeps_a_small_jpeg(camera, jpeg_bytes, settings):
     settings.CROWDSCOPE_FRAME_RETENTION = "downscale"
     settings.CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = 200
     frame = store_frame(camera, jpeg_bytes)
-    original = media_root / frame.image.name
+    original = frame.image.name
 
     frame = run_task(frame)
 
     assert frame.status == Frame.Status.DONE
-    assert not original.exists()
-    with Image.open(media_root / frame.image.name) as kept:
+    assert not default_storage.exists(original)
+    with Image.open(io.BytesIO(stored_bytes(frame.image.name))) as kept:
         assert kept.format == "JPEG"
         assert max(kept.size) <= 200
         assert kept.size == (200, 150)
-    assert stored_files(media_root / "frames") == [media_root / frame.image.name]
+    assert stored_files("frames") == [frame.image.name]
     assert (frame.width, frame.height) == (1024, 768), "the frame's size is the size that was counted"
 
 
-def test_retention_keep_keeps_the_original(camera, jpeg_bytes, settings, media_root):
+def test_retention_keep_keeps_the_original(camera, jpeg_bytes, settings):
     settings.CROWDSCOPE_FRAME_RETENTION = "keep"
     frame = store_frame(camera, jpeg_bytes)
     name = frame.image.name
@@ -142,7 +144,7 @@ def test_retention_keep_keeps_the_original(camera, jpeg_bytes, settings, media_r
 
     assert frame.status == Frame.Status.DONE
     assert frame.image.name == name
-    assert (media_root / name).read_bytes() == jpeg_bytes
+    assert stored_bytes(name) == jpeg_bytes
 
 
 def test_requeue_resends_only_frames_queued_too_long(camera, small_jpeg_bytes, settings):
@@ -211,7 +213,8 @@ class DiskFullTwice(FileSystemStorage):
         return super()._save(name, content)
 
 
-def test_a_full_disk_is_retried_later_not_a_failure(camera, small_jpeg_bytes, settings, media_root, caplog):
+def test_a_full_disk_is_retried_later_not_a_failure(camera, small_jpeg_bytes, settings, local_disk, caplog):
+    """The local disk: a bucket that refuses writes is tests/webapp/test_object_storage.py's."""
     frame = store_frame(camera, small_jpeg_bytes)  # stored while there was room
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": f"{__name__}.DiskFullTwice"}}
     DiskFullTwice.failures = 2

@@ -15,7 +15,7 @@ from django.test import override_settings
 from llm_reports.events import MUST_TELL, find_events
 from llm_reports.facts import compute_facts
 from llm_reports.history import History
-from tests.webapp.conftest import counted_frame
+from tests.webapp.conftest import counted_frame, stored_bytes
 from webapp.cameras.models import Camera, Site, Zone
 from webapp.ingest.models import Frame
 from webapp.reports.history import build_history, day_period
@@ -184,11 +184,11 @@ def test_the_narrative_is_the_sentences_of_its_events_with_every_must_tell_one(g
     assert any(sentence["chosen_by_model"] for sentence in report.told) and report.model_reply
 
 
-def test_the_compressed_history_cache_is_stored_for_questions(generated, report_media):
+def test_the_compressed_history_cache_is_stored_for_questions(generated):
     report = generated.report
     assert report.history_cache.name.startswith("report-caches/")
     assert report.history_cache.name.endswith(f"/{report.pk}-history.pt")
-    saved = torch.load(report_media / report.history_cache.name, weights_only=True)
+    saved = torch.load(io.BytesIO(stored_bytes(report.history_cache.name)), weights_only=True)
     assert saved["positions"] == report.prompt_tokens
     assert {layer[0].shape[2] for layer in saved["layers"]} == {report.kept_tokens}
     assert [message["role"] for message in saved["messages"]] == ["system", "user"]

@@ -36,6 +36,7 @@ from webapp.calibration.models import (
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
 from webapp.ingest.results import Counted, replace_result
+from webapp.ingest.storage import local_copy, read_media_file
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +112,21 @@ def finish_job(
     job.save()
 
 
-def _samples(marked: list[MarkedFrame]) -> list:
+def _samples(marked: list[MarkedFrame], scratch: Path) -> list:
+    """The marked frames as the library's samples, their images copied from the media storage into `scratch`."""
     from counting.calibration import CalibrationError
     from counting.datasets import AnnotatedImage
 
     samples = []
     for frame in marked:
-        path = Path(frame.image.path)
-        if not path.is_file():
-            raise CalibrationError(f"marked frame {frame.pk}'s image is missing from storage ({frame.image.name})")
+        try:
+            data = read_media_file(frame.image)
+        except FileNotFoundError as error:
+            raise CalibrationError(
+                f"marked frame {frame.pk}'s image is missing from storage ({frame.image.name})"
+            ) from error
+        path = scratch / f"marked-{frame.pk}{Path(frame.image.name).suffix.lower()}"
+        path.write_bytes(data)
         samples.append(AnnotatedImage(path, np.asarray(frame.points, dtype=np.float64).reshape(-1, 2), "adaptive"))
     return samples
 
@@ -135,11 +142,20 @@ def _calibrate(job: CalibrationJob) -> None:
         )
     current = camera.active_weights
     arch = current.arch if current else camera.counting_model
-    base = Path(current.weights.path) if current else settings.COUNTING_WEIGHTS.get(arch) or None
+    base = (
+        local_copy(current.weights, settings.CROWDSCOPE_WEIGHTS_CACHE_DIR)
+        if current
+        else settings.COUNTING_WEIGHTS.get(arch) or None
+    )
     with tempfile.TemporaryDirectory(prefix="calibration-") as scratch:
         tuned = Path(scratch) / "tuned.pt"
         outcome = calibrate(
-            arch, base, _samples(marked), tuned, calibration_config(), progress=Progress(job, 0.0, TRAINING_SHARE)
+            arch,
+            base,
+            _samples(marked, Path(scratch)),
+            tuned,
+            calibration_config(),
+            progress=Progress(job, 0.0, TRAINING_SHARE),
         )
         job.frames = outcome.frames
         job.held_out_mae_before, job.held_out_mae_after = outcome.held_out_mae_before, outcome.held_out_mae_after

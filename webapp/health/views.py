@@ -2,7 +2,8 @@
 
 - `/healthz`: the process answers (liveness); touches nothing else.
 - `/readyz`: the database, the broker and media storage answer (readiness): 200 when all do, else 503 naming what
-  failed and why. The broker is not needed, and not checked, when tasks run in the web process.
+  failed and why. The broker is not needed, and not checked, when tasks run in the web process. Media storage on the
+  local disk is checked by writing and deleting a probe file; a bucket by asking for it (HEAD, nothing written).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from webapp.celery_app import app
+from webapp.ingest.storage import on_local_disk
 
 BROKER_TIMEOUT_S = 2.0
 
@@ -45,6 +47,10 @@ def _broker() -> str:
 
 
 def _media() -> str:
+    if not on_local_disk(default_storage):
+        # Cheap, and it writes nothing: run by every load balancer's probe, it must not fill the bucket's logs.
+        default_storage.connection.meta.client.head_bucket(Bucket=default_storage.bucket_name)
+        return "ok"
     name = default_storage.save(f"health/probe-{uuid.uuid4().hex}", ContentFile(b"ok"))
     default_storage.delete(name)
     return "ok"

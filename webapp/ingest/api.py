@@ -3,6 +3,7 @@ count series (what gateways post is in `webapp.ingest.gateway_api`)."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import numpy as np
@@ -24,6 +25,7 @@ from webapp.ingest import series
 from webapp.ingest.csv_export import CountsCSVRenderer
 from webapp.ingest.models import Frame, Result
 from webapp.ingest.schemas import CountSeries, FrameDetail
+from webapp.ingest.storage import StorageUnavailable, read_media_file, unavailable_as_retryable
 
 
 def frame_url(request, frame: Frame, name: str) -> str:
@@ -84,24 +86,40 @@ class FrameDetailView(ReadView):
 NOT_KEPT = "this file is not kept (see the retention settings)"
 
 
+class StorageUnreadable(exceptions.APIException):
+    """The media storage cannot be read now (a bucket unreachable or throttling): 503 with Retry-After."""
+
+    status_code = 503
+    default_code = "storage_unavailable"
+    wait = 30  # seconds, sent as Retry-After
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason}; try again later")
+
+
 def stored_density(result: Result) -> tuple[np.ndarray, int]:
     """The result's density map (float32) and its stride; 404 when it is no longer kept or missing from storage."""
     if not result.density:
         raise exceptions.NotFound(NOT_KEPT)
     try:
-        with result.density.open("rb") as handle, np.load(handle) as stored:
+        with np.load(io.BytesIO(read_media_file(result.density))) as stored:
             return stored["density"].astype(np.float32), int(stored["stride"])
     except FileNotFoundError as error:
         raise exceptions.NotFound("the frame's density map is missing from storage") from error
+    except StorageUnavailable as error:
+        raise StorageUnreadable(str(error)) from error
 
 
 def _stored_file(field, content_type: str, filename: str) -> FileResponse:
     if not field:
         raise exceptions.NotFound(NOT_KEPT)
     try:
-        handle = field.open("rb")
+        with unavailable_as_retryable():
+            handle = field.open("rb")
     except FileNotFoundError as error:
         raise exceptions.NotFound("the file is missing from storage") from error
+    except StorageUnavailable as error:
+        raise StorageUnreadable(str(error)) from error
     return FileResponse(handle, content_type=content_type, filename=filename)
 
 

@@ -36,9 +36,10 @@ from counting.specs import OUTPUT_STRIDE
 from webapp.cameras.auth import GatewayTokenAuthentication, IsGateway
 from webapp.cameras.models import Camera, Gateway
 from webapp.health.events import count_event
-from webapp.ingest.models import Frame, free_media_bytes, storage_is_full, write_media_file
+from webapp.ingest.models import Frame
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, store_result
+from webapp.ingest.storage import StorageUnavailable, free_media_bytes, write_media_file
 from webapp.ingest.uploads import UploadRejected, check_image
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ class PayloadTooLarge(exceptions.APIException):
 
 
 class StorageFull(exceptions.APIException):
-    """Nothing was stored: the gateway keeps what it sent and tries again (503 with Retry-After)."""
+    """Nothing was stored: the gateway keeps what it sent and tries again (503 with Retry-After). The storage is full,
+    or (a bucket) over quota, throttling or unreachable."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "storage_full"
@@ -66,10 +68,11 @@ class StorageFull(exceptions.APIException):
 
 
 def check_free_space() -> None:
-    """Refuse new data (503) while the media storage has less than CROWDSCOPE_MIN_FREE_MB free: the rest is kept for
-    the heatmaps and density maps of frames already accepted, so that those are counted rather than stuck."""
+    """Refuse new data (503) while the local media disk has less than CROWDSCOPE_MIN_FREE_MB free: the rest is kept
+    for the heatmaps and density maps of frames already accepted, so that those are counted rather than stuck. A
+    bucket has no free space to read: it refuses the write itself, answered alike (see GatewayPostView.post)."""
     free, reserve = free_media_bytes(), settings.CROWDSCOPE_MIN_FREE_MB * 2**20
-    if free < reserve:
+    if free is not None and free < reserve:
         log.error("media storage: %d bytes free, under the reserve of %d; uploads are refused with 503", free, reserve)
         raise StorageFull(
             f"the server's storage has {free / 2**20:.0f} MB free, under its reserve of "
@@ -187,11 +190,9 @@ class GatewayPostView(APIView):
         check_free_space()
         try:
             frame = self.store(gateway, camera, sent.validated_data, key)
-        except OSError as error:
-            if not storage_is_full(error):
-                raise
-            log.error("camera %s: %s; the upload was refused with 503", camera.pk, error)
-            raise StorageFull() from error
+        except StorageUnavailable as error:
+            log.error("camera %s: %s (%s); the upload was refused with 503", camera.pk, error, error.__cause__)
+            raise StorageFull(f"{error}: nothing was stored; send it again later") from error
         except IntegrityError:
             # The same key raced in from a parallel retry: the first frame stands.
             earlier = earlier_frame(gateway, key)
