@@ -2,6 +2,8 @@
 
 import hashlib
 import io
+import posixpath
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -9,26 +11,40 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
+from tests import settings as test_settings
 from tests.loopback import Inbox, free_port
 from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Gateway, Site, Zone
 from webapp.ingest.models import Frame, Result, ZoneCount
 from webapp.ingest.results import Counted, store_result
+from webapp.ingest.rollups import add_stored_results
+from webapp.ingest.storage import local_copy
 
 FRAMES_URL = "/api/v1/frames/"
 
 
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path) -> Path:
-    """Uploaded frames and density maps go to a temporary folder, never into the repository."""
+    """Uploaded frames and density maps go to a temporary folder, never into the repository; under
+    CROWDSCOPE_TEST_STORAGE=s3 to a folder of the session's bucket of the test's own, empty as that folder is."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.CROWDSCOPE_WEIGHTS_CACHE_DIR = tmp_path / "weights-cache"
+    if test_settings.TEST_STORAGE == "s3":
+        bucket = settings.STORAGES["default"]
+        location = f"tests/{uuid.uuid4().hex}"
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {**bucket, "OPTIONS": {**bucket["OPTIONS"], "location": location}},
+        }
     # An empty collectstatic folder: WhiteNoise serves from the finders and does not warn that the folder is missing.
     settings.STATIC_ROOT = tmp_path / "static"
     settings.STATIC_ROOT.mkdir()
@@ -36,8 +52,39 @@ def media_root(settings, tmp_path) -> Path:
     return settings.MEDIA_ROOT
 
 
-def stored_files(root: Path) -> list[Path]:
-    return sorted(path for path in Path(root).rglob("*") if path.is_file())
+@pytest.fixture
+def local_disk(settings, media_root) -> Path:
+    """The media storage on the local disk (MEDIA_ROOT), whatever the run's: for tests of the disk itself."""
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
+    return media_root
+
+
+def stored_files(folder: str = "") -> list[str]:
+    """The name of every file in the media storage (the local disk or the bucket) under `folder`."""
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:  # a folder of the local disk that no file has made yet
+        return []
+    names = [posixpath.join(folder, name) for name in files]
+    for inner in folders:
+        names += stored_files(posixpath.join(folder, inner))
+    return sorted(names)
+
+
+def stored_bytes(name: str) -> bytes:
+    with default_storage.open(name, "rb") as handle:
+        return handle.read()
+
+
+def stored_copy(field_file) -> Path:
+    """A local copy of a stored file, for what reads only paths (checkpoints), as the workers make one."""
+    return local_copy(field_file, django_settings.CROWDSCOPE_WEIGHTS_CACHE_DIR)
+
+
+def replace_stored(name: str, data: bytes) -> None:
+    """Put `data` in place of the stored file `name` (a file damaged in storage)."""
+    default_storage.delete(name)
+    assert default_storage.save(name, ContentFile(data)) == name
 
 
 def image_file(data: bytes, name: str = "frame.jpg", content_type: str = "image/jpeg") -> SimpleUploadedFile:
@@ -166,8 +213,10 @@ def store_frame(camera: Camera, data: bytes, extension: str = "jpg", **fields) -
     return frame
 
 
-def counted_frame(camera: Camera, captured_at, count: float, zones: dict[Zone, float] | None = None) -> Frame:
-    """A done frame with a result, made through the ORM at a known time (no image, no model run)."""
+def counted_frame(camera: Camera, captured_at, count: float, zones: dict[Zone | str, float] | None = None) -> Frame:
+    """A done frame with a result, made through the ORM at a known time (no image, no model run), added to the
+    quarter hours and the camera's latest count as counting adds it. A zone given by name alone is counted as a deleted
+    zone's counts stay (no zone row)."""
     frame = Frame.objects.create(
         camera=camera,
         captured_at=captured_at,
@@ -180,20 +229,33 @@ def counted_frame(camera: Camera, captured_at, count: float, zones: dict[Zone, f
         frame=frame, count=count, model_name="csrnet-lite", model_version="test.pt@000000000000", inference_ms=1.0
     )
     for zone, zone_count in (zones or {}).items():
-        ZoneCount.objects.create(result=result, zone=zone, zone_name=zone.name, count=zone_count)
+        if isinstance(zone, str):
+            ZoneCount.objects.create(result=result, zone=None, zone_name=zone, count=zone_count)
+        else:
+            ZoneCount.objects.create(result=result, zone=zone, zone_name=zone.name, count=zone_count)
+    add_stored_results([result])
     return frame
 
 
 def counted_frames(camera: Camera, times: list, count: Callable[[datetime], float]) -> None:
-    """Done frames with results at `times`, `count(time)` people each, made in two queries (weeks of history)."""
+    """Done frames with results at `times`, `count(time)` people each, made in a few queries (weeks of history) and
+    added to the quarter hours and the camera's latest count."""
     frames = Frame.objects.bulk_create(
         Frame(camera=camera, captured_at=moment, content_hash="0" * 64, width=64, height=64, status=Frame.Status.DONE)
         for moment in times
     )
-    Result.objects.bulk_create(
-        Result(frame=frame, count=count(moment), model_name="csrnet-lite", model_version="t", inference_ms=1.0)
+    results = Result.objects.bulk_create(
+        Result(
+            frame=frame,
+            captured_at=moment,
+            count=count(moment),
+            model_name="csrnet-lite",
+            model_version="t",
+            inference_ms=1.0,
+        )
         for frame, moment in zip(frames, times, strict=True)
     )
+    add_stored_results(results)
 
 
 def stored_count(camera: Camera, captured_at: datetime, count: float, zones: dict[Zone, float] | None = None) -> Frame:

@@ -1,5 +1,6 @@
-"""Retention of rows by age against the real database: old frames are folded into quarter-hour counts, and every
-series of 15 minutes or longer, the CSV and the reports' history read the same before and after."""
+"""Retention of rows by age against the real database: old frames are deleted while their counts stay in the
+quarter-hour counts kept as they were counted, so every series of 15 minutes or longer, the CSV and the reports'
+history read the same before and after. Whole days go as partitions: tests/webapp/test_partitions.py."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -62,9 +63,7 @@ def rounded(points: list[dict]) -> list[dict]:
     ]
 
 
-def test_old_frames_fold_into_quarter_hours_and_longer_series_read_the_same(
-    keep_rows_90_days, camera, gate, api, media_root, small_jpeg_bytes, capsys
-):
+def test_old_frames_go_and_longer_series_read_the_same(keep_rows_90_days, camera, gate, api, small_jpeg_bytes, capsys):
     day = old_day()
     old = fill_day(camera, gate, day)
     recent = fill_day(camera, gate, (timezone.now() - timedelta(days=10)).date())
@@ -77,18 +76,20 @@ def test_old_frames_fold_into_quarter_hours_and_longer_series_read_the_same(
     csv_before = counts(api, camera, start, end, "1h", format="csv").content
     period = day_period(day, REPORT_ZONE)
     history_before = build_history([camera], *period, REPORT_ZONE)
-    assert stored_files(media_root)
+    assert stored_files()
 
     call_command("expire_by_age")
 
     quarters = 24 * 4
     said = capsys.readouterr().out
-    assert f"freed: frame rows older than 90 days: {len(old) + 1:,} frames folded into {2 * quarters} " in said
-    assert "quarter-hour counts, 1 files" in said
+    assert (
+        f"freed: frame rows older than 90 days: {len(old) + 1:,} frames deleted (0 whole days dropped), 1 files" in said
+    )
     assert not Frame.objects.filter(pk__in=[frame.pk for frame in old] + [queued.pk]).exists()
     assert Frame.objects.filter(pk__in=[frame.pk for frame in recent]).count() == len(recent)
-    assert stored_files(media_root) == []
-    assert QuarterHourCount.objects.filter(camera=camera, zone_name="").count() == quarters
+    assert stored_files() == []
+    kept_quarters = QuarterHourCount.objects.filter(camera=camera, zone_name="", start__lt=recent[0].captured_at)
+    assert kept_quarters.count() == quarters
     first = QuarterHourCount.objects.get(camera=camera, zone_name="", start=old[0].captured_at)
     first_counts = [
         frame.result.count for frame in old if frame.captured_at < old[0].captured_at + timedelta(minutes=15)
@@ -120,10 +121,10 @@ def test_old_frames_fold_into_quarter_hours_and_longer_series_read_the_same(
     assert len(counts(api, camera, *recent_range, "raw").json()["points"]) == len(recent)
 
 
-def test_a_frame_late_into_a_folded_quarter_hour_adds_to_it(keep_rows_90_days, camera, gate):
+def test_a_frame_late_into_an_expired_quarter_hour_adds_to_it(keep_rows_90_days, camera, gate):
     quarter = datetime.combine(old_day(), datetime.min.time(), tzinfo=UTC) + timedelta(hours=9)
     counted_frame(camera, quarter + timedelta(minutes=1), 10.0, {gate: 2.0})
-    assert expire_by_age.apply().get()[0].startswith("frame rows older than 90 days: 1 frames folded into 2 ")
+    assert expire_by_age.apply().get()[0].startswith("frame rows older than 90 days: 1 frames deleted ")
     counted_frame(camera, quarter + timedelta(minutes=14), 30.0, {gate: 1.0})
     counted_frame(camera, quarter + timedelta(minutes=15), 5.0)  # the next quarter hour
     expire_by_age.apply().get()
@@ -133,7 +134,8 @@ def test_a_frame_late_into_a_folded_quarter_hour_adds_to_it(keep_rows_90_days, c
         ("", quarter + timedelta(minutes=15), 1, 5.0, 5.0),
         ("gate", quarter, 2, 3.0, 2.0),
     ]
-    assert expire_by_age.apply().get()[0].startswith("frame rows older than 90 days: 0 frames folded into 0 ")
+    assert not Frame.objects.filter(camera=camera).exists()
+    assert expire_by_age.apply().get()[0].startswith("frame rows older than 90 days: 0 frames deleted ")
 
 
 def test_a_dry_run_counts_and_deletes_nothing(keep_rows_90_days, camera, gate, capsys):
@@ -141,9 +143,9 @@ def test_a_dry_run_counts_and_deletes_nothing(keep_rows_90_days, camera, gate, c
     frames = [counted_frame(camera, quarter + timedelta(minutes=m), 3.0, {gate: 1.0}) for m in (0, 5, 20)]
     call_command("expire_by_age", "--dry-run")
     said = capsys.readouterr().out
-    assert "would free: frame rows older than 90 days: 3 frames folded into 4 quarter-hour counts, 0 files" in said
+    assert "would free: frame rows older than 90 days: 3 frames deleted (0 whole days dropped), 0 files" in said
     assert Frame.objects.filter(pk__in=[frame.pk for frame in frames]).count() == 3
-    assert not QuarterHourCount.objects.exists()
+    assert QuarterHourCount.objects.filter(camera=camera, zone_name="").count() == 2
 
 
 def test_rows_kept_for_ever_are_not_touched(settings, camera, capsys):

@@ -30,7 +30,13 @@ class Alert(models.Model):
     peak = models.FloatField(help_text="the highest value while over the threshold")
     # Null once retention has deleted the frame's row: the alert itself stays in the history.
     frame = models.ForeignKey(
-        Frame, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts", help_text="the crossing frame"
+        Frame,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alerts",
+        help_text="the crossing frame",
+        db_constraint=False,  # frames are partitioned (webapp.ingest.models.Result.frame)
     )
     raised_at = models.DateTimeField(help_text="when the crossing frame was captured")
     ended_at = models.DateTimeField(null=True, blank=True, help_text="the first frame back at or under the threshold")

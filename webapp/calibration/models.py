@@ -65,7 +65,10 @@ class MarkedFrame(models.Model):
 
     camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="marked_frames")
     # The ingest frame it came from (null for an imported image, or once the frame is gone): the image is a copy.
-    frame = models.ForeignKey(Frame, null=True, blank=True, on_delete=models.SET_NULL, related_name="markings")
+    # No database foreign key: frames are partitioned (webapp.ingest.models.Result.frame).
+    frame = models.ForeignKey(
+        Frame, null=True, blank=True, on_delete=models.SET_NULL, related_name="markings", db_constraint=False
+    )
     image = models.FileField(upload_to=marked_image_path, max_length=255)
     width = models.PositiveIntegerField(help_text="upright, after EXIF orientation")
     height = models.PositiveIntegerField()

@@ -2,49 +2,11 @@
 
 from __future__ import annotations
 
-import errno
-import shutil
-from pathlib import Path
-
-from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import models, transaction
-from django.db.models import OuterRef, Subquery
-from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from webapp.cameras.models import Camera, Gateway, Zone
 from webapp.health.events import count_event
-
-# The disk (or the user's quota) is full: worth trying again once an operator has made room.
-STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-
-
-def storage_is_full(error: OSError) -> bool:
-    """Whether writing the media files failed only for want of room."""
-    return error.errno in STORAGE_FULL_ERRNOS
-
-
-def free_media_bytes() -> int:
-    """Free bytes on the file system that holds MEDIA_ROOT (or would, before the first file creates it)."""
-    path = Path(settings.MEDIA_ROOT).resolve()
-    while not path.exists():
-        path = path.parent
-    return shutil.disk_usage(path).free
-
-
-def write_media_file(field_file: FieldFile, filename: str, data: bytes) -> None:
-    """Write `data` as `field_file`'s file (named by its field's upload_to; the row is not saved). A write that fails,
-    a full disk cutting it short, leaves no partial file behind."""
-    field, storage = field_file.field, field_file.storage
-    name = storage.get_available_name(field.generate_filename(field_file.instance, filename), field.max_length)
-    try:
-        field_file.name = storage.save(name, ContentFile(data), field.max_length)
-    except OSError:
-        # Only a partial file: a whole one at this name is another writer's, who took the name first.
-        if storage.exists(name) and storage.size(name) < len(data):
-            storage.delete(name)
-        raise
 
 
 def frame_upload_path(frame: Frame, filename: str) -> str:
@@ -91,9 +53,12 @@ class Frame(models.Model):
             models.Index(fields=["camera", "captured_at"]),
             models.Index(fields=["status", "enqueued_at"]),
         ]
+        # On PostgreSQL frames, results and zone counts are partitioned by capture day (migration 0007): every
+        # unique key holds the capture time, the partition key, as PostgreSQL requires. A retry carries the frame's
+        # own capture time, so the key still catches it.
         constraints = [
             models.UniqueConstraint(
-                fields=["gateway", "idempotency_key"],
+                fields=["gateway", "idempotency_key", "captured_at"],
                 condition=models.Q(idempotency_key__isnull=False),
                 name="frame_idempotency_key_unique_per_gateway",
             )
@@ -130,9 +95,13 @@ class Frame(models.Model):
 
 
 class Result(models.Model):
-    """One per frame: the unique frame key is what guarantees a frame is never counted twice."""
+    """One per frame: storing it locks the frame first and finds none there (`webapp.ingest.results.store_result`),
+    and (frame, capture time) is unique, so a frame is never counted twice."""
 
-    frame = models.OneToOneField(Frame, on_delete=models.CASCADE, related_name="result")
+    # No database foreign key: a partitioned table's rows cannot be referenced by id alone. Retention drops a day's
+    # frames, results and zone counts together.
+    frame = models.OneToOneField(Frame, on_delete=models.CASCADE, related_name="result", db_constraint=False)
+    captured_at = models.DateTimeField(help_text="the frame's, copied on save: results are partitioned by it")
     count = models.FloatField()
     density = models.FileField(upload_to=result_path, max_length=255, help_text="float16 map at 1/8, .npz")
     heatmap = models.FileField(upload_to=result_path, max_length=255, blank=True, help_text="PNG, palette with alpha")
@@ -144,6 +113,11 @@ class Result(models.Model):
     def __str__(self) -> str:
         return f"{self.count:.1f} people in {self.frame}"
 
+    def save(self, *args, **kwargs) -> None:
+        if self.captured_at is None:
+            self.captured_at = self.frame.captured_at
+        super().save(*args, **kwargs)
+
     def origin(self) -> str:
         """Who counted the frame, and with what, as the dashboard says it."""
         if self.frame.counted_on_gateway:
@@ -151,17 +125,26 @@ class Result(models.Model):
         return f"counted by {self.model_name}"
 
 
-def newest_result_id() -> Subquery:
-    """For annotating cameras: the id of the result of each camera's newest counted frame (None while it has none),
-    so that pages and scrapes read every camera's latest count in a fixed number of queries."""
-    newest = Result.objects.filter(frame__camera=OuterRef("pk")).order_by("-frame__captured_at")
-    return Subquery(newest.values("pk")[:1])
+class LatestCount(models.Model):
+    """Each camera's newest counted frame, kept as frames are counted (`webapp.ingest.rollups`), so that pages and
+    scrapes of a thousand cameras read their latest counts from one small table, not from the frames' history."""
+
+    camera = models.OneToOneField(Camera, primary_key=True, on_delete=models.CASCADE, related_name="latest_count")
+    # Plain ids, no foreign keys: results are partitioned (see Result.frame).
+    frame_id = models.BigIntegerField()
+    result_id = models.BigIntegerField()
+    captured_at = models.DateTimeField()
+    count = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.count:.1f} people at {self.captured_at:%Y-%m-%d %H:%M:%S} on camera {self.camera_id}"
 
 
 class QuarterHourCount(models.Model):
-    """A camera's counts (`zone_name` empty) or one zone's over a quarter hour, kept once retention has deleted the
-    frames' rows. Every time zone's hours and days begin on a quarter hour of UTC, so hourly and daily series and
-    reports are cut from these as exactly as from the frames."""
+    """A camera's counts (`zone_name` empty) or one zone's over a quarter hour of UTC, added to as each frame is
+    counted (`webapp.ingest.rollups`) and kept after retention has deleted the frames' rows. Series of 15 minutes and
+    longer, site pages, reports and `/metrics` read these, so they cost the same whatever the frames' history holds;
+    every time zone's hours and days begin on a quarter hour of UTC, so they are cut from these exactly."""
 
     camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="quarter_hour_counts")
     zone_name = models.CharField(max_length=100, blank=True)
@@ -183,7 +166,8 @@ class QuarterHourCount(models.Model):
 
 
 class ZoneCount(models.Model):
-    result = models.ForeignKey(Result, on_delete=models.CASCADE, related_name="zone_counts")
+    result = models.ForeignKey(Result, on_delete=models.CASCADE, related_name="zone_counts", db_constraint=False)
+    captured_at = models.DateTimeField(help_text="the frame's, copied on save: zone counts are partitioned by it")
     # The zone may be redrawn or deleted later; the name at counting time keeps the history readable.
     zone = models.ForeignKey(Zone, null=True, on_delete=models.SET_NULL, related_name="counts")
     zone_name = models.CharField(max_length=100)
@@ -191,4 +175,11 @@ class ZoneCount(models.Model):
 
     class Meta:
         ordering = ["zone_name"]
-        constraints = [models.UniqueConstraint(fields=["result", "zone"], name="zone_count_unique_per_result")]
+        constraints = [
+            models.UniqueConstraint(fields=["result", "zone", "captured_at"], name="zone_count_unique_per_result")
+        ]
+
+    def save(self, *args, **kwargs) -> None:
+        if self.captured_at is None:
+            self.captured_at = self.result.captured_at
+        super().save(*args, **kwargs)

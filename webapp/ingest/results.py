@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from django.conf import settings
@@ -19,7 +20,10 @@ from counting.zones import zone_counts
 from webapp.alerts.rules import raise_alerts
 from webapp.cameras.models import Camera
 from webapp.health.events import count_event, observe_seconds
-from webapp.ingest.models import Frame, Result, ZoneCount, storage_is_full, write_media_file
+from webapp.ingest.models import Frame, LatestCount, Result, ZoneCount
+from webapp.ingest.rollups import add_to_quarter_hours, record_latest, recount_quarter_hour, tally_counts
+from webapp.ingest.series import QUARTER_HOUR, bucket_start
+from webapp.ingest.storage import StorageUnavailable, write_media_file
 from webapp.notifications.dispatch import notify_alert_changes
 from webapp.notifications.mqtt import publish_counts
 
@@ -86,6 +90,7 @@ def store_result(frame: Frame, counted: Counted) -> Result | None:
             return None
         result = Result(
             frame=locked,
+            captured_at=locked.captured_at,
             count=counted.count,
             model_name=counted.model_name,
             model_version=counted.model_version,
@@ -95,6 +100,8 @@ def store_result(frame: Frame, counted: Counted) -> Result | None:
         try:
             result.save()
             ZoneCount.objects.bulk_create(_zone_rows(result, counted))
+            add_to_quarter_hours(tally_counts(_counts(locked, counted)))
+            record_latest(locked.camera_id, result)
             locked.status, locked.error = Frame.Status.DONE, ""
             locked.save(update_fields=["status", "error"])
             notify_alert_changes(raise_alerts(frame, counted.count, counted.zone_counts))
@@ -131,6 +138,8 @@ def replace_result(frame: Frame, counted: Counted) -> Result:
             result.save()
             result.zone_counts.all().delete()
             ZoneCount.objects.bulk_create(_zone_rows(result, counted))
+            recount_quarter_hour(locked.camera_id, bucket_start(locked.captured_at, QUARTER_HOUR))
+            LatestCount.objects.filter(camera_id=locked.camera_id, frame_id=locked.pk).update(count=counted.count)
             raise_alerts(locked, counted.count, counted.zone_counts)  # a recount of the past pages nobody
         except Exception:
             result.density.delete(save=False)
@@ -142,9 +151,24 @@ def replace_result(frame: Frame, counted: Counted) -> Result:
 
 def _zone_rows(result: Result, counted: Counted) -> list[ZoneCount]:
     return [
-        ZoneCount(result=result, zone_id=zone, zone_name=counted.zone_names[zone], count=count)
+        ZoneCount(
+            result=result,
+            captured_at=result.captured_at,
+            zone_id=zone,
+            zone_name=counted.zone_names[zone],
+            count=count,
+        )
         for zone, count in counted.zone_counts.items()
     ]
+
+
+def _counts(frame: Frame, counted: Counted) -> list[tuple[int, str, datetime, float]]:
+    """The frame's count and its zones' as (camera, zone name, captured at, count) rows for the quarter hours."""
+    rows = [(frame.camera_id, "", frame.captured_at, counted.count)]
+    rows += [
+        (frame.camera_id, counted.zone_names[zone], frame.captured_at, n) for zone, n in counted.zone_counts.items()
+    ]
+    return rows
 
 
 def apply_retention(frame: Frame, rgb: np.ndarray, policy: str, max_side: int) -> None:
@@ -164,9 +188,7 @@ def apply_retention(frame: Frame, rgb: np.ndarray, policy: str, max_side: int) -
     original = frame.image.name
     try:
         write_media_file(frame.image, "frame-small.jpg", buffer.getvalue())
-    except OSError as error:
-        if not storage_is_full(error):
-            raise
+    except StorageUnavailable as error:
         log.warning("frame %s: %s; kept as uploaded", frame.pk, error)  # counted all the same
         return
     frame.save(update_fields=["image"])

@@ -1,8 +1,9 @@
 """Retention by age, run daily by the beat (`manage.py expire_by_age`), each step telling what it freed.
 
-- Rows: frames captured longer ago than CROWDSCOPE_KEEP_FRAME_ROWS_DAYS are folded into quarter-hour counts per camera
-  and zone (`QuarterHourCount`), then deleted with their results, zone counts and files; series of 15 minutes and
-  longer, reports and CSV read the quarter hours where the frames are gone, and alerts stay.
+- Rows: frames captured longer ago than CROWDSCOPE_KEEP_FRAME_ROWS_DAYS are deleted with their results, zone counts
+  and files (on PostgreSQL, whole days as partitions dropped); their counts stay in the quarter-hour counts per
+  camera and zone (`QuarterHourCount`, kept as frames are counted), which series of 15 minutes and longer, reports
+  and CSV read, and alerts stay.
 - Files: the frame images, heatmaps and density maps of frames older than each kind's setting are deleted while the
   rows stay; the API answers 404 for a file no longer kept.
 """
@@ -10,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -18,12 +18,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import Q, QuerySet
 from django.db.models.fields.files import FieldFile
-from django.db.models.functions import Greatest
 
-from webapp.ingest.models import Frame, QuarterHourCount, Result, ZoneCount
-from webapp.ingest.series import QUARTER_HOUR, Tally, bucket_start
+from webapp.ingest import partitions
+from webapp.ingest.models import Frame, LatestCount, Result
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,8 @@ class ExpiredKind:
 
 EXPIRING = (
     ExpiredKind("frame images", Frame, "image", "captured_at", "CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS"),
-    ExpiredKind("heatmaps", Result, "heatmap", "frame__captured_at", "CROWDSCOPE_KEEP_HEATMAPS_DAYS"),
-    ExpiredKind("density maps", Result, "density", "frame__captured_at", "CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS"),
+    ExpiredKind("heatmaps", Result, "heatmap", "captured_at", "CROWDSCOPE_KEEP_HEATMAPS_DAYS"),
+    ExpiredKind("density maps", Result, "density", "captured_at", "CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS"),
 )
 
 
@@ -58,24 +57,27 @@ class Freed:
 
 
 @dataclass(frozen=True)
-class Folded:
+class ExpiredRows:
     days: int
     frames: int
-    quarter_hours: int
+    whole_days: int  # of them, in day partitions dropped whole (PostgreSQL)
     files: int
     bytes: int
 
     def __str__(self) -> str:
         return (
-            f"frame rows older than {self.days} days: {self.frames:,} frames folded into {self.quarter_hours:,} "
-            f"quarter-hour counts, {self.files:,} files, {self.bytes / 1e6:,.1f} MB freed"
+            f"frame rows older than {self.days} days: {self.frames:,} frames deleted ({self.whole_days:,} whole days "
+            f"dropped), {self.files:,} files, {self.bytes / 1e6:,.1f} MB freed"
         )
 
 
-def expire_by_age(now: datetime, dry_run: bool = False) -> Iterator[Folded | Freed]:
-    """Every retention step, rows first (their files go with them); with `dry_run`, only count."""
-    if folded := fold_expired_rows(now, dry_run):
-        yield folded
+def expire_by_age(now: datetime, dry_run: bool = False) -> Iterator[ExpiredRows | Freed]:
+    """Every retention step, rows first (their files go with them); with `dry_run`, only count. The days ahead get
+    their partitions first (`webapp.ingest.partitions`), as this runs daily."""
+    if not dry_run:
+        partitions.prepare_days(now)
+    if expired := expire_rows(now, dry_run):
+        yield expired
     yield from delete_expired_files(now, dry_run)
 
 
@@ -87,73 +89,77 @@ def _sizes(files: Iterable[FieldFile]) -> int:
     return size
 
 
-def _stored_files(frames: list[Frame]) -> list[FieldFile]:
-    files = [frame.image for frame in frames]
-    for frame in frames:
+def _delete_files(files: Iterable[FieldFile]) -> None:
+    for file in files:
+        file.storage.delete(file.name)
+
+
+def _stored_files(frames: QuerySet[Frame]) -> list[FieldFile]:
+    files = []
+    for frame in frames.select_related("result").only("image", "result__density", "result__heatmap"):
+        files.append(frame.image)
         result = getattr(frame, "result", None)
         if result is not None:
             files += [result.heatmap, result.density]
     return [file for file in files if file]
 
 
-def _tallies(frame_ids: list[int]) -> dict[tuple[int, str, datetime], Tally]:
-    """The counts of these frames by camera, zone name ("" for the whole view) and quarter hour."""
-    tallies: dict[tuple[int, str, datetime], Tally] = defaultdict(Tally)
-    for camera_id, captured_at, count in Result.objects.filter(frame_id__in=frame_ids).values_list(
-        "frame__camera_id", "frame__captured_at", "count"
-    ):
-        tallies[camera_id, "", bucket_start(captured_at, QUARTER_HOUR)].add(1, count, count)
-    for camera_id, captured_at, zone_name, count in ZoneCount.objects.filter(
-        result__frame_id__in=frame_ids
-    ).values_list("result__frame__camera_id", "result__frame__captured_at", "zone_name", "count"):
-        tallies[camera_id, zone_name, bucket_start(captured_at, QUARTER_HOUR)].add(1, count, count)
-    return tallies
+def _forget_frames(frames: QuerySet[Frame]) -> None:
+    """What the database no longer ties to frames (partitions have no foreign keys) is let go of as Django's
+    `on_delete` says: alerts and markings lose their frame, and a camera whose latest count goes has none."""
+    ids = frames.values("pk")
+    for relation in Frame._meta.related_objects:
+        if relation.on_delete is models.SET_NULL:
+            relation.related_model.objects.filter(**{f"{relation.field.name}__in": ids}).update(
+                **{relation.field.name: None}
+            )
+    LatestCount.objects.filter(frame_id__in=ids).delete()
 
 
-def _add_to_quarter_hours(tallies: dict[tuple[int, str, datetime], Tally]) -> None:
-    for (camera_id, zone_name, start), tally in tallies.items():
-        kept = QuarterHourCount.objects.filter(camera_id=camera_id, zone_name=zone_name, start=start)
-        added = kept.update(
-            frames=F("frames") + tally.frames, total=F("total") + tally.total, peak=Greatest("peak", tally.peak)
-        )
-        if not added:
-            QuarterHourCount.objects.create(camera_id=camera_id, zone_name=zone_name, start=start, **vars(tally))
+def expire_rows(now: datetime, dry_run: bool = False) -> ExpiredRows | None:
+    """Delete the frames captured more than CROWDSCOPE_KEEP_FRAME_ROWS_DAYS ago, with their results, zone counts and
+    files; their counts stay in the quarter hours (`webapp.ingest.rollups`, kept as they were counted) and alerts
+    stay, without their frame. None when rows are kept for ever (setting 0). With `dry_run`, only count.
 
-
-def fold_expired_rows(now: datetime, dry_run: bool = False) -> Folded | None:
-    """Fold frames captured before the rows' age limit (on a quarter-hour boundary) into quarter-hour counts, then
-    delete them, their results, zone counts and files; alerts stay, without their frame. None when rows are kept
-    for ever (setting 0). With `dry_run`, only count.
-
-    Each batch is folded and deleted in one transaction, its frames locked first, so a count is either in a quarter
-    hour or still in its frame, never in both or neither, and a second run at the same time waits, then finds them
-    gone. Files go after the commit: a crash in between leaves files no row names, never the reverse."""
+    On PostgreSQL each whole day past the limit goes as its three partitions, dropped in one transaction; the rest
+    (SQLite, the default partition, the limit's own day) goes in batches, each in a transaction of its own. Files go
+    after the commit: a crash in between leaves files no row names, never the reverse."""
     days = settings.CROWDSCOPE_KEEP_FRAME_ROWS_DAYS
     if not days:
         return None
-    expired = Frame.objects.filter(captured_at__lt=bucket_start(now - timedelta(days=days), QUARTER_HOUR))
-    quarter_hours: set[tuple[int, str, datetime]] = set()
-    frames = files = freed = last = 0
+    before = now - timedelta(days=days)
+    frames = files = freed = whole_days = 0
+    in_whole_days = Q(pk__in=[])  # what a dry run counted by the day already
+    for day in partitions.expired_days(before):
+        start, end = partitions.day_start(day), partitions.day_start(day + timedelta(days=1))
+        in_whole_days |= Q(captured_at__gte=start, captured_at__lt=end)
+        with transaction.atomic():
+            expired = Frame.objects.filter(captured_at__gte=start, captured_at__lt=end)
+            stored, in_day = _stored_files(expired), expired.count()
+            if not dry_run:
+                _forget_frames(expired)
+                partitions.drop_day(day)
+        frames, files, freed, whole_days = frames + in_day, files + len(stored), freed + _sizes(stored), whole_days + 1
+        if not dry_run:
+            _delete_files(stored)
+    last = 0
     while True:
         with transaction.atomic():
-            batch = expired.filter(pk__gt=last).order_by("pk")
+            batch = Frame.objects.filter(captured_at__lt=before, pk__gt=last).exclude(in_whole_days).order_by("pk")
             ids = list((batch if dry_run else batch.select_for_update()).values_list("pk", flat=True)[:BATCH])
             if not ids:
                 break
-            stored = _stored_files(list(Frame.objects.filter(pk__in=ids).select_related("result")))
-            tallies = _tallies(ids)
+            expired = Frame.objects.filter(pk__in=ids)
+            stored = _stored_files(expired)
             if not dry_run:
-                _add_to_quarter_hours(tallies)
-                Frame.objects.filter(pk__in=ids).delete()
-        last, frames, files = ids[-1], frames + len(ids), files + len(stored)
-        quarter_hours.update(tallies)
-        freed += _sizes(stored)
+                _forget_frames(expired)
+                expired.delete()
+        last, frames, files, freed = ids[-1], frames + len(ids), files + len(stored), freed + _sizes(stored)
         if not dry_run:
-            for file in stored:
-                file.storage.delete(file.name)
-    folded = Folded(days, frames, len(quarter_hours), files, freed)
-    log.info("%s", folded)
-    return folded
+            _delete_files(stored)
+    result = ExpiredRows(days, frames, whole_days, files, freed)
+    log.info("%s", result)
+    return result
 
 
 def delete_expired_files(now: datetime, dry_run: bool = False) -> Iterator[Freed]:

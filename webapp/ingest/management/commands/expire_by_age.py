@@ -6,9 +6,9 @@ from webapp.ingest.retention import expire_by_age
 
 class Command(BaseCommand):
     help = (
-        "Retention by age (the beat runs this daily): fold frame rows older than CROWDSCOPE_KEEP_FRAME_ROWS_DAYS "
-        "into quarter-hour counts and delete them with their files, then delete the files of frames older than "
-        "CROWDSCOPE_KEEP_{FRAME_IMAGES,HEATMAPS,DENSITY_MAPS}_DAYS; say what each step freed."
+        "Retention by age (the beat runs this daily): make the coming days' partitions, delete frame rows older "
+        "than CROWDSCOPE_KEEP_FRAME_ROWS_DAYS with their files (their counts stay in quarter hours), then the files "
+        "of frames older than CROWDSCOPE_KEEP_{FRAME_IMAGES,HEATMAPS,DENSITY_MAPS}_DAYS; say what each step freed."
     )
 
     def add_arguments(self, parser) -> None:
