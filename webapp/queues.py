@@ -6,6 +6,8 @@ names (`workers.tasks`), and the settings route them (CELERY_TASK_ROUTES). The n
 """
 
 COUNT_FRAME = "workers.tasks.count_frame"
+# The same work, the frame counted in a batch with others (CROWDSCOPE_BATCHED_MODELS), on the same queue.
+COUNT_FRAME_IN_BATCH = "workers.tasks.count_frame_in_batch"
 REQUEUE_STALE_FRAMES = "workers.tasks.requeue_stale_frames"
 GENERATE_REPORT = "workers.tasks.generate_report"
 ANSWER_QUESTION = "workers.tasks.answer_question"
@@ -19,6 +21,7 @@ EXPIRE_BY_AGE = "workers.tasks.expire_by_age"
 DELIVER_NOTIFICATION = "workers.tasks.deliver_notification"
 SWEEP_NOTIFICATIONS = "workers.tasks.sweep_notifications"
 CHECK_UNUSUAL_LEVELS = "workers.tasks.check_unusual_levels"
+WARM_SITE_ANALYTICS = "workers.tasks.warm_site_analytics"
 
 # Tasks routed nowhere else (the beat's) go here.
 DEFAULT_QUEUE = "default"

@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -13,12 +14,12 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO
-from tests.webapp.conftest import FRAMES_URL, image_file
+from tests.webapp.conftest import FRAMES_URL, counted_frame, image_file
 from webapp.calibration.models import CalibrationJob
-from webapp.cameras.models import Camera
+from webapp.cameras.models import Camera, Zone
 from webapp.health.events import count_event, observe_seconds
 from webapp.health.logs import RequestIdFilter
-from webapp.ingest.models import Frame, Result
+from webapp.ingest.models import Frame
 
 pytestmark = pytest.mark.django_db
 EVENTS_REDIS = "redis://127.0.0.1:6379/11"  # a database of its own: no other test's events, no real queue
@@ -185,20 +186,21 @@ def test_json_log_lines_carry_time_level_logger_and_request_id():
 def test_a_scrape_reads_the_latest_counts_in_the_same_queries_for_one_camera_or_many(client, site, events):
     def add_counted_camera(index: int) -> None:
         camera = Camera.objects.create(site=site, name=f"Gate {index}")
-        frame = Frame.objects.create(
-            camera=camera, captured_at="2026-12-01T10:00Z", content_hash="0" * 64, width=8, height=8
-        )
-        Result.objects.create(
-            frame=frame, count=index, density="d.npz", model_name="m", model_version="v", inference_ms=1
-        )
+        zone = Zone.objects.create(camera=camera, name="gate", polygon=[[0, 0], [8, 0], [8, 8]])
+        counted_frame(camera, datetime(2026, 12, 1, 9, 59, tzinfo=UTC), 100.0 + index)  # older: not the latest
+        counted_frame(camera, datetime(2026, 12, 1, 10, tzinfo=UTC), index, {zone: index / 2})
 
-    def queries() -> int:
+    def queries() -> tuple[int, dict]:
         with CaptureQueriesContext(connection) as captured:
-            scrape(client)
-        return len(captured)
+            figures = scrape(client)
+        return len(captured), figures
 
     add_counted_camera(0)
-    one = queries()
+    one, _ = queries()
     for index in range(1, 5):
         add_counted_camera(index)
-    assert queries() == one
+    many, figures = queries()
+    assert many == one
+    cameras = Camera.objects.order_by("pk")
+    assert [figures["crowdscope_latest_count", (("camera_id", str(c.pk)),)] for c in cameras] == [0, 1, 2, 3, 4]
+    assert figures["crowdscope_latest_zone_count", (("camera_id", str(cameras[4].pk)), ("zone", "gate"))] == 2.0

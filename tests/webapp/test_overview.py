@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.webapp.conftest import ago, counted_frame
+from tests.webapp.conftest import ago, counted_frame, counted_frames
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Site
 from webapp.ingest.models import Frame
@@ -129,7 +129,8 @@ def test_cards_filter_and_sort_by_crowding(viewer, fleet):
     assert names(viewer.get("/", {"crowding": "over"})) == ["A over"]
     assert names(viewer.get("/", {"crowding": "high"})) == ["B high"]
     assert names(viewer.get("/", {"sort": "crowding"})) == ["A over", "B high", "C normal", "D unknown"]
-    assert names(viewer.get("/", {"sort": "count"})) == ["D unknown", "A over", "B high", "C normal"]
+    # Grouped by site: South, whose D counts most, then North.
+    assert names(viewer.get("/", {"sort": "count"})) == ["D unknown", "C normal", "A over", "B high"]
 
 
 def test_filters_that_match_nothing_say_so(viewer, fleet):
@@ -192,3 +193,106 @@ def test_the_overview_costs_the_same_queries_for_many_cameras(viewer, site):
     for index in range(10):
         counted_frame(Camera.objects.create(site=site, name=f"many {index}"), ago(minutes=1), 5.0)
     assert queries_for_cards() == few
+
+
+@pytest.fixture
+def needy(db):
+    """Cameras on two sites, one of each kind of attention, made so that their names sort against their urgency."""
+    quiet, busy = Site.objects.create(name="A quiet site"), Site.objects.create(name="B busy site")
+    made = {name: Camera.objects.create(site=busy, name=name, alert_threshold=100) for name in ("1 fine", "2 over")}
+    counted_frame(made["1 fine"], ago(minutes=1), 10.0)
+    counted_frame(made["2 over"], ago(minutes=1), 150.0)
+    for name in ("3 alert", "4 stale", "5 behind", "6 near", "7 new", "8 fine"):
+        made[name] = Camera.objects.create(site=quiet, name=name, alert_threshold=100)
+    alerted = counted_frame(made["3 alert"], ago(minutes=1), 50.0)
+    Alert.objects.create(
+        camera=made["3 alert"], threshold=100, value=120, peak=120, frame=alerted, raised_at=ago(hours=1)
+    )
+    Frame.objects.filter(pk=counted_frame(made["4 stale"], ago(minutes=30), 5.0).pk).update(received_at=ago(minutes=30))
+    counted_frame(made["5 behind"], ago(minutes=3), 5.0)
+    Frame.objects.create(  # waiting for a worker for half an hour
+        camera=made["5 behind"],
+        captured_at=ago(minutes=30),
+        received_at=ago(minutes=30),
+        content_hash="2" * 64,
+        width=8,
+        height=8,
+    )
+    counted_frame(made["6 near"], ago(minutes=1), 80.0)
+    counted_frame(made["8 fine"], ago(minutes=1), 30.0)
+    return made
+
+
+def test_what_needs_attention_comes_first_grouped_by_site(viewer, needy):
+    response = viewer.get("/")
+    # The busy site first: its camera over threshold is the most pressing of all; then the quiet site's, by urgency.
+    assert names(response) == ["2 over", "1 fine", "3 alert", "4 stale", "5 behind", "6 near", "8 fine", "7 new"]
+    assert [card.attention for card in response.context["cards"]] == [
+        "over",
+        "live",
+        "alerts",
+        "stale",
+        "behind",
+        "high",
+        "live",
+        "new",
+    ]
+    [busy, quiet] = response.context["groups"]
+    assert (busy.site.name, busy.cameras, busy.attention) == ("B busy site", 2, [("over", "over threshold", 1)])
+    assert quiet.attention == [
+        ("alerts", "open alerts", 1),
+        ("stale", "stale", 1),
+        ("behind", "behind", 1),
+        ("high", "near threshold", 1),
+    ]
+    page = response.content.decode()
+    assert page.index(">B busy site</a>") < page.index(">A quiet site</a>")
+    assert "1 frame waiting, the oldest for 30" in page
+    assert 'href="?attention=stale">1 stale</a>' in page
+
+
+def test_the_overview_filters_by_attention_and_by_name(viewer, needy):
+    assert names(viewer.get("/", {"attention": "stale"})) == ["4 stale"]
+    # Both live: the quiet site's camera is the fuller of the two, so its site comes first.
+    assert names(viewer.get("/", {"attention": "live"})) == ["8 fine", "1 fine"]
+    assert names(viewer.get("/", {"q": "FINE"})) == ["8 fine", "1 fine"]
+    quiet = needy["8 fine"].site_id
+    assert names(viewer.get("/", {"q": "fine", "site": quiet})) == ["8 fine"]
+    # The counts by kind stay those of the other filters, so another kind is one click away.
+    kinds = viewer.get("/", {"attention": "stale", "site": quiet}).context["kinds"]
+    assert ("alerts", "open alerts", 1) in kinds and ("over", "over threshold", 1) not in kinds
+    assert "No camera matches these filters." in viewer.get("/", {"q": "nothing like it"}).content.decode()
+    assert len(viewer.get("/", {"attention": "panic"}).context["cards"]) == 8  # an unknown kind is ignored
+
+
+def test_the_overview_pages_through_the_fleet_in_bounded_pages(viewer, site):
+    Camera.objects.bulk_create(Camera(site=site, name=f"cam {index:03d}") for index in range(120))
+
+    first = viewer.get("/")
+    assert len(first.context["cards"]) == 50 and first.context["matching"] == 120
+    assert 'href="?page=2" rel="next"' in first.content.decode()
+    last = viewer.get("/", {"page": 3, "sort": "name"})
+    assert names(last) == [f"cam {index:03d}" for index in range(100, 120)]
+    assert "cameras 101\N{EN DASH}120 of 120" in last.content.decode()
+    assert 'href="?sort=name&page=2" rel="prev"' in last.content.decode()
+    assert len(viewer.get("/", {"per_page": 10_000}).context["cards"]) == 120  # at most 200 a page
+    assert len(viewer.get("/", {"per_page": 7, "page": "x"}).context["cards"]) == 7
+    assert names(viewer.get("/", {"page": 99, "sort": "name"}))[-1] == "cam 119"  # past the end: the last page
+    assert 'data-live-url="/?page=2&fragment=cards"' in viewer.get("/", {"page": 2}).content.decode()
+
+
+def test_a_page_of_cards_costs_the_same_queries_for_a_longer_history(viewer, site):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    camera = Camera.objects.create(site=site, name="kept", alert_threshold=10)
+    counted_frame(camera, ago(minutes=1), 5.0)
+
+    def queries_for_cards() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            viewer.get("/", {"fragment": "cards"})
+        return len(captured)
+
+    short = queries_for_cards()
+    counted_frames(camera, [ago(minutes=5 * step) for step in range(2, 2000)], lambda moment: 7.0)
+    assert queries_for_cards() == short

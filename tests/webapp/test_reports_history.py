@@ -8,7 +8,7 @@ import pytest
 from llm_reports.history import Bucket
 from tests.webapp.conftest import counted_frame
 from webapp.cameras.models import Camera, Site, Zone
-from webapp.ingest.models import Frame, ZoneCount
+from webapp.ingest.models import Frame
 from webapp.reports.history import LOOKBACK_DAYS, build_history, day_period
 
 TIMEZONE = "Asia/Shanghai"  # UTC+8: a local hour's UTC date is often the day before
@@ -32,10 +32,7 @@ def buckets_of(history, camera: str, zone: str | None = None) -> list[Bucket]:
 
 def counted_in_zones(camera: Camera, captured_at: datetime, count: float, zones: dict[str, float]) -> Frame:
     """A counted frame whose zone counts go by name only, as they stay once a zone is deleted."""
-    frame = counted_frame(camera, captured_at, count)
-    for name, zone_count in zones.items():
-        ZoneCount.objects.create(result=frame.result, zone=None, zone_name=name, count=zone_count)
-    return frame
+    return counted_frame(camera, captured_at, count, dict(zones))
 
 
 @pytest.fixture

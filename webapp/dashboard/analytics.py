@@ -1,16 +1,19 @@
 """A site's analytics: each camera's usual level by local weekday and hour, the cameras compared over a range, the
 site's busiest hours, and a forecast of the next hours with its error measured on held-out days.
 
-Everything is built from hourly means on the site's clock (`hourly_means`), from the kept frames and, where retention
-folded them, the quarter-hour counts. The forecast is seasonal: an hour's forecast is the median of the same local
-weekday and hour over the `USUAL_WEEKS` weeks before it, as the reports and unusual-level alerts take a camera's usual
-level; its error is measured on the last `HELD_OUT_DAYS` days, each hour forecast only from the weeks before it.
+Everything is built from hourly means on the site's clock (`hourly_means`, from the quarter-hour counts) of the hours
+complete when the local hour under way began: the figures change only as hours complete, so they read the same whenever
+in the hour they are computed, and are computed once a site and hour (`webapp.dashboard.site_figures` keeps them). The
+forecast is seasonal: an hour's forecast is the median of the same local weekday and hour over the `USUAL_WEEKS` weeks
+before it, as the reports and unusual-level alerts take a camera's usual level; its error is measured on the last
+`HELD_OUT_DAYS` days, each hour forecast only from the weeks before it.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -19,6 +22,8 @@ from webapp.cameras.models import Camera
 from webapp.ingest.usual import HOUR, USUAL_WEEKS, hourly_means, usual_level
 
 HELD_OUT_DAYS = 7
+# The ranges the site page compares its cameras over, in days: the figures of every one are computed together.
+COMPARE_DAYS = (1, 7, 28)
 FORECAST_HOURS = 6
 BUSIEST_HOURS = 5
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -43,13 +48,13 @@ class ForecastError:
 
 
 def held_out_error(means: dict[datetime, float], now: datetime) -> ForecastError:
-    """The seasonal forecast's mean absolute error on the hours of the last `HELD_OUT_DAYS` days that were counted
-    and had a usual level from the weeks before them."""
+    """The seasonal forecast's mean absolute error on the hours of the last `HELD_OUT_DAYS` days complete by `now`
+    that were counted and had a usual level from the weeks before them."""
     cutoff = now - timedelta(days=HELD_OUT_DAYS)
     pairs = [
         (mean, forecast)
         for hour, mean in means.items()
-        if cutoff <= hour < now - HOUR and (forecast := usual_level(means, hour)) is not None
+        if cutoff <= hour and hour + HOUR <= now and (forecast := usual_level(means, hour)) is not None
     ]
     if not pairs:
         return ForecastError(None, 0, None)
@@ -85,27 +90,43 @@ def wall(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M}"
 
 
-def site_analytics(cameras: list[Camera], zone: ZoneInfo, now: datetime, compare_days: int) -> dict:
-    """The site page's figures, as JSON for its charts."""
-    history_start = (now - timedelta(weeks=USUAL_WEEKS, days=HELD_OUT_DAYS)).astimezone(zone)
-    means = hourly_means(cameras, history_start, now, zone)
-    compare_from, usual_from = now - timedelta(days=compare_days), now - timedelta(weeks=USUAL_WEEKS)
-    rows, grids = [], []
+def local_hour_start(now: datetime, zone: ZoneInfo) -> datetime:
+    """The start of the hour under way at `now` on the clock of `zone`."""
+    return now.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+
+
+def site_analytics_by_compare_days(
+    cameras: list[Camera], zone: ZoneInfo, now: datetime, compare_days: Sequence[int]
+) -> dict[int, dict]:
+    """The site page's figures, as JSON for its charts, for each range of `compare_days` (days -> figures): the hours
+    complete at the start of `now`'s local hour, read once for every range."""
+    as_of = local_hour_start(now, zone)
+    means = hourly_means(cameras, as_of - timedelta(weeks=USUAL_WEEKS, days=HELD_OUT_DAYS), as_of, zone)
+    usual_from = as_of - timedelta(weeks=USUAL_WEEKS)
+    compare_from = {days: as_of - timedelta(days=days) for days in compare_days}
+    rows: dict[int, list[dict]] = {days: [] for days in compare_days}
+    grids = []
     for camera in cameras:
         camera_means = means.get(camera.pk, {})
         grid = usual_grid({hour: mean for hour, mean in camera_means.items() if hour >= usual_from})
         grids.append(grid)
-        compared = [(hour, mean) for hour, mean in camera_means.items() if hour >= compare_from]
-        ahead = forecast(camera_means, now, zone)
-        error = held_out_error(camera_means, now)
-        rows.append(
-            {
-                "id": camera.pk,
-                "name": camera.name,
-                "usual": grid,
-                "compare": {"x": [wall(hour) for hour, _ in compared], "y": [round(m, 1) for _, m in compared]},
-                "forecast": {"x": [wall(hour) for hour, _ in ahead], "y": [v and round(v, 1) for _, v in ahead]},
-                "error": {"mae": error.mae, "hours": error.hours, "mean_level": error.mean_level},
-            }
-        )
-    return {"weekdays": WEEKDAYS, "cameras": rows, "busiest": busiest_hours(grids)}
+        ahead = forecast(camera_means, as_of, zone)
+        error = held_out_error(camera_means, as_of)
+        shared = {
+            "id": camera.pk,
+            "name": camera.name,
+            "usual": grid,
+            "forecast": {"x": [wall(hour) for hour, _ in ahead], "y": [v and round(v, 1) for _, v in ahead]},
+            "error": {"mae": error.mae, "hours": error.hours, "mean_level": error.mean_level},
+        }
+        for days, start in compare_from.items():
+            compared = [(hour, mean) for hour, mean in camera_means.items() if hour >= start]
+            compare = {"x": [wall(hour) for hour, _ in compared], "y": [round(m, 1) for _, m in compared]}
+            rows[days].append({**shared, "compare": compare})
+    busiest = busiest_hours(grids)
+    return {days: {"weekdays": WEEKDAYS, "cameras": rows[days], "busiest": busiest} for days in compare_days}
+
+
+def site_analytics(cameras: list[Camera], zone: ZoneInfo, now: datetime, compare_days: int) -> dict:
+    """The site page's figures for one range of `compare_days` (see `site_analytics_by_compare_days`)."""
+    return site_analytics_by_compare_days(cameras, zone, now, [compare_days])[compare_days]

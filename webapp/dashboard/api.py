@@ -3,8 +3,6 @@ Read by signed-in viewers and by API keys, a page at a time (webapp.pagination).
 
 from __future__ import annotations
 
-from django.db.models import prefetch_related_objects
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -13,7 +11,7 @@ from rest_framework.views import APIView
 
 from webapp.accounts.roles import Role, has_role
 from webapp.cameras.models import Camera, Site
-from webapp.dashboard.overview import latest_results, state_of, with_latest
+from webapp.dashboard.overview import attach_results, camera_cards, with_latest
 from webapp.ingest.models import Result
 from webapp.pagination import ListPagination
 
@@ -67,7 +65,7 @@ def _latest(result: Result | None) -> dict | None:
     if result is None:
         return None
     zones = {row.zone_name: row.count for row in result.zone_counts.all()}
-    return {"frame": result.frame_id, "captured_at": result.frame.captured_at, "count": result.count, "zones": zones}
+    return {"frame": result.frame_id, "captured_at": result.captured_at, "count": result.count, "zones": zones}
 
 
 class SiteListView(APIView):
@@ -102,11 +100,10 @@ class CameraListView(APIView):
             if not site.isdecimal():
                 raise serializers.ValidationError({"site": ["a site id"]})
             cameras = cameras.filter(site_id=int(site))
-        now = timezone.now()
 
         def rows(page: list[Camera]) -> list[dict]:
-            results = latest_results(page)
-            prefetch_related_objects(list(results.values()), "zone_counts")
+            cards = {card.camera.pk: card for card in camera_cards(page)}
+            attach_results(list(cards.values()), zone_counts=True)
             return [
                 {
                     "id": camera.pk,
@@ -117,8 +114,8 @@ class CameraListView(APIView):
                     "longitude": camera.longitude,
                     "counting_model": camera.counting_model,
                     "alert_threshold": camera.alert_threshold,
-                    "state": state_of(camera, results.get(camera.pk), now),
-                    "open_alerts": camera.open_alert_count,
+                    "state": cards[camera.pk].state,
+                    "open_alerts": cards[camera.pk].open_alerts,
                     "zones": [
                         {
                             "id": zone.pk,
@@ -130,7 +127,7 @@ class CameraListView(APIView):
                         }
                         for zone in camera.zones.all()
                     ],
-                    "latest": _latest(results.get(camera.pk)),
+                    "latest": _latest(cards[camera.pk].result),
                 }
                 for camera in page
             ]

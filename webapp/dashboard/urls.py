@@ -5,7 +5,7 @@ from webapp.dashboard import views
 app_name = "dashboard"
 
 urlpatterns = [
-    path("", views.overview, name="overview"),
+    path("", views.fleet_overview, name="overview"),
     path("map/", views.site_map, name="map"),
     path("map/data.json", views.map_data, name="map-data"),
     path("sites/<int:pk>/", views.site_analytics, name="site"),

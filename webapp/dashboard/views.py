@@ -1,11 +1,14 @@
-"""Operator pages: the overview of every camera, the map, a camera's page, and its zone editor."""
+"""Operator pages: the overview of the fleet, the map, a camera's page, and its zone editor."""
 
 from __future__ import annotations
 
 import json
 import math
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,14 +18,14 @@ from django.views.decorators.http import require_POST
 from webapp.accounts.roles import Role, role_required
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Site, Zone
-from webapp.dashboard import analytics
-from webapp.dashboard.overview import CROWDING_ORDER, SORTS, camera_cards
-from webapp.ingest.models import Frame, Result
+from webapp.dashboard import analytics, overview, site_figures
+from webapp.ingest.models import Frame, Result, ZoneCount
 
 viewer_required = role_required(Role.VIEWER)
 operator_required = role_required(Role.OPERATOR)
 
 SCRUBBER_FRAMES = 120
+SCRUBBER_DAYS = timedelta(days=1)
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -39,23 +42,53 @@ def _site_or_none(request) -> Site | None:
     return get_object_or_404(Site, pk=site_id)
 
 
+def _page_size(value: str | None) -> int:
+    size = _int_or_none(value)
+    return min(max(size, 1), overview.MAX_PAGE_SIZE) if size else overview.PAGE_SIZE
+
+
 @viewer_required
-def overview(request):
-    site = _int_or_none(request.GET.get("site"))
-    crowding = request.GET.get("crowding", "")
-    sort = request.GET.get("sort", "name")
-    cards = camera_cards(site, crowding if crowding in CROWDING_ORDER else "", sort if sort in SORTS else "name")
+def fleet_overview(request):
+    """Every camera, what needs attention first (`overview.ATTENTION`), grouped by site, filtered and a page at a
+    time; the page polls this same URL for its cards alone, so filters, sorting and the page survive each refresh."""
+    now = timezone.now()
+    crowding, attention = request.GET.get("crowding", ""), request.GET.get("attention", "")
+    sort = request.GET.get("sort", "attention")
+    filters = overview.FleetFilters(
+        site=_int_or_none(request.GET.get("site")),
+        crowding=crowding if crowding in overview.CROWDING_ORDER else "",
+        attention=attention if attention in overview.ATTENTION else "",
+        search=request.GET.get("q", "").strip()[:100],
+        sort=sort if sort in overview.SORTS else "attention",
+    )
+    cards, kinds = overview.fleet_cards(filters, now)
+    page = Paginator(cards, _page_size(request.GET.get("per_page"))).get_page(request.GET.get("page"))
+    shown = list(page.object_list)
+    overview.attach_results(shown)
+    overview.draw_sparklines(shown, now)
+    unpaged = request.GET.copy()
+    unpaged.pop("page", None)
+    unpaged.pop("fragment", None)
+    unfiltered = unpaged.copy()
+    unfiltered.pop("attention", None)
     context = {
-        "cards": cards,
-        "over_count": sum(card.crowding == "over" for card in cards),
+        "cards": shown,
+        "groups": overview.site_groups(shown, cards),
+        "page": page,
+        "matching": len(cards),
+        "kinds": [(kind, label, kinds[kind]) for kind, label in overview.ATTENTION.items() if kinds[kind]],
+        "over_count": kinds["over"],
         "sites": Site.objects.all(),
-        "site": site,
-        "crowding": crowding,
-        "sort": sort,
-        "crowding_levels": list(CROWDING_ORDER),
-        "sorts": SORTS,
+        "filters": filters,
+        "site": filters.site,
+        "crowding": filters.crowding,
+        "sort": filters.sort,
+        "crowding_levels": list(overview.CROWDING_ORDER),
+        "attention_kinds": overview.ATTENTION,
+        "sorts": overview.SORTS,
+        "query_unpaged": unpaged.urlencode(),
+        "query_unfiltered": unfiltered.urlencode(),
     }
-    # The page polls this same URL for its cards alone, so filters and sorting survive each refresh.
     template = "dashboard/_cards.html" if request.GET.get("fragment") == "cards" else "dashboard/overview.html"
     return render(request, template, context)
 
@@ -71,7 +104,8 @@ def map_data(request):
     site = _site_or_none(request)
     on_plan = bool(site and site.plan)
     cameras = []
-    for card in camera_cards(site.pk if site else None):
+    registered = overview.with_latest(Camera.objects.filter(site=site) if site else Camera.objects.all())
+    for card in overview.camera_cards(registered):
         camera = card.camera
         x, y = (camera.plan_x, camera.plan_y) if on_plan else (camera.longitude, camera.latitude)
         if x is None or y is None:
@@ -109,38 +143,44 @@ def site_plan(request, pk: int):
     return FileResponse(site.plan.open("rb"))
 
 
-COMPARE_DAYS = {"1": 1, "7": 7, "28": 28}
-
-
 @viewer_required
 def site_analytics(request, pk: int):
-    """A site's usual levels by weekday and hour, its cameras compared, busiest hours and the next hours' forecast."""
+    """A site's usual levels by weekday and hour, its cameras compared, busiest hours and the next hours' forecast:
+    figures of the hours complete when the site's hour began, computed once an hour (`site_figures`)."""
     site = get_object_or_404(Site, pk=pk)
-    days = request.GET.get("days", "7")
-    compare_days = COMPARE_DAYS.get(days, 7)
-    figures = analytics.site_analytics(list(site.cameras.all()), site.zone, timezone.now(), compare_days)
+    choices = {str(choice): choice for choice in analytics.COMPARE_DAYS}
+    compare_days = choices.get(request.GET.get("days", ""), 7)
+    kept = site_figures.site_figures(site, list(site.cameras.all()), timezone.now(), compare_days)
     context = {
         "site": site,
-        "figures": figures,
+        "figures": kept.figures,
+        "as_of": analytics.wall(kept.as_of),
+        "computed_at": analytics.wall(kept.computed_at.astimezone(site.zone)),
         "days": str(compare_days),
-        "day_choices": list(COMPARE_DAYS),
+        "day_choices": list(choices),
         "usual_weeks": analytics.USUAL_WEEKS,
         "held_out_days": analytics.HELD_OUT_DAYS,
     }
     return render(request, "dashboard/site.html", context)
 
 
+def _camera_card(camera: Camera) -> overview.CameraCard:
+    """The camera's card: its state, latest result (with its frame and zones' counts) and frames waiting."""
+    [card] = overview.camera_cards([camera])
+    overview.attach_results([card], zone_counts=True)
+    return card
+
+
 @viewer_required
 def camera_detail(request, pk: int):
-    camera = get_object_or_404(Camera.objects.select_related("site", "active_weights"), pk=pk)
-    result = Result.objects.filter(frame__camera=camera).select_related("frame").order_by("-frame__captured_at").first()
-    waiting = camera.frames.exclude(status__in=[Frame.Status.DONE, Frame.Status.FAILED]).count()
+    camera = get_object_or_404(overview.with_latest(Camera.objects.select_related("active_weights")), pk=pk)
+    card = _camera_card(camera)
     context = {
         "camera": camera,
-        "result": result,
-        "state": camera.state(),
+        "result": card.result,
+        "state": card.state,
         "zones": camera.zones.all(),
-        "waiting": waiting,
+        "waiting": card.waiting,
         "open_alerts": camera.alerts.filter(state=Alert.State.OPEN).select_related("camera__site", "acknowledged_by"),
     }
     return render(request, "dashboard/camera_detail.html", context)
@@ -148,14 +188,20 @@ def camera_detail(request, pk: int):
 
 @viewer_required
 def camera_frames(request, pk: int):
-    """The camera's recent counted frames, newest last, for the scrubber; and its open alerts, for the banner."""
-    camera = get_object_or_404(Camera, pk=pk)
-    results = list(
-        Result.objects.filter(frame__camera=camera)
-        .select_related("frame")
-        .prefetch_related("zone_counts")
-        .order_by("-frame__captured_at")[:SCRUBBER_FRAMES]
-    )
+    """The camera's recent counted frames (up to `SCRUBBER_FRAMES` of the `SCRUBBER_DAYS` before its latest), newest
+    last, for the scrubber; and its open alerts, for the banner."""
+    camera = get_object_or_404(overview.with_latest(Camera.objects.all()), pk=pk)
+    card = _camera_card(camera)
+    results = []
+    if card.latest:
+        # Both capture times bounded: frames and results are partitioned by it, and only those days are read.
+        since = card.latest.captured_at - SCRUBBER_DAYS
+        results = list(
+            Result.objects.filter(frame__camera=camera, frame__captured_at__gte=since, captured_at__gte=since)
+            .select_related("frame")
+            .prefetch_related(Prefetch("zone_counts", queryset=ZoneCount.objects.filter(captured_at__gte=since)))
+            .order_by("-captured_at")[:SCRUBBER_FRAMES]
+        )
     frames = [
         {
             "id": result.frame.pk,
@@ -170,14 +216,7 @@ def camera_frames(request, pk: int):
         }
         for result in reversed(results)
     ]
-    return JsonResponse(
-        {
-            "camera": camera.pk,
-            "state": camera.state(),
-            "open_alerts": camera.alerts.filter(state=Alert.State.OPEN).count(),
-            "frames": frames,
-        }
-    )
+    return JsonResponse({"camera": camera.pk, "state": card.state, "open_alerts": card.open_alerts, "frames": frames})
 
 
 @viewer_required

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Iterator
 
 import redis
@@ -26,7 +27,7 @@ from counting.specs import ARCHITECTURE_NAMES
 from webapp.calibration.models import CalibrationJob
 from webapp.cameras.models import Camera, Gateway
 from webapp.health.events import COUNTERS, EVENTS_KEY, HISTOGRAMS, LATENCY_BUCKETS, events_store
-from webapp.ingest.models import Result, newest_result_id
+from webapp.ingest.models import LatestCount, ZoneCount
 from webapp.queues import CALIBRATE_QUEUE, DEFAULT_QUEUE, REPORTS_QUEUE, count_queue
 
 log = logging.getLogger(__name__)
@@ -84,22 +85,28 @@ def _state_families() -> Iterator[Metric]:
     zones = GaugeMetricFamily(
         "crowdscope_latest_zone_count", "people in each zone of that frame", labels=["camera_id", "zone"]
     )
-    # A fixed number of queries however many cameras: Prometheus scrapes every few seconds.
-    cameras = list(Camera.objects.select_related("site").annotate(latest_result_id=newest_result_id()).order_by("pk"))
-    results = (
-        Result.objects.select_related("frame")
-        .prefetch_related("zone_counts")
-        .in_bulk([camera.latest_result_id for camera in cameras if camera.latest_result_id])
-    )
+    # Two queries however many cameras and however long the history: Prometheus scrapes every few seconds. The latest
+    # counts are one small table's rows (`LatestCount`), their zones read by result id within their capture times.
+    cameras = list(Camera.objects.select_related("site", "latest_count").order_by("pk"))
+    newest = [camera.latest_count for camera in cameras if _latest_count(camera) is not None]
+    zone_counts: dict[int, list[tuple[str, float]]] = defaultdict(list)
+    if newest:
+        zone_rows = ZoneCount.objects.filter(
+            result_id__in=[latest_count.result_id for latest_count in newest],
+            captured_at__gte=min(latest_count.captured_at for latest_count in newest),
+            captured_at__lte=max(latest_count.captured_at for latest_count in newest),
+        ).values_list("result_id", "zone_name", "count")
+        for result_id, zone_name, count in zone_rows.order_by("result_id", "zone_name"):
+            zone_counts[result_id].append((zone_name, count))
     for camera in cameras:
-        info.add_metric([str(camera.pk), camera.name, camera.site.name], 1)
-        newest = results.get(camera.latest_result_id)
-        if newest is None:
+        info.add_metric([str(camera.pk), camera.name, camera.site.name if camera.site else ""], 1)
+        latest_count = _latest_count(camera)
+        if latest_count is None:
             continue
-        latest.add_metric([str(camera.pk)], newest.count)
-        latest_at.add_metric([str(camera.pk)], newest.frame.captured_at.timestamp())
-        for zone in newest.zone_counts.all():
-            zones.add_metric([str(camera.pk), zone.zone_name], zone.count)
+        latest.add_metric([str(camera.pk)], latest_count.count)
+        latest_at.add_metric([str(camera.pk)], latest_count.captured_at.timestamp())
+        for zone_name, count in zone_counts[latest_count.result_id]:
+            zones.add_metric([str(camera.pk), zone_name], count)
     yield from (info, latest, latest_at, zones)
 
     seen = GaugeMetricFamily(
@@ -116,6 +123,13 @@ def _state_families() -> Iterator[Metric]:
     for job_status in CalibrationJob.Status.values:
         jobs.add_metric([job_status], by_status.get(job_status, 0))
     yield jobs
+
+
+def _latest_count(camera: Camera) -> LatestCount | None:
+    try:
+        return camera.latest_count
+    except LatestCount.DoesNotExist:
+        return None
 
 
 class _Figures:

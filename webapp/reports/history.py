@@ -1,6 +1,7 @@
 """The report input, built from the database: hourly series per camera and zone over the period and the weeks
-before it (which give each camera its usual level for an hour of a weekday), from the frames still kept and the
-quarter-hour counts retention folded older ones into."""
+before it (which give each camera its usual level for an hour of a weekday), read from the quarter-hour counts kept
+as frames are counted (`webapp.ingest.rollups`): a report of 50 cameras over 29 days reads some 140,000 quarter
+hours whatever the frame rate, and the same on day 1 and day 90 of the frames' history."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
-from django.db.models import Avg, Count, Max
+from django.db.models import Max, Sum, prefetch_related_objects
 from django.db.models.functions import TruncHour
 
 from llm_reports.history import AlertRecord, Bucket, History, Series
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera
-from webapp.ingest.models import QuarterHourCount, Result, ZoneCount
+from webapp.ingest.models import QuarterHourCount
 from webapp.ingest.series import Tally
 
 LOOKBACK_DAYS = 28
@@ -56,38 +57,19 @@ def build_history(
     since = period_start - timedelta(days=lookback_days)
     names = camera_names(cameras)
     hours = standard_time(zone, period_start.year)
-    hour = TruncHour("frame__captured_at", tzinfo=hours)
-    camera_rows = (
-        Result.objects.filter(
-            frame__camera__in=cameras, frame__captured_at__gte=since, frame__captured_at__lt=period_end
-        )
-        .annotate(hour=hour)
-        .values("frame__camera", "hour")
-        .annotate(mean=Avg("count"), peak=Max("count"), frames=Count("pk"))
-        .order_by("frame__camera", "hour")
-    )
-    zone_rows = (
-        ZoneCount.objects.filter(
-            result__frame__camera__in=cameras,
-            result__frame__captured_at__gte=since,
-            result__frame__captured_at__lt=period_end,
-        )
-        .annotate(hour=TruncHour("result__frame__captured_at", tzinfo=hours))
-        .values("result__frame__camera", "zone_name", "hour")
-        .annotate(mean=Avg("count"), peak=Max("count"), frames=Count("pk"))
-        .order_by("result__frame__camera", "zone_name", "hour")
-    )
-    # By camera, zone name ("" for the whole view) and hour.
+    # By camera, zone name ("" for the whole view) and hour. Periods are local days, and every zone's days and hours
+    # begin on a quarter hour of UTC, so the quarter hours cut them exactly.
     tallies: dict[tuple[int, str], dict[datetime, Tally]] = defaultdict(lambda: defaultdict(Tally))
-    for row in camera_rows:
-        tallies[row["frame__camera"], ""][row["hour"]].add(row["frames"], row["mean"] * row["frames"], row["peak"])
-    for row in zone_rows:
-        key = (row["result__frame__camera"], row["zone_name"])
-        tallies[key][row["hour"]].add(row["frames"], row["mean"] * row["frames"], row["peak"])
-    folded = QuarterHourCount.objects.filter(camera__in=cameras, start__gte=since, start__lt=period_end)
-    for camera_id, zone_name, start, *tally in folded.values_list("camera", "zone_name", "start", *vars(Tally())):
-        hour = start.astimezone(hours).replace(minute=0)
+    hourly = (
+        QuarterHourCount.objects.filter(camera__in=cameras, start__gte=since, start__lt=period_end)
+        .annotate(hour=TruncHour("start", tzinfo=hours))
+        .values_list("camera", "zone_name", "hour")
+        .annotate(Sum("frames"), Sum("total"), Max("peak"))
+        .order_by()
+    )
+    for camera_id, zone_name, hour, *tally in hourly:
         tallies[camera_id, zone_name][hour].add(*tally)
+    prefetch_related_objects(cameras, "zones", "site")
     buckets = {
         key: [Bucket(hour, tally.mean, tally.peak, tally.frames) for hour, tally in sorted(by_hour.items())]
         for key, by_hour in tallies.items()
