@@ -191,8 +191,9 @@ def main() -> int:
         rates, counting = {}, ""
         for storage in storages:
             with ExitStack() as context:
-                variables = context.enter_context(loopback_bucket()) if storage == "s3" else {}
-                stack = context.enter_context(bench_stack(args.web_workers, variables))
+                bucket = context.enter_context(loopback_bucket()) if storage == "s3" else None
+                stack = context.enter_context(bench_stack(args.web_workers, bucket.environment if bucket else {}))
+                server_cpu = bucket.cpu_seconds() if bucket else 0.0
                 load = upload_load(stack.url, stack.cameras, FRAME.read_bytes(), args.clients, args.seconds)
                 accepted = load["statuses"].get(202, 0)
                 rates[storage] = accepted / load["seconds"]
@@ -202,6 +203,9 @@ def main() -> int:
                     f"gunicorn workers, counting off; answers {dict(sorted(load['statuses'].items()))})",
                     flush=True,
                 )
+                if bucket:
+                    share = (bucket.cpu_seconds() - server_cpu) / (load["seconds"] * (os.cpu_count() or 1))
+                    print(f"  the S3 server itself used {share:.0%} of this machine's CPU meanwhile", flush=True)
                 if storage == storages[-1]:  # its uploads are counted, by one worker
                     stack.stop_server()
                     rate, inference = worker_rate(stack.environment, stack.database_url, stack.folder, args.frames)

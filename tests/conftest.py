@@ -64,7 +64,7 @@ class S3Server:
             "secret_key": "crowdscope-tests",
             "location": location,
             "default_acl": None,
-            "file_overwrite": False,
+            "file_overwrite": True,
             "client_config": Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2}),
         }
         return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}

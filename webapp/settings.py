@@ -190,6 +190,7 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 if CROWDSCOPE_STORAGE == "local":
     _media_storage: dict = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 elif CROWDSCOPE_STORAGE == "s3":
+    from boto3.s3.transfer import TransferConfig as _TransferConfig
     from botocore.config import Config as _BotoConfig
 
     _media_storage = {
@@ -206,8 +207,12 @@ elif CROWDSCOPE_STORAGE == "s3":
             "location": env.str("CROWDSCOPE_S3_PREFIX", default=""),
             "default_acl": None,
             "querystring_auth": True,  # should a URL ever be made, it is signed and expires
-            # Two frames may share a name (the same image sent twice): each keeps its own object.
-            "file_overwrite": False,
+            # Every stored name carries a random part (webapp.ingest.models): a write never meets an object of its
+            # name, so none is asked for first (a HEAD before each PUT halved the uploads a second).
+            "file_overwrite": True,
+            # One PUT a file, in the request's own thread: s3transfer's pool of threads per upload cost more than
+            # the upload (frames are far under its multipart threshold).
+            "transfer_config": _TransferConfig(use_threads=False),
             # A bucket that is away answers an upload (503) or a worker (retry later) within seconds, not minutes.
             "client_config": _BotoConfig(
                 connect_timeout=env.int("CROWDSCOPE_S3_TIMEOUT_SECONDS", default=5),

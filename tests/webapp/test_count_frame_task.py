@@ -79,7 +79,7 @@ def test_a_frame_is_never_counted_twice(camera, small_jpeg_bytes):
     assert ZoneCount.objects.count() == 2
     assert Frame.objects.get(pk=frame.pk).status == Frame.Status.DONE
     results = [posixpath.basename(name) for name in stored_files("results")]
-    assert sorted(name.split("-", 1)[1] for name in results) == ["density.npz", "heatmap.png"]
+    assert sorted(name.rsplit("-", 1)[1] for name in results) == ["density.npz", "heatmap.png"]
 
 
 def test_a_corrupt_stored_frame_fails_with_a_readable_error(camera, jpeg_bytes):

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models, transaction
 from django.utils import timezone
 
 from webapp.cameras.models import Camera, Gateway, Zone
 from webapp.health.events import count_event
 
+# Stored names carry a random part: no two writes ever meet at one name (the same image sent twice, a recount's new
+# maps beside the old ones), so a bucket takes each file in one PUT, without asking first whether the name is free.
+
 
 def frame_upload_path(frame: Frame, filename: str) -> str:
-    return f"frames/{frame.camera_id}/{frame.captured_at:%Y/%m/%d}/{frame.content_hash[:16]}-{filename}"
+    day, token = f"{frame.captured_at:%Y/%m/%d}", uuid.uuid4().hex[:8]
+    return f"frames/{frame.camera_id}/{day}/{frame.content_hash[:16]}-{token}-{filename}"
 
 
 def result_path(result: Result, filename: str) -> str:
     frame = result.frame
-    return f"results/{frame.camera_id}/{frame.captured_at:%Y/%m/%d}/{frame.pk}-{filename}"
+    return f"results/{frame.camera_id}/{frame.captured_at:%Y/%m/%d}/{frame.pk}-{uuid.uuid4().hex[:8]}-{filename}"
 
 
 class Frame(models.Model):
