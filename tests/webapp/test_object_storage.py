@@ -19,6 +19,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from counting.models import default_weights
@@ -26,6 +27,7 @@ from tests.conftest import REPO, S3Server
 from tests.loopback import free_port
 from tests.webapp.conftest import FRAMES_URL, image_file, store_frame, stored_files
 from webapp.calibration.models import WeightsVersion
+from webapp.ingest import storage as media_storage
 from webapp.ingest.models import Frame, Result
 from workers.engines import camera_engine
 from workers.tasks import count_frame
@@ -323,3 +325,20 @@ def test_the_media_helpers_list_the_bucket_as_they_list_the_disk(small_jpeg_byte
     frame = store_frame(camera, small_jpeg_bytes)
     assert stored_files() == [frame.image.name]
     assert stored_files("frames") == [frame.image.name] and stored_files("results") == []
+
+
+def test_files_are_deleted_from_the_bucket_a_batch_a_request(monkeypatch, s3_server, bucket_folder):
+    monkeypatch.setattr(media_storage, "BUCKET_DELETE_BATCH", 2)
+    names = [default_storage.save(f"frames/{index}.jpg", ContentFile(b"jpeg")) for index in range(5)]
+    requests_made = []
+    default_storage.bucket.meta.client.meta.events.register(
+        "before-call.s3.DeleteObjects", lambda **_: requests_made.append(1)
+    )
+    kept = default_storage.save("frames/kept.jpg", ContentFile(b"jpeg"))
+
+    media_storage.delete_media_files(
+        FieldFile(None, Frame._meta.get_field("image"), name) for name in [*names, "gone.jpg"]
+    )
+
+    assert s3_server.keys(bucket_folder) == [f"{bucket_folder}/{kept}"]
+    assert len(requests_made) == 3  # 6 names, 2 a request

@@ -23,6 +23,7 @@ from django.db.models.fields.files import FieldFile
 
 from webapp.ingest import partitions
 from webapp.ingest.models import Frame, LatestCount, Result
+from webapp.ingest.storage import delete_media_files
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,6 @@ def _sizes(files: Iterable[FieldFile]) -> int:
     return size
 
 
-def _delete_files(files: Iterable[FieldFile]) -> None:
-    for file in files:
-        file.storage.delete(file.name)
-
-
 def _stored_files(frames: QuerySet[Frame]) -> list[FieldFile]:
     files = []
     for frame in frames.select_related("result").only("image", "result__density", "result__heatmap"):
@@ -141,7 +137,7 @@ def expire_rows(now: datetime, dry_run: bool = False) -> ExpiredRows | None:
                 partitions.drop_day(day)
         frames, files, freed, whole_days = frames + in_day, files + len(stored), freed + _sizes(stored), whole_days + 1
         if not dry_run:
-            _delete_files(stored)
+            delete_media_files(stored)
     last = 0
     while True:
         with transaction.atomic():
@@ -156,7 +152,7 @@ def expire_rows(now: datetime, dry_run: bool = False) -> ExpiredRows | None:
                 expired.delete()
         last, frames, files, freed = ids[-1], frames + len(ids), files + len(stored), freed + _sizes(stored)
         if not dry_run:
-            _delete_files(stored)
+            delete_media_files(stored)
     result = ExpiredRows(days, frames, whole_days, files, freed)
     log.info("%s", result)
     return result
@@ -184,8 +180,7 @@ def delete_expired_files(now: datetime, dry_run: bool = False) -> Iterator[Freed
             if dry_run:
                 continue
             kind.model.objects.filter(pk__in=[row.pk for row in batch]).update(**{kind.field: ""})
-            for file in stored:
-                file.storage.delete(file.name)
+            delete_media_files(stored)
         result = Freed(kind.name, days, files, freed)
         log.info("%s", result)
         yield result
