@@ -118,3 +118,10 @@ def test_swagger_ui_is_served_from_the_apps_own_files(client, pages):
     assets = re.findall(r'(?:src|href)="/static/([^"]+)"', html)
     assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets)
     assert all(finders.find(asset.split("?")[0]) for asset in assets)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cameras/", "/api/v1/sites/"])
+def test_a_gateway_token_on_peoples_endpoints_is_refused_not_an_error(api, path):
+    """A gateway is no person: it holds no role (it once answered 500, 'Gateway' has no attribute 'is_superuser')."""
+    answer = api.get(path)
+    assert answer.status_code == 403, answer.content

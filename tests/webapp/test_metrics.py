@@ -204,3 +204,12 @@ def test_a_scrape_reads_the_latest_counts_in_the_same_queries_for_one_camera_or_
     cameras = Camera.objects.order_by("pk")
     assert [figures["crowdscope_latest_count", (("camera_id", str(c.pk)),)] for c in cameras] == [0, 1, 2, 3, 4]
     assert figures["crowdscope_latest_zone_count", (("camera_id", str(cameras[4].pk)), ("zone", "gate"))] == 2.0
+
+
+def test_a_camera_without_a_site_is_scraped_with_an_empty_site(client, events):
+    """Sites are optional: such a camera once made /metrics answer 500 ('NoneType' object has no attribute 'name')."""
+    camera = Camera.objects.create(name="Loose")
+    counted_frame(camera, datetime(2026, 12, 1, 10, tzinfo=UTC), 7.0)
+    figures = scrape(client)
+    assert figures["crowdscope_camera_info", (("camera", "Loose"), ("camera_id", str(camera.pk)), ("site", ""))] == 1
+    assert figures["crowdscope_latest_count", (("camera_id", str(camera.pk)),)] == 7.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import IntEnum
 from functools import wraps
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
@@ -29,7 +30,8 @@ def role_of(user) -> Role | None:
     """The highest role the user holds, or None (anonymous, inactive, or in no role's group)."""
     if isinstance(user, ApiKey):
         return Role.VIEWER if user.is_active else None  # keys read, and nothing more
-    if user is None or not user.is_authenticated or not user.is_active:
+    # A gateway's token is no person (nor is an anonymous visitor): it holds no role.
+    if not isinstance(user, AbstractBaseUser) or not user.is_active:
         return None
     if user.is_superuser:
         return Role.ADMIN
