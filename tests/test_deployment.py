@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Collection
 
 import pytest
 import yaml
@@ -13,12 +14,15 @@ from tests.conftest import REPO
 SERVICES = {"web", "worker", "reports-worker", "beat", "redis", "postgres"}
 
 
-def compose_config(**environment: str) -> subprocess.CompletedProcess:
+def compose_config(
+    compose_file: str = "docker-compose.yml", unset: Collection[str] = ("DJANGO_SECRET_KEY",), **environment: str
+) -> subprocess.CompletedProcess:
+    """`docker-compose config` of `compose_file`, with `environment` and without the variables `unset`."""
     if shutil.which("docker-compose") is None:
         pytest.fail("docker-compose is not installed; `make test` installs it (scripts/ensure-services.sh)")
-    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SECRET_KEY"} | environment
+    env = {key: value for key, value in os.environ.items() if key not in unset} | environment
     return subprocess.run(
-        ["docker-compose", "-f", str(REPO / "docker-compose.yml"), "config"],
+        ["docker-compose", "-f", str(REPO / compose_file), "config"],
         capture_output=True,
         text=True,
         env=env,
@@ -123,15 +127,7 @@ WORKER_HOST = {
 
 
 def worker_compose_config(**environment: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key not in _settings_variables()} | environment
-    return subprocess.run(
-        ["docker-compose", "-f", str(REPO / "docker-compose.worker.yml"), "config"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    return compose_config("docker-compose.worker.yml", _settings_variables(), **environment)
 
 
 def test_the_worker_host_compose_file_runs_workers_on_the_shared_services_and_bucket_alone():
