@@ -60,7 +60,7 @@ def test_retention_drops_whole_days_and_lets_go_of_what_pointed_at_their_frames(
     gate = Zone.objects.create(camera=camera, name="gate", polygon=SQUARE)
     old_day = (timezone.now() - timedelta(days=100)).astimezone(UTC).date()
     partitions.create_day_partitions([old_day])
-    start = partitions.day_start(old_day)
+    start, _ = partitions.day_bounds(old_day)
     old = [counted_frame(camera, start + timedelta(minutes=10 * n), float(n), {gate: 1.0}) for n in range(12)]
     kept = counted_frame(camera, timezone.now() - timedelta(days=89), 3.0)
     alert = Alert.objects.create(camera=camera, threshold=5, value=6, peak=9, frame=old[6], raised_at=start)

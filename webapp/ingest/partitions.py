@@ -24,8 +24,17 @@ def partitioned() -> bool:
     return connection.vendor == "postgresql"
 
 
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The day's [start, end) in UTC: its partition's range."""
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def bounds_clause(day: date) -> str:
+    """The day partition's FOR VALUES clause. DDL takes no parameters: the bounds are literals, made here from a date,
+    never from input."""
+    start, end = day_bounds(day)
+    return f"FOR VALUES FROM ('{start}') TO ('{end}')"
 
 
 def partition_name(table: str, day: date) -> str:
@@ -47,12 +56,6 @@ def day_partitions(table: str) -> dict[date, str]:
     }
 
 
-def create_default_partitions() -> None:
-    with connection.cursor() as cursor:
-        for table in PARTITIONED_TABLES:
-            cursor.execute(f"CREATE TABLE IF NOT EXISTS {table}_default PARTITION OF {table} DEFAULT")
-
-
 def create_day_partitions(days: Iterable[date]) -> list[str]:
     """Make the day partitions of `days` that are missing, each taking over its day's rows from the default
     partition; returns the partitions made. Each is made in a transaction of its own."""
@@ -72,7 +75,7 @@ def create_day_partitions(days: Iterable[date]) -> list[str]:
 def _create_day_partition(cursor, table: str, day: date) -> None:
     """Attaching checks the default partition holds none of the day's rows, so they are moved out first; the lock
     keeps writers from adding one in between."""
-    name, start, end = partition_name(table, day), day_start(day), day_start(day + timedelta(days=1))
+    name, (start, end) = partition_name(table, day), day_bounds(day)
     cursor.execute(f"LOCK TABLE {table}_default IN ACCESS EXCLUSIVE MODE")
     cursor.execute(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
     cursor.execute(
@@ -80,8 +83,7 @@ def _create_day_partition(cursor, table: str, day: date) -> None:
         f"INSERT INTO {name} SELECT * FROM moved",
         [start, end],
     )
-    # DDL takes no parameters; the bounds are made here from a date, never from input.
-    cursor.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM ('{start}') TO ('{end}')")
+    cursor.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} {bounds_clause(day)}")
 
 
 def prepare_days(now: datetime, ahead: int = DAYS_AHEAD) -> list[str]:
@@ -97,7 +99,7 @@ def expired_days(before: datetime) -> list[date]:
     if not partitioned():
         return []
     days = set.intersection(*(set(day_partitions(table)) for table in PARTITIONED_TABLES))
-    return sorted(day for day in days if day_start(day + timedelta(days=1)) <= before)
+    return sorted(day for day in days if day_bounds(day)[1] <= before)
 
 
 def drop_day(day: date) -> None:

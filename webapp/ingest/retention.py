@@ -127,7 +127,7 @@ def expire_rows(now: datetime, dry_run: bool = False) -> ExpiredRows | None:
     frames = files = freed = whole_days = 0
     in_whole_days = Q(pk__in=[])  # what a dry run counted by the day already
     for day in partitions.expired_days(before):
-        start, end = partitions.day_start(day), partitions.day_start(day + timedelta(days=1))
+        start, end = partitions.day_bounds(day)
         in_whole_days |= Q(captured_at__gte=start, captured_at__lt=end)
         with transaction.atomic():
             expired = Frame.objects.filter(captured_at__gte=start, captured_at__lt=end)

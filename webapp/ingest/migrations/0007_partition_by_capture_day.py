@@ -5,8 +5,6 @@ captured_at) and Result's unique frame (its OneToOneField) becomes unique (frame
 still names one unique frame, which the database now guarantees together with the capture time that comes with it.
 SQLite keeps the tables as they are. Not reversible on PostgreSQL."""
 
-from datetime import timedelta
-
 from django.db import migrations
 from django.utils import timezone
 
@@ -47,11 +45,8 @@ def rebuild_partitioned(cursor, table: str) -> None:
         row[0] for row in _fetch(cursor, f"SELECT DISTINCT ({PARTITION_KEY} AT TIME ZONE 'UTC')::date FROM {old}", [])
     ]
     for day in days:
-        start, end = partitions.day_start(day), partitions.day_start(day + timedelta(days=1))
-        cursor.execute(
-            f"CREATE TABLE {partitions.partition_name(table, day)} PARTITION OF {table} "
-            f"FOR VALUES FROM ('{start}') TO ('{end}')"
-        )
+        name = partitions.partition_name(table, day)
+        cursor.execute(f"CREATE TABLE {name} PARTITION OF {table} {partitions.bounds_clause(day)}")
     cursor.execute(f"INSERT INTO {table} SELECT * FROM {old}")
     cursor.execute(f"SELECT setval('{table}_id_partitioned_seq', COALESCE((SELECT MAX(id) FROM {old}), 0) + 1, false)")
     cursor.execute(f"DROP TABLE {old}")
