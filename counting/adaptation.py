@@ -118,11 +118,20 @@ def norm_layers(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
     return layers
 
 
+def running_statistics(layer: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's running mean and variance (the tensors themselves); raises AdaptationError when it keeps none
+    (built with track_running_stats=False)."""
+    if layer.running_mean is None or layer.running_var is None:
+        raise AdaptationError("a batch-norm layer keeps no running statistics: there are none to adapt")
+    return layer.running_mean, layer.running_var
+
+
 def own_statistics(model: nn.Module) -> Statistics:
-    return {
-        name: (layer.running_mean.double().cpu().numpy(), layer.running_var.double().cpu().numpy())
-        for name, layer in norm_layers(model).items()
-    }
+    statistics = {}
+    for name, layer in norm_layers(model).items():
+        mean, variance = running_statistics(layer)
+        statistics[name] = (mean.double().cpu().numpy(), variance.double().cpu().numpy())
+    return statistics
 
 
 class _Accumulator:
@@ -134,7 +143,7 @@ class _Accumulator:
         self.pixels = 0
 
     def add(self, frame_sum: torch.Tensor, frame_squares: torch.Tensor, pixels: int) -> None:
-        if self.total is None:
+        if self.total is None or self.squares is None:
             self.total, self.squares = frame_sum.clone(), frame_squares.clone()
         else:
             self.total += frame_sum
@@ -142,6 +151,9 @@ class _Accumulator:
         self.pixels += pixels
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and variance per channel; raises AdaptationError when no frame reached the layer."""
+        if self.total is None or self.squares is None:
+            raise AdaptationError("no frame reached a batch-norm layer: there are no statistics to measure")
         mean = self.total / self.pixels
         variance = (self.squares / self.pixels - mean**2).clamp_min(0.0)
         return mean.cpu().numpy(), variance.cpu().numpy()
@@ -172,14 +184,16 @@ def recording(model: nn.Module, each_frame_its_own: bool = False) -> Iterator[di
             mean, variance = mean.double(), variance.double()
             accumulators[name].add(mean * pixels, (variance + mean**2) * pixels, pixels)
             if each_frame_its_own:
-                layer.running_mean.copy_(mean)
-                layer.running_var.copy_(variance)
+                running_mean, running_var = running_statistics(layer)
+                running_mean.copy_(mean)
+                running_var.copy_(variance)
 
         return hook
 
     for name, layer in norm_layers(model).items():
         accumulators[name] = _Accumulator()
-        saved[name] = (layer.running_mean.clone(), layer.running_var.clone())
+        running_mean, running_var = running_statistics(layer)
+        saved[name] = (running_mean.clone(), running_var.clone())
         handles.append(layer.register_forward_pre_hook(hook_for(name)))
     try:
         yield accumulators
@@ -188,8 +202,9 @@ def recording(model: nn.Module, each_frame_its_own: bool = False) -> Iterator[di
             handle.remove()
         with torch.no_grad():
             for name, layer in norm_layers(model).items():
-                layer.running_mean.copy_(saved[name][0])
-                layer.running_var.copy_(saved[name][1])
+                running_mean, running_var = running_statistics(layer)
+                running_mean.copy_(saved[name][0])
+                running_var.copy_(saved[name][1])
 
 
 def novelty(camera: Statistics, reference: Statistics) -> float:
@@ -222,8 +237,9 @@ def set_statistics(model: nn.Module, statistics: Statistics) -> None:
     with torch.no_grad():
         for name, layer in norm_layers(model).items():
             mean, variance = statistics[name]
-            layer.running_mean.copy_(torch.from_numpy(mean).to(layer.running_mean))
-            layer.running_var.copy_(torch.from_numpy(variance).to(layer.running_var))
+            running_mean, running_var = running_statistics(layer)
+            running_mean.copy_(torch.from_numpy(mean).to(running_mean))
+            running_var.copy_(torch.from_numpy(variance).to(running_var))
 
 
 def references_path(weights: str | Path) -> Path:
@@ -238,7 +254,8 @@ def save_references(references: dict[str, Statistics], path: str | Path) -> None
         for layer, (mean, variance) in statistics.items():
             arrays[f"{reference}|{layer}|mean"] = mean.astype(np.float32)
             arrays[f"{reference}|{layer}|var"] = variance.astype(np.float32)
-    np.savez_compressed(path, **arrays)
+    # numpy's stub lets a keyword array fill savez_compressed's allow_pickle flag; these keys all hold "|".
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
 
 def reference_statistics(model: nn.Module, weights: str | Path) -> dict[str, Statistics]:
@@ -247,12 +264,15 @@ def reference_statistics(model: nn.Module, weights: str | Path) -> dict[str, Sta
     references = {OWN_STATISTICS: own_statistics(model)}
     path = references_path(weights)
     if path.is_file():
+        halves: dict[tuple[str, str], dict[str, np.ndarray]] = {}
         with np.load(path) as arrays:
             for key in arrays.files:
                 reference, layer, which = key.split("|")
-                mean, variance = references.setdefault(reference, {}).get(layer, (None, None))
-                value = arrays[key].astype(np.float64)
-                references[reference][layer] = (value, variance) if which == "mean" else (mean, value)
+                halves.setdefault((reference, layer), {})[which] = arrays[key].astype(np.float64)
+        for (reference, layer), both in halves.items():
+            if both.keys() != {"mean", "var"}:
+                raise AdaptationError(f"{path}: {reference}'s statistics of {layer} lack their mean or variance")
+            references.setdefault(reference, {})[layer] = (both["mean"], both["var"])
     return references
 
 
@@ -273,7 +293,8 @@ def spread_over_hours(times: Sequence[datetime], limit: int) -> list[int]:
 
 def _evenly(indices: list[int]) -> list[int]:
     """`indices` reordered so that any prefix of the result is spread evenly over them (bisection order)."""
-    order, seen = [], set()
+    order: list[int] = []
+    seen: set[int] = set()
     steps = 1
     while len(order) < len(indices):
         for k in range(steps):
@@ -302,7 +323,8 @@ def read_frames(images: list[Path], rule: AdaptationRule, one_size: bool = True)
         raise AdaptationError(
             f"too few frames: {len(images)}, at least {rule.min_frames} unlabeled frames of the camera are needed"
         )
-    frames, sizes = [], {}
+    frames: list[np.ndarray] = []
+    sizes: dict[tuple[int, ...], str] = {}
     for path in images:
         try:
             rgb = load_rgb(path)
@@ -421,7 +443,7 @@ def adapt(
     counted = thin_evenly(frames, rule.counted_frames)
     before, seen = measure(model, counted, precision, device, tracker, "counting with the current weights")
     distances = {name: novelty(seen, statistics) for name, statistics in references.items()}
-    nearest = min(distances, key=distances.get)
+    nearest = min(distances, key=lambda name: distances[name])
     mean_before = float(np.mean(before))
     described = f"novelty {distances[nearest]:.3f} (nearest: {nearest})"
     weights, mean_after, adapted = None, mean_before, False

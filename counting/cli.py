@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin, get_type_hints
 from counting.engine import PRECISIONS, CountingEngine, configure_threads
 from counting.images import IMAGE_SUFFIXES, ImageError, load_rgb
 from counting.models import ARCHITECTURES, WeightsError
-from counting.train import saved_config, train
-from counting.train_config import TrainConfig
+from counting.training.config import TrainConfig
+from counting.training.train import saved_config, train
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from counting.adaptation import AdaptationRule
 
 
@@ -85,8 +87,8 @@ def cmd_count(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from counting.datasets import load_annotated
-    from counting.evaluate import evaluate_images, summarise, write_csv
+    from counting.training.datasets import load_annotated
+    from counting.training.evaluate import evaluate_images, summarise, write_csv
 
     engine = _engine(args)
     samples = load_annotated(args.data, args.split)[: args.limit]
@@ -114,8 +116,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """The shipping rule's check on a run's validation slices: both weights count every frame whole, as workers do."""
-    from counting.evaluate import CountErrors, PairedChange, mix_score
-    from counting.train import run_frames
+    from counting.training.evaluate import CountErrors, PairedChange, mix_score
+    from counting.training.train import run_frames
 
     config = saved_config(args.run_folder)
     if config is None:
@@ -211,8 +213,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from counting.count_scale import scale_counts_to_run
     from counting.models import load_model, read_checkpoint, save_weights
+    from counting.training.count_scale import scale_counts_to_run
 
     model, arch, weights = load_model(args.arch, args.checkpoint)
     meta = read_checkpoint(args.checkpoint).get("meta", {})
@@ -257,7 +259,7 @@ def cmd_widen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_int8(model, metadata: dict[str, str], args: argparse.Namespace) -> int:
+def _export_int8(model: nn.Module, metadata: dict[str, str], args: argparse.Namespace) -> int:
     import tempfile
 
     from counting.onnx_export import calibration_frames, export_onnx, quantise_int8
@@ -282,7 +284,7 @@ def _export_int8(model, metadata: dict[str, str], args: argparse.Namespace) -> i
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from counting import importers
+    from counting.training import importers
 
     if args.format == "scut-head":
         summaries = importers.import_scut_head(args.source, args.out)
@@ -332,8 +334,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 def cmd_adapt_references(args: argparse.Namespace) -> int:
     from counting.adaptation import references_path, save_references, set_references, thin_evenly
-    from counting.datasets import load_annotated
     from counting.models import load_model
+    from counting.training.datasets import load_annotated
 
     configure_threads(args.threads)
     model, _, weights = load_model(None, args.weights)
@@ -351,7 +353,7 @@ def cmd_adapt_references(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt_bench(args: argparse.Namespace) -> int:
-    from counting import adaptation_bench
+    from counting.training import adaptation_bench
 
     configure_threads(args.threads)
     cameras = adaptation_bench.leave_out_cameras(Path(args.data), Path(args.shanghaitech), args.split)
@@ -374,7 +376,7 @@ def cmd_adapt_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from counting.bench import format_table, run_bench
+    from counting.training.bench import format_table, run_bench
 
     if args.calibration_frames and not args.data:
         print("error: --calibration-frames needs --data (frames of its train split)", file=sys.stderr)
@@ -382,9 +384,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     configure_threads(args.threads)
     accuracy = None
     if args.data:
-        from counting.bench import Accuracy
-        from counting.datasets import load_annotated
         from counting.onnx_export import calibration_frames
+        from counting.training.bench import Accuracy
+        from counting.training.datasets import load_annotated
 
         test = load_annotated(args.data, "test")[: args.mae_images]
         accuracy = Accuracy(test, calibration_frames(args.data, 16))
@@ -392,8 +394,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = run_bench(load_rgb(image_path) if image_path else None, args.arch, args.repeats, accuracy)
     print(json.dumps(rows) if args.json else format_table(rows), flush=True)
     if args.calibration_frames:
-        from counting.bench import bench_calibration, format_calibration
-        from counting.calibration import CalibrationConfig
+        from counting.training.bench import bench_calibration, format_calibration
+        from counting.training.calibration import CalibrationConfig
 
         config = CalibrationConfig(epochs=args.calibration_epochs or CalibrationConfig.epochs, threads=args.threads)
         row = bench_calibration(args.data, args.calibration_frames, config)

@@ -18,7 +18,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Frames are counted with their longer side at most this many pixels. Past it heads outgrow what the models learned
 # (the training frames' heads are a few to about 100 pixels across): a 12-megapixel photo of a few people counted at
-# full size gave negative or several-fold counts. Training scales its frames the same way (`counting.datasets`).
+# full size gave negative or several-fold counts. Training scales its frames the same way
+# (`counting.training.datasets`).
 WORKING_SIDE = 2048
 
 
@@ -33,8 +34,8 @@ def load_rgb(source: str | Path | bytes) -> np.ndarray:
     8 bits instead of being clipped. Raises ImageError for anything Pillow cannot decode, whatever the reason.
     """
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            image = ImageOps.exif_transpose(image)
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
+            image = ImageOps.exif_transpose(opened)
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16-bit greyscale (PIL may also open it as 32-bit "I"): always the full 16-bit scale, so that a
                 # dark frame stays dark instead of being stretched by its own maximum.
@@ -104,7 +105,10 @@ def density_on_frame_grid(density: np.ndarray, height: int, width: int, stride: 
     cells = (-(-height // stride), -(-width // stride))
     if density.shape == cells:
         return density
-    spread = cv2.resize(density.astype(np.float64), (cells[1], cells[0]), interpolation=cv2.INTER_LINEAR)
+    # float64 in, float64 out: asarray only tells the type checker so (cv2's stub says any number type).
+    spread = np.asarray(
+        cv2.resize(density.astype(np.float64), (cells[1], cells[0]), interpolation=cv2.INTER_LINEAR), np.float64
+    )
     spread *= density.size / spread.size  # each frame cell holds its share of a shrunk cell's people
     # Interpolation at the borders leaves the total off by a fraction of a percent: spread that evenly.
     spread += (density.sum(dtype=np.float64) - spread.sum()) / spread.size

@@ -11,8 +11,8 @@ class DensityHead(nn.Conv2d):
 
     A cell's density is a small sum of larger terms of both signs, so rounding the head's weights to bf16 moved
     csrnet-lite's counts by 1-2% against fp32, and differently for every set of weights: a count scale folded into
-    the head (`counting.count_scale`) changed that rounding and left a calibrated camera's total 2% off. One output
-    channel makes the fp32 head's cost nothing beside the backbone.
+    the head (`counting.training.count_scale`) changed that rounding and left a calibrated camera's total 2% off. One
+    output channel makes the fp32 head's cost nothing beside the backbone.
     """
 
     def __init__(self, in_channels: int) -> None:

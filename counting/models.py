@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy._core.multiarray import scalar
 from torch import nn
 
 from counting.csrnet import CSRNet, CSRNetConfig
@@ -74,9 +75,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"no weights file at {path}")
-    scalar = np._core.multiarray.scalar
     # Files written under numpy 1 name the scalar constructor by its old module path.
-    safe = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType]
+    safe: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
+        scalar,
+        (scalar, "numpy.core.multiarray.scalar"),
+        np.dtype,
+        np.dtypes.Float64DType,
+        np.dtypes.Float32DType,
+    ]
     try:
         with torch.serialization.safe_globals(safe):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)

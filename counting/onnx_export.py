@@ -8,17 +8,21 @@ float32, with any height and width that are multiples of 8; it gives the density
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from counting.images import density_on_frame_grid, load_rgb, normalise, to_working_size
 from counting.specs import OUTPUT_STRIDE
 
+if TYPE_CHECKING:
+    from torch import nn
+
 INPUT_NAME, OUTPUT_NAME = "image", "density"
 MAX_SIDE = 8192
 
 
-def export_onnx(model, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+def export_onnx(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write `model` (eval mode, fp32) as ONNX with a free height and width; `metadata` (for example the
     architecture and the source weights' version) goes into the file, where `OnnxCounter` reads it back."""
     import torch
@@ -39,6 +43,7 @@ def export_onnx(model, path: str | Path, metadata: dict[str, str] | None = None)
         dynamo=True,
         verbose=False,
     )
+    assert program is not None, "the dynamo exporter always returns its program"
     program.save(str(path))
     if metadata:
         _set_metadata(path, metadata)

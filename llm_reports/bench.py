@@ -15,7 +15,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from llm_reports.llm import LocalLLM, Prefilled, cache_megabytes
+from llm_reports.llm import LocalLLM, Prefilled, cache_megabytes, text_of
 from llm_reports.snapkv import SnapKV, SnapKVConfig
 
 BUDGETS = (512, 1024, 2048)
@@ -43,7 +43,9 @@ def history_lines(count: int, seed: int) -> list[str]:
     return lines
 
 
-def history_messages(llm: LocalLLM, prompt_tokens: int, seed: int, needle: str | None = None, depth: float = 0.5):
+def history_messages(
+    llm: LocalLLM, prompt_tokens: int, seed: int, needle: str | None = None, depth: float = 0.5
+) -> list[dict[str, str]]:
     """Chat messages whose prompt is about `prompt_tokens` long, with `needle` inserted at `depth` of the history."""
     lines = history_lines(20, seed)
     per_line = max(1, llm.count_tokens("\n".join(lines)) // len(lines))
@@ -76,7 +78,8 @@ def speed_rows(llm: LocalLLM, contexts: list[int]) -> list[SpeedRow]:
     rows = []
     for context in contexts:
         ids = llm.encode_chat(history_messages(llm, context, seed=context))
-        full_mb = full_rate = None
+        full_mb: float | None = None
+        full_rate: float | None = None
         for budget in (None, *BUDGETS):
             if budget is not None and budget >= ids.shape[1]:
                 continue
@@ -87,6 +90,7 @@ def speed_rows(llm: LocalLLM, contexts: list[int]) -> list[SpeedRow]:
             rate = len(tokens) / seconds
             if budget is None:  # the reference the SnapKV rows of this prompt are compared with
                 full_mb, full_rate = megabytes, rate
+            assert full_mb is not None and full_rate is not None, "the full cache's row comes first"
             rows.append(
                 SpeedRow(
                     prompt_tokens=ids.shape[1],
@@ -104,7 +108,7 @@ def speed_rows(llm: LocalLLM, contexts: list[int]) -> list[SpeedRow]:
 
 def _answered(llm: LocalLLM, prefilled: Prefilled, number: int) -> bool:
     tokens, _ = llm.decode(prefilled, 16)
-    digits = re.sub(r"[,\s]", "", llm.tokenizer.decode(tokens, skip_special_tokens=True))
+    digits = re.sub(r"[,\s]", "", text_of(llm.tokenizer, tokens, skip_special_tokens=True))
     return str(number) in digits
 
 
@@ -123,6 +127,7 @@ def needle_accuracy(llm: LocalLLM, prompt_tokens: int, trials_per_depth: int, wi
             for name, snapkv in settings.items():
                 attempt = prefilled.copy()
                 if snapkv is not None:
+                    assert attempt.observed is not None, "prefill_observed records every layer's window"
                     snapkv.compress(attempt.cache, attempt.observed)
                 hits[name][depth].append(_answered(llm, attempt, number))
     return {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -158,6 +158,14 @@ def must_tell(events: tuple[Event, ...]) -> list[Event]:
     return [event for event in events if event.importance >= MUST_TELL]
 
 
+def _ranked_mean(facts: Facts, key: EntityKey) -> float:
+    """The period mean of a ranked camera or zone: only those with counts are ranked (facts)."""
+    mean = facts.series(key).mean
+    if mean is None:
+        raise ValueError(f"{entity_name(key)} is ranked without counts")
+    return mean
+
+
 def entity_name(key: EntityKey) -> str:
     """How sentences name a camera or zone: a zone always with its camera, since zone names repeat across cameras."""
     camera, zone = key
@@ -192,20 +200,21 @@ class _Teller:
         camera's tenth alert does not crowd out another camera's events."""
         name = entity_name(alerts[0].key)
         highest = max(alerts, key=lambda alert: alert.count)
-        values = {
-            "kind": "alert",
-            "importance": _alerts_importance(alerts),
-            "camera": highest.camera,
-            "zone": highest.zone,
-            "start": alerts[0].raised_at,
-            "value": highest.count,
-            "reference": highest.threshold,
-            "percent": percent_change(highest.count, highest.threshold),
-        }
+        unworded = _Draft(
+            kind="alert",
+            importance=_alerts_importance(alerts),
+            sentence="",
+            camera=highest.camera,
+            zone=highest.zone,
+            start=alerts[0].raised_at,
+            value=highest.count,
+            reference=highest.threshold,
+            percent=percent_change(highest.count, highest.threshold),
+        )
         against = f"{format_people(highest.count)} people against a threshold of {format_people(highest.threshold)}"
         if len(alerts) == 1:
             sentence = f"An alert was raised for {name} at {self.at(highest.raised_at)}: {against}, "
-            return _Draft(sentence=f"{sentence}{_acknowledged(alerts)}.", **values)
+            return replace(unworded, sentence=f"{sentence}{_acknowledged(alerts)}.")
         first, last = alerts[0].raised_at, alerts[-1].raised_at
         if first.date() == last.date():
             when = f"on {format_day(first)}, from {format_time(first)} to {format_time(last)}"
@@ -213,7 +222,7 @@ class _Teller:
             when = f"from {self.at(first)} to {self.at(last)}"
         peak_at = format_time(highest.raised_at) if first.date() == last.date() else self.at(highest.raised_at)
         sentence = f"{len(alerts)} alerts were raised for {name} {when}, the highest at {peak_at}: {against}; "
-        return _Draft(sentence=f"{sentence}{_acknowledged(alerts)}.", **values)
+        return replace(unworded, sentence=f"{sentence}{_acknowledged(alerts)}.")
 
     def breach(self, breach: ThresholdBreaches, alerts: list[AlertFact]) -> _Draft:
         """The hours over the threshold, with the subject's `alerts` of the period (in the order raised)."""
@@ -316,7 +325,9 @@ class _Teller:
 
     def week_change(self, series: SeriesFacts) -> _Draft | None:
         change = series.week_change
-        if change.percent is None or change.current is None or round_shown(change.percent) == 0:
+        if change.percent is None or change.current is None or change.previous is None:
+            return None
+        if round_shown(change.percent) == 0:
             return None
         notable = (
             abs(change.percent) >= NOTABLE_WEEK_CHANGE_PERCENT
@@ -360,21 +371,22 @@ class _Teller:
         if len(ranked) < 2:
             return None
         listed = [
-            f"{entity_name(key)} ({format_people(facts.series(key).mean)} people)" for key in ranked[:RANKING_LENGTH]
+            f"{entity_name(key)} ({format_people(_ranked_mean(facts, key))} people)" for key in ranked[:RANKING_LENGTH]
         ]
         followers = listed[1] if len(listed) == 2 else f"{', '.join(listed[1:-1])} and {listed[-1]}"
-        top = facts.series(ranked[0])
+        top = _ranked_mean(facts, ranked[0])
         return _Draft(
             kind="ranking",
             importance=35.0 if kind == "camera" else 25.0,
             sentence=f"By average count, {entity_name(ranked[0])} was the busiest {kind} "
-            f"({format_people(top.mean)} people), followed by {followers}.",
-            value=top.mean,
+            f"({format_people(top)} people), followed by {followers}.",
+            value=top,
         )
 
     def level(self, series: SeriesFacts) -> _Draft:
         name = entity_name(series.key)
-        if series.mean is None:
+        # A period with counts has its peak too (SeriesFacts).
+        if series.mean is None or series.peak is None or series.peak_at is None:
             return _Draft(
                 kind="level",
                 importance=30.0,
@@ -480,9 +492,9 @@ def _outages(history: History, teller: _Teller) -> list[_Draft]:
             and not any(start <= moment < end for start, end in covered)
         }
         run: list[datetime] = []
-        for moment in [*starts, None]:
-            if moment in silent:
-                run.append(moment)
+        for hour_start in [*starts, None]:  # None: the end, where a run still open is told
+            if hour_start is not None and hour_start in silent:
+                run.append(hour_start)
                 continue
             if len(run) >= SILENT_MIN_HOURS:
                 start, end = run[0].astimezone(zone_info), (run[-1] + step).astimezone(zone_info)
@@ -536,7 +548,9 @@ def _unusual_days(series: Series, history: History, teller: _Teller) -> list[_Dr
 def _unusual_hours(facts: Facts, teller: _Teller, unusual_days: list[_Draft]) -> list[_Draft]:
     """The facts' unusual hours, less those an unusual day of the same camera and direction already tells."""
     told_days = {
-        (draft.camera, draft.start.date(), (draft.value or 0) > (draft.reference or 0)) for draft in unusual_days
+        (draft.camera, draft.start.date(), (draft.value or 0) > (draft.reference or 0))
+        for draft in unusual_days
+        if draft.start is not None
     }
     return [
         teller.unusual_hour(unusual.key, unusual.at, unusual.value, unusual.usual)

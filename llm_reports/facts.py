@@ -335,15 +335,15 @@ def _series_facts(series: Series, windows: _Windows, zone_info: ZoneInfo) -> Ser
 
 
 def _ranked_by_mean(series_facts: tuple[SeriesFacts, ...]) -> tuple[EntityKey, ...]:
-    counted = [series for series in series_facts if series.mean is not None]
-    return tuple(series.key for series in sorted(counted, key=lambda series: (-series.mean, series.key)))
+    counted = [(series.mean, series.key) for series in series_facts if series.mean is not None]
+    return tuple(key for _, key in sorted(counted, key=lambda counted_mean: (-counted_mean[0], counted_mean[1])))
 
 
 def _highest_peak(series_facts: tuple[SeriesFacts, ...]) -> EntityKey | None:
-    counted = [series for series in series_facts if series.peak is not None]
+    counted = [(series.peak, series) for series in series_facts if series.peak is not None]
     if not counted:
         return None
-    return min(counted, key=lambda series: (-series.peak, series.peak_at, series.key)).key
+    return min(counted, key=lambda peaked: (-peaked[0], peaked[1].peak_at, peaked[1].key))[1].key
 
 
 def _breaches(series: Series, period_buckets: list[Bucket], zone_info: ZoneInfo) -> ThresholdBreaches | None:

@@ -74,7 +74,7 @@ def history_from_json(data: object) -> History:
         name = camera_series[0].camera
         if name in zones_of:
             raise HistoryFileError(f'another camera is already named "{name}"', f"{path}.name")
-        zones_of[name] = [zone_series.zone for zone_series in camera_series[1:]]
+        zones_of[name] = [zone_series.zone for zone_series in camera_series[1:] if zone_series.zone is not None]
         series += camera_series
         if site is not None:
             sites[name] = site
@@ -195,7 +195,7 @@ def _alert(value: object, path: str, zones_of: dict[str, list[str]]) -> AlertRec
         zone=zone,
         raised_at=_time(alert["raised_at"], f"{path}.raised_at"),
         count=_count(alert["count"], f"{path}.count"),
-        threshold=_threshold(alert["threshold"], f"{path}.threshold", required=True),
+        threshold=_required_threshold(alert["threshold"], f"{path}.threshold"),
         acknowledged=acknowledged,
     )
 
@@ -309,10 +309,13 @@ def _count(value: object, path: str) -> float:
     return count
 
 
-def _threshold(value: object, path: str, required: bool = False) -> float | None:
-    """People above which a peak is over the threshold; null or absent (where allowed): no threshold."""
-    if value is None and not required:
-        return None
+def _threshold(value: object, path: str) -> float | None:
+    """People above which a peak is over the threshold; null or absent: no threshold."""
+    return None if value is None else _required_threshold(value, path)
+
+
+def _required_threshold(value: object, path: str) -> float:
+    """People above which a peak is over the threshold, where one must be given (an alert's)."""
     threshold = _number(value, path, "threshold")
     if threshold <= 0:
         raise HistoryFileError(f"threshold {value} is not above zero", path)

@@ -12,10 +12,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
-from transformers.cache_utils import DynamicCache
+from transformers import AutoModelForCausalLM, AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase
+from transformers.cache_utils import CacheLayerMixin, DynamicCache
 
 from llm_reports.snapkv import CompressionStats, ObservationWindow, SnapKV
 
@@ -87,7 +88,7 @@ class OptionList:
         self.max_chosen = max(self.min_chosen, min(max_chosen, len(options)))
         self.tokenizer = tokenizer
         spelled = {token for option in options for token in self._ids(option) + self._ids(self.SEPARATOR + option)}
-        self.candidates = {token: tokenizer.decode([token]) for token in spelled}
+        self.candidates = {token: text_of(tokenizer, [token]) for token in spelled}
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -141,10 +142,16 @@ class Generation:
 def cache_megabytes(cache: DynamicCache) -> float:
     total = 0
     for layer in cache.layers:
-        for tensor in (layer.keys, layer.values):
-            if tensor is not None:
-                total += tensor.numel() * tensor.element_size()
+        if isinstance(layer, CacheLayerMixin):
+            for tensor in (layer.keys, layer.values):
+                if tensor is not None:
+                    total += tensor.numel() * tensor.element_size()
     return total / 2**20
+
+
+def text_of(tokenizer: PreTrainedTokenizerBase, ids: list[int], skip_special_tokens: bool = False) -> str:
+    """The text of token ids. transformers' decode also decodes batches, so its type promises a str or a list."""
+    return cast(str, tokenizer.decode(ids, skip_special_tokens=skip_special_tokens))
 
 
 class LocalLLM:
@@ -164,9 +171,10 @@ class LocalLLM:
         )
         self.name = path.name
         self.tokenizer = AutoTokenizer.from_pretrained(**source, local_files_only=True)
+        # The ignore: transformers' wrapper of PreTrainedModel.to hides its signature from type checkers.
         self.model = AutoModelForCausalLM.from_pretrained(
             **source, dtype=getattr(torch, self.config.dtype), local_files_only=True
-        ).to(self.config.device)
+        ).to(self.config.device)  # type: ignore[arg-type]
         self.model.eval()
         SnapKV.attach(self.model)
         stops = {self.tokenizer.convert_tokens_to_ids(END_OF_TURN), self.tokenizer.eos_token_id}
@@ -179,8 +187,11 @@ class LocalLLM:
     def encode_chat(self, messages: list[dict[str, str]]) -> torch.Tensor:
         """Token ids [1, n] of chat messages, with the assistant's turn opened."""
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-        ids = encoded if torch.is_tensor(encoded) else encoded["input_ids"]
-        return ids.to(self.config.device)
+        if isinstance(encoded, BatchEncoding):
+            encoded = encoded["input_ids"]
+        if not isinstance(encoded, torch.Tensor):
+            raise LLMError(f"this model's chat template gave a {type(encoded).__name__}, not token ids")
+        return encoded.to(self.config.device)
 
     def encode_continuation(self, earlier: list[dict[str, str]], later: list[dict[str, str]]) -> torch.Tensor:
         """The ids that `later` messages add to a conversation whose prompt (`earlier`, assistant turn opened) is
@@ -251,7 +262,7 @@ class LocalLLM:
         logits, position = prefilled.next_logits, prefilled.positions
         for _ in range(max_new_tokens):
             if constraint is not None:
-                allowed, may_end = constraint.allowed(self.tokenizer.decode(tokens))
+                allowed, may_end = constraint.allowed(text_of(self.tokenizer, tokens))
                 allowed += sorted(self.stop_ids) if may_end else []
                 if not allowed:
                     break
@@ -289,7 +300,7 @@ class LocalLLM:
         prompt_tokens, kept = prefilled.stats.prompt_tokens, prefilled.stats.kept_tokens
         tokens, seconds = self.decode(prefilled, max_new_tokens, constraint=constraint)
         return Generation(
-            text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+            text=text_of(self.tokenizer, tokens, skip_special_tokens=True).strip(),
             prompt_tokens=prompt_tokens,
             kept_tokens=kept,
             new_tokens=len(tokens),

@@ -117,8 +117,12 @@ def context_lines(history: History, facts: Facts) -> list[ContextLine]:
     for camera, start in {*camera_buckets, *zone_buckets}:
         local = start.astimezone(zone_info)
         parts = [f"{format_day(local)} {format_time(local)}", camera]
-        bucket = camera_buckets.get((camera, start))
-        parts.append(f"mean {format_people(bucket.mean)} peak {format_people(bucket.peak)}" if bucket else "no count")
+        camera_bucket = camera_buckets.get((camera, start))
+        parts.append(
+            f"mean {format_people(camera_bucket.mean)} peak {format_people(camera_bucket.peak)}"
+            if camera_bucket
+            else "no count"
+        )
         zones = zone_buckets.get((camera, start), [])
         if zones:
             parts.append(
@@ -128,7 +132,7 @@ def context_lines(history: History, facts: Facts) -> list[ContextLine]:
                 )
             )
         threshold = camera_thresholds.get(camera)
-        if bucket and threshold is not None and bucket.peak > threshold:
+        if camera_bucket and threshold is not None and camera_bucket.peak > threshold:
             parts.append(f"over threshold {format_people(threshold)}")
         parts += [
             f"{zone} over threshold {format_people(limit)}"
@@ -161,7 +165,7 @@ def _header(history: History, facts: Facts) -> str:
         description = camera.camera
         if camera.camera in history.sites:
             description += f" at {history.sites[camera.camera]}"
-        zones = [zone.zone for zone in facts.zones_of(camera.camera)]
+        zones = [zone.zone for zone in facts.zones_of(camera.camera) if zone.zone is not None]
         if zones:
             description += f" (zones {', '.join(zones)})"
         cameras.append(description)

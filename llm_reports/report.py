@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import torch
-from transformers.cache_utils import DynamicCache
+from transformers.cache_utils import CacheLayerMixin, DynamicCache
 
 from llm_reports.events import KIND_LABELS, Event, EventKind, find_events, must_tell
 from llm_reports.facts import Facts, compute_facts
@@ -222,9 +222,14 @@ def save_prompt_cache(report: WrittenReport, target: str | Path | BinaryIO) -> N
     prefilled = report.prompt_cache
     if prefilled is None:
         raise ValueError("a report written without a model has no prompt cache")
+    layers = []
+    for layer in prefilled.cache.layers:
+        if not isinstance(layer, CacheLayerMixin):
+            raise ValueError(f"a {type(layer).__name__} cache layer cannot be saved: attention layers' caches only")
+        layers.append((layer.keys, layer.values))
     torch.save(
         {
-            "layers": [(layer.keys, layer.values) for layer in prefilled.cache.layers],
+            "layers": layers,
             "next_logits": prefilled.next_logits,
             "positions": prefilled.positions,
             "messages": report.messages,

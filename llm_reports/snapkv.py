@@ -21,12 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AttentionInterface
-from transformers.cache_utils import Cache, DynamicSlidingWindowLayer
+from transformers import AttentionInterface, PreTrainedModel
+from transformers.cache_utils import Cache, CacheLayerMixin, DynamicSlidingWindowLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 POOLINGS = ("max", "avg")
@@ -60,6 +61,7 @@ class SnapKVConfig:
     def budget_for(self, prompt_length: int) -> int:
         if self.budget is not None:
             return self.budget
+        assert self.ratio is not None, "a config has a budget or a ratio (__post_init__)"
         return max(self.window + 1, math.ceil(self.ratio * prompt_length))
 
 
@@ -156,7 +158,7 @@ def _snapkv_attention(
     key: torch.Tensor,
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
-    **kwargs,
+    **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attention as usual; at a prefill inside `SnapKV.compressing`, the layer's cache is compressed afterwards."""
     output = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
@@ -164,11 +166,14 @@ def _snapkv_attention(
     # A prefill fills an empty cache: as many queries as keys. Later tokens (decoding, a follow-up question) are
     # appended as they are.
     if prefill is not None and query.shape[2] == key.shape[2]:
+        layer_idx = module.layer_idx
+        if not isinstance(layer_idx, int):
+            raise TypeError(f"{type(module).__name__} does not know its layer (layer_idx): SnapKV cannot find it")
         observed = ObservationWindow(query[:, :, -prefill.window :].detach().clone(), kwargs.get("scaling"))
         if prefill.config is None:
-            prefill.recorded[module.layer_idx] = observed
+            prefill.recorded[layer_idx] = observed
         else:
-            compress_layer(prefill.cache, module.layer_idx, observed, prefill.config, prefill.stats)
+            compress_layer(prefill.cache, layer_idx, observed, prefill.config, prefill.stats)
     return output
 
 
@@ -177,6 +182,8 @@ def compress_layer(
 ) -> None:
     """Replace one layer's cached prompt by the positions its observation window votes for."""
     layer = cache.layers[layer_idx]
+    if not isinstance(layer, CacheLayerMixin) or layer.keys is None or layer.values is None:
+        raise TypeError(f"layer {layer_idx}'s cache ({type(layer).__name__}) holds no keys and values to compress")
     seq = layer.keys.shape[2]
     budget = config.budget_for(seq)
     stats.prompt_tokens = seq
@@ -207,7 +214,7 @@ class SnapKV:
         self.config = config or SnapKVConfig()
 
     @staticmethod
-    def attach(model: nn.Module) -> None:
+    def attach(model: PreTrainedModel) -> None:
         """Route the model's attention through the SnapKV function; outside `compressing` it is plain SDPA."""
         if model.config._attn_implementation != ATTENTION_NAME:
             model.set_attn_implementation(ATTENTION_NAME)

@@ -1,5 +1,6 @@
 """The repository's shape: the libraries stay free of the web stack, dependencies point one way (workers -> webapp
--> {counting, llm_reports}) with no import cycle, the web process never loads torch, and the Django project starts."""
+-> {counting, llm_reports}; edge -> counting; counting.training -> counting) with no import cycle, the web process never
+loads torch, a counting worker never loads the training code, and the Django project starts."""
 
 import ast
 import json
@@ -15,7 +16,7 @@ from tests.conftest import REPO
 WEB_STACK = {"django", "rest_framework", "celery", "webapp", "workers"}
 
 
-@pytest.mark.parametrize("library", ["counting", "llm_reports"])
+@pytest.mark.parametrize("library", ["counting", "edge", "llm_reports"])
 def test_libraries_never_import_the_web_stack(library):
     offenders = []
     for path in (REPO / library).rglob("*.py"):
@@ -50,7 +51,7 @@ def test_every_model_change_has_its_migration():
 
 
 # The project's own packages: their import graph is checked for cycles.
-PROJECT_PACKAGES = ("webapp", "workers", "counting", "llm_reports")
+PROJECT_PACKAGES = ("webapp", "workers", "counting", "edge", "llm_reports")
 # Libraries the web process must never load: each costs hundreds of megabytes in every web worker.
 HEAVY_LIBRARIES = ("torch", "torchvision", "transformers", "onnxruntime")
 
@@ -183,3 +184,81 @@ def test_the_web_process_never_loads_torch_or_transformers():
     assert "webapp.reports.views" in web_process["view_modules"], "the URL configuration was not walked"
     loaded = set(web_process["loaded"])
     assert [library for library in HEAVY_LIBRARIES if library in loaded] == []
+
+
+# The command line (`python -m counting`) fronts both the library and its training; nothing else in the library may
+# reach the training code or the gateway agent, by any import (inside functions too).
+COMMAND_LINE = {"counting.cli", "counting.__main__"}
+OUTSIDE_THE_LIBRARY = ("counting.training", "edge")
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """The modules `start` imports, directly or through others."""
+    seen: set[str] = set()
+    pending = [start]
+    while pending:
+        for target in graph[pending.pop()] - seen:
+            seen.add(target)
+            pending.append(target)
+    return seen
+
+
+def outside_the_library(module: str) -> bool:
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in OUTSIDE_THE_LIBRARY)
+
+
+def test_the_counting_library_never_imports_its_training_or_the_gateway_agent():
+    graph = import_graph()
+    library = [
+        module
+        for module in graph
+        if module.split(".")[0] == "counting" and not outside_the_library(module) and module not in COMMAND_LINE
+    ]
+    assert "counting.engine" in library and "counting.adaptation" in library
+    offenders = [
+        f"{module} -> {target}"
+        for module in sorted(library)
+        for target in sorted(reachable(graph, module))
+        if outside_the_library(target)
+    ]
+    assert offenders == [], "the counting library reaches outside itself:\n" + "\n".join(offenders)
+
+
+def test_reachable_follows_imports_through_other_modules():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"b"}, "d": set()}
+    assert reachable(graph, "a") == {"b", "c"}
+    assert reachable(graph, "d") == set()
+
+
+# Run in a fresh interpreter: a counting worker's process, its tasks imported and a frame counted by the engine its
+# tasks use for a camera's default weights.
+COUNTING_WORKER_IMPORTS = """
+import json, sys
+import django
+import numpy as np
+
+django.setup()
+import workers.tasks
+from counting.specs import DEFAULT_ARCH
+from workers.engines import engine_for
+
+counted = engine_for(DEFAULT_ARCH).count(np.full((96, 128, 3), 127, dtype=np.uint8))
+print(json.dumps({"count": counted.count, "loaded": sorted(sys.modules)}))
+"""
+
+
+def test_a_counting_worker_never_loads_the_training_code():
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "COUNTING_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", COUNTING_WORKER_IMPORTS],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    worker = json.loads(result.stdout.splitlines()[-1])
+    loaded = set(worker["loaded"])
+    assert {"workers.tasks", "counting.engine", "torch"} <= loaded, "the worker's path was not taken"
+    assert sorted(module for module in loaded if outside_the_library(module)) == []

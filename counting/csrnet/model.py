@@ -74,7 +74,8 @@ class CSRNet(nn.Module):
                     nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 else:
                     nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)

@@ -26,6 +26,13 @@ def _conv_layers(model: CSRNet) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | None]]
     return layers
 
 
+def _present(tensor: torch.Tensor | None, what: str) -> torch.Tensor:
+    """`tensor`, which every layer of a model built by `CSRNet` has; ValueError for one built otherwise."""
+    if tensor is None:
+        raise ValueError(f"cannot widen a CSRNet without {what}")
+    return tensor
+
+
 @torch.no_grad()
 def widen_csrnet(model: CSRNet, width: float, noise: float = 0.01, seed: int = 0) -> CSRNet:
     """A CSRNet of `width` (at least `model`'s) whose output equals `model`'s when `noise` is 0 (up to rounding)."""
@@ -42,12 +49,13 @@ def widen_csrnet(model: CSRNet, width: float, noise: float = 0.01, seed: int = 0
         spread = narrow_conv.weight.std() * noise
         weight[kept:] += spread * torch.randn(weight[kept:].shape, generator=generator)
         wide_conv.weight.copy_(weight)
-        wide_conv.bias.copy_(narrow_conv.bias[chosen])
+        _present(wide_conv.bias, "conv biases").copy_(_present(narrow_conv.bias, "conv biases")[chosen])
         if narrow_norm is not None and wide_norm is not None:
             for name in ("weight", "bias", "running_mean", "running_var"):
                 getattr(wide_norm, name).copy_(getattr(narrow_norm, name)[chosen])
-            wide_norm.num_batches_tracked.copy_(narrow_norm.num_batches_tracked)
+            tracked = _present(narrow_norm.num_batches_tracked, "batch-norm statistics")
+            _present(wide_norm.num_batches_tracked, "batch-norm statistics").copy_(tracked)
         source, copies = chosen, torch.bincount(chosen, minlength=kept).float()
     wide.output_layer.weight.copy_(model.output_layer.weight[:, source] / copies[source].view(1, -1, 1, 1))
-    wide.output_layer.bias.copy_(model.output_layer.bias)
+    _present(wide.output_layer.bias, "conv biases").copy_(_present(model.output_layer.bias, "conv biases"))
     return wide.eval()

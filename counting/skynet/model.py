@@ -67,7 +67,6 @@ class SkyNet(nn.Module):
             raise ValueError(f"head must be 'density' or 'detect', not {self.config.head!r}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bypass = None
         for index, block in enumerate(self.bundles):
             x = block(x)
             if index == BYPASS_INDEX:

@@ -32,7 +32,6 @@ from llm_reports.evaluation.scenarios import Planted
 from llm_reports.history import AlertRecord, Bucket, History
 
 Key = tuple[str, str | None]
-Fields = dict[str, str | None]  # a sentence's parts, by the names of its shape's groups, as written
 
 NUMBER = r"\d[\d,]*(?:\.\d+)?"
 DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -123,11 +122,22 @@ class _Problem(Exception):
         self.unchecked = unchecked
 
 
+class Fields(dict[str, str | None]):
+    """A sentence's parts, by the names of its shape's groups, as written; None for a group the sentence left out."""
+
+    def required(self, name: str) -> str:
+        """The part `name`, which the sentence's shape always holds (the checker cannot read it otherwise)."""
+        value = self[name]
+        if value is None:
+            raise _Problem(f"the sentence tells no {name}", unchecked=True)
+        return value
+
+
 def _parse(sentence: str) -> _Parsed | None:
     """The first shape the whole sentence matches, with its fields; None when none does."""
     for shape, pattern in SHAPES.items():
         if match := pattern.fullmatch(sentence.strip()):
-            return _Parsed(shape, match.groupdict())
+            return _Parsed(shape, Fields(match.groupdict()))
     return None
 
 
@@ -172,21 +182,24 @@ class _Clock:
     def raised(self, fields: Fields, default_day: date | None = None) -> tuple[datetime, datetime]:
         """The minutes the first and the last of a run of alerts were raised (the same for one alert), from the
         groups first[_day] and last[_day]; a day left out is the first's, or `default_day`."""
-        first = self.moment(fields["first_day"] or default_day, fields["first"])
+        first_day = fields["first_day"] or default_day
+        if first_day is None:
+            raise _Problem("the sentence tells no day of the first alert", unchecked=True)
+        first = self.moment(first_day, fields.required("first"))
         if not fields.get("last"):
             return first, first
-        return first, self.moment(fields.get("last_day") or first.date(), fields["last"])
+        return first, self.moment(fields.get("last_day") or first.date(), fields.required("last"))
 
     def span(self, text: str) -> tuple[datetime, datetime | None]:
         """[start, end) of a span; end None: to the end of the period. An end at or before the start on the same
         day is the next day's ("from 22:00 to 00:00")."""
         fields = _fullmatch(SPANS, text)
-        start = self.moment(fields["day"], fields["start"])
+        start = self.moment(fields.required("day"), fields.required("start"))
         if fields.get("open"):
             return start, None
-        end = self.moment(fields.get("end_day") or fields["day"], fields["end"])
+        end = self.moment(fields.get("end_day") or fields.required("day"), fields.required("end"))
         if end <= start and not fields.get("end_day"):
-            end = self.moment(start.date() + timedelta(days=1), fields["end"])
+            end = self.moment(start.date() + timedelta(days=1), fields.required("end"))
         if end <= start:
             raise _Problem(f"the span {text!r} ends before it starts")
         return start, end
@@ -195,7 +208,7 @@ class _Clock:
 def _fullmatch(patterns: list[re.Pattern[str]], text: str) -> Fields:
     for pattern in patterns:
         if match := pattern.fullmatch(text):
-            return match.groupdict()
+            return Fields(match.groupdict())
     raise _Problem(f"cannot read {text!r}", unchecked=True)
 
 
@@ -364,7 +377,7 @@ class Checker:
             )
         if _minute(alerts[0].raised_at) != first or _minute(alerts[-1].raised_at) != last:
             raise _Problem(f"no alert raised at {first:%H:%M on %d %b} or at {last:%H:%M on %d %b}")
-        state, unacknowledged = fields["state"], sum(not alert.acknowledged for alert in alerts)
+        state, unacknowledged = fields.required("state"), sum(not alert.acknowledged for alert in alerts)
         told_unacknowledged = {"acknowledged": 0, "all acknowledged": 0, "not acknowledged": 1}.get(state)
         if state == "none acknowledged":
             told_unacknowledged = len(alerts)
@@ -375,15 +388,15 @@ class Checker:
         return alerts
 
     def _alert(self, fields: Fields) -> None:
-        (alert,) = self._alert_run(self._subject(fields["subject"]), fields)
+        (alert,) = self._alert_run(self._subject(fields.required("subject")), fields)
         _expect_people("the alert's count", fields["count"], alert.count)
         _expect_people("the alert's threshold", fields["threshold"], alert.threshold)
 
     def _alerts(self, fields: Fields) -> None:
-        raised = {**_fullmatch(RAISED, fields["raised"]), "alerts": fields["alerts"], "state": fields["state"]}
-        alerts = self._alert_run(self._subject(fields["subject"]), raised)
+        raised = Fields(_fullmatch(RAISED, fields.required("raised")), alerts=fields["alerts"], state=fields["state"])
+        alerts = self._alert_run(self._subject(fields.required("subject")), raised)
         highest_at = self.clock.moment(
-            fields["highest_day"] or alerts[0].raised_at.astimezone(self.zone).date(), fields["highest"]
+            fields["highest_day"] or alerts[0].raised_at.astimezone(self.zone).date(), fields.required("highest")
         )
         highest = max(alerts, key=lambda alert: alert.count)
         if not any(_minute(alert.raised_at) == highest_at and alert.count == highest.count for alert in alerts):
@@ -392,15 +405,15 @@ class Checker:
         _expect_people("its threshold", fields["threshold"], highest.threshold)
 
     def _breach(self, fields: Fields) -> None:
-        key = self._subject(fields["subject"])
+        key = self._subject(fields.required("subject"))
         threshold = self.thresholds[key]
         if threshold is None:
             raise _Problem(f"{fields['subject']} has no threshold")
         _expect_people("threshold", fields["threshold"], threshold)
-        start, end = self.clock.span(fields["span"])
+        start, end = self.clock.span(fields.required("span"))
         starts = self._starts(start, end or self.period_end)
         over = [moment for moment in starts if (b := self.buckets[key].get(moment)) and b.peak > threshold]
-        told_hours = _hours(fields["amount"], fields["unit"])
+        told_hours = _hours(fields.required("amount"), fields.required("unit"))
         if fields["mode"] == "for":
             if len(starts) != told_hours:
                 raise _Problem(f"the span lasts {len(starts)} hours, told {fields['amount']} {fields['unit']}")
@@ -409,7 +422,7 @@ class Checker:
                 raise _Problem(f"not over its threshold at {missing:%H:%M on %d %b}")
         elif len(over) != told_hours:
             raise _Problem(f"over its threshold in {len(over)} hours of the span, told {fields['amount']}")
-        peak_at = self.clock.moment(fields["peak_day"] or start.date(), fields["peak_time"]).astimezone(UTC)
+        peak_at = self.clock.moment(fields["peak_day"] or start.date(), fields.required("peak_time")).astimezone(UTC)
         if peak_at not in over:
             raise _Problem(f"not over its threshold at the told peak time {fields['peak_time']}")
         highest = max(self.buckets[key][moment].peak for moment in over)
@@ -420,10 +433,10 @@ class Checker:
             self._alert_run(key, _fullmatch(ALERT_TAILS, fields["alert_tail"]), start.date())
 
     def _silent(self, fields: Fields) -> None:
-        key = self._subject(fields["subject"])
-        start, end = self.clock.span(fields["span"])
+        key = self._subject(fields.required("subject"))
+        start, end = self.clock.span(fields.required("span"))
         starts = self._starts(start, end or self.period_end)
-        if len(starts) != _hours(fields["amount"], fields["unit"]):
+        if len(starts) != _hours(fields.required("amount"), fields.required("unit")):
             raise _Problem(f"the span lasts {len(starts)} hours, told {fields['amount']} {fields['unit']}")
         for moment in starts:
             local = moment.astimezone(self.zone)
@@ -433,8 +446,8 @@ class Checker:
                 raise _Problem(f"it does not usually count at {local:%H:%M} on a {WEEKDAYS[local.weekday()]}")
 
     def _reported_down(self, fields: Fields) -> None:
-        camera, zone = self._subject(fields["subject"])
-        start, end = self.clock.span(fields["span"])
+        camera, zone = self._subject(fields.required("subject"))
+        start, end = self.clock.span(fields.required("span"))
         end = end or self.period_end
         covering = [
             outage
@@ -445,8 +458,8 @@ class Checker:
             raise _Problem(f"no outage of {fields['subject']} reported over {fields['span']!r}")
 
     def _hour(self, fields: Fields) -> None:
-        key = self._subject(fields["subject"])
-        at = self.clock.moment(fields["day"], fields["time"])
+        key = self._subject(fields.required("subject"))
+        at = self.clock.moment(fields.required("day"), fields.required("time"))
         bucket = self.buckets[key].get(at.astimezone(UTC))
         if bucket is None:
             raise _Problem(f"no count at {fields['time']} on {fields['day']}")
@@ -456,8 +469,8 @@ class Checker:
         _expect_difference(fields, bucket.mean, usual, ("above", "below"))
 
     def _day(self, fields: Fields) -> None:
-        key = self._subject(fields["subject"])
-        day = self.clock.day(fields["day"])
+        key = self._subject(fields.required("subject"))
+        day = self.clock.day(fields.required("day"))
         if fields["weekday"] != WEEKDAYS[day.weekday()]:
             raise _Problem(f"{fields['day']} is a {WEEKDAYS[day.weekday()]}, told {fields['weekday']}")
         value = self._mean(key, *self._local_day(day), "the day")
@@ -474,7 +487,7 @@ class Checker:
         _expect_difference(fields, value, usual, ("above", "below"))
 
     def _week(self, fields: Fields) -> None:
-        key = self._subject(fields["subject"])
+        key = self._subject(fields.required("subject"))
         local_start, local_end = self.period_start.astimezone(self.zone), self.period_end.astimezone(self.zone)
         one_day = local_start.time() == time() and local_end == self._local_day(local_start.date())[1]
         one_week = local_start.time() == time() and local_end == datetime.combine(
@@ -500,10 +513,10 @@ class Checker:
         told_cameras = int(fields["cameras"] or 1)
         if told_cameras != len(cameras):
             raise _Problem(f"{fields['site']} has {len(cameras)} cameras, told {told_cameras}")
-        start = self.clock.moment(fields["day"], fields["start"])
-        end = self.clock.moment(start.date(), fields["end"])
+        start = self.clock.moment(fields.required("day"), fields.required("start"))
+        end = self.clock.moment(start.date(), fields.required("end"))
         if end <= start:  # "23:00 to 00:00": the end is the next day's
-            end = self.clock.moment(start.date() + timedelta(days=1), fields["end"])
+            end = self.clock.moment(start.date() + timedelta(days=1), fields.required("end"))
         if end - start != self.step:
             raise _Problem(f"{fields['start']} to {fields['end']} is not one bucket")
         totals: dict[datetime, float] = {}
@@ -521,8 +534,8 @@ class Checker:
         _expect_people("the hour's total", fields["value"], told_total)
 
     def _ranking(self, fields: Fields) -> None:
-        entries = [(fields["first"], fields["value"])]
-        rest = list(RANKED_ENTRY.finditer(fields["rest"]))
+        entries = [(fields.required("first"), fields["value"])]
+        rest = list(RANKED_ENTRY.finditer(fields.required("rest")))
         if "".join(entry.group(0) for entry in rest) != fields["rest"]:
             raise _Problem(f"cannot read the ranked list {fields['rest']!r}", unchecked=True)
         entries += [(entry["name"], entry["value"]) for entry in rest]
@@ -546,20 +559,20 @@ class Checker:
                 raise _Problem(f"{name} is not number {place + 1} by mean")
 
     def _level(self, fields: Fields) -> None:
-        key = self._subject(fields["subject"])
+        key = self._subject(fields.required("subject"))
         buckets = self._between(key, self.period_start, self.period_end)
         if not buckets:
             raise _Problem("no counts in the period")
         _expect_people("the period's mean", fields["value"], statistics.fmean(bucket.mean for bucket in buckets))
         highest = max(bucket.peak for bucket in buckets)
-        at = self.clock.moment(fields["day"], fields["time"]).astimezone(UTC)
+        at = self.clock.moment(fields.required("day"), fields.required("time")).astimezone(UTC)
         bucket = self.buckets[key].get(at)
         if bucket is None or not self.period_start <= at < self.period_end or bucket.peak < highest:
             raise _Problem(f"the period's highest peak ({highest:.2f}) is not at {fields['time']} on {fields['day']}")
         _expect_people("the period's peak", fields["peak"], highest)
 
     def _no_counts(self, fields: Fields) -> None:
-        key = self._subject(fields["subject"])
+        key = self._subject(fields.required("subject"))
         if self._between(key, self.period_start, self.period_end):
             raise _Problem("it has counts in the period")
 
@@ -571,6 +584,8 @@ def names_event(planted: Planted, sentences: Iterable[str]) -> bool:
     over a span covering the planted hours; an alert: "An alert was raised for" it at its minute, or a run of its
     alerts, alone or after its hours over the threshold, from the first to the last covering that minute). Truth is
     the checker's business: this only says whether the event is named."""
+    if planted.start.tzinfo is None:
+        raise ValueError("a planted event is timed on its site's clock: its start needs a time zone")
     clock = _Clock(planted.start.tzinfo, planted.start.date())
     names = _subject_names(planted.camera, planted.zone)
     for sentence in sentences:
@@ -589,7 +604,7 @@ def _tells(planted: Planted, parsed: _Parsed, clock: _Clock) -> bool:
     fields = parsed.fields
 
     def covers() -> bool:
-        start, end = clock.span(fields["span"])
+        start, end = clock.span(fields.required("span"))
         return start <= planted.start and (end is None or (planted.end is not None and planted.end <= end))
 
     match planted.kind:
@@ -597,7 +612,7 @@ def _tells(planted: Planted, parsed: _Parsed, clock: _Clock) -> bool:
             return (
                 parsed.shape == "hour"
                 and fields["direction"] == "above"
-                and clock.moment(fields["day"], fields["time"]) == planted.start
+                and clock.moment(fields.required("day"), fields.required("time")) == planted.start
             )
         case "outage":
             return parsed.shape in ("silent", "reported_down") and covers()
@@ -605,7 +620,7 @@ def _tells(planted: Planted, parsed: _Parsed, clock: _Clock) -> bool:
             return (
                 parsed.shape == "day"
                 and fields["direction"] == "below"
-                and clock.day(fields["day"]) == planted.start.date()
+                and clock.day(fields.required("day")) == planted.start.date()
             )
         case "week_surge":
             return parsed.shape == "week" and fields["direction"] == "higher"
@@ -616,10 +631,11 @@ def _tells(planted: Planted, parsed: _Parsed, clock: _Clock) -> bool:
             if parsed.shape == "alert":
                 first, last = clock.raised(fields)
             elif parsed.shape == "alerts":
-                first, last = clock.raised(_fullmatch(RAISED, fields["raised"]))
+                first, last = clock.raised(_fullmatch(RAISED, fields.required("raised")))
             elif parsed.shape == "breach" and fields["alert_tail"]:
                 first, last = clock.raised(
-                    _fullmatch(ALERT_TAILS, fields["alert_tail"]), clock.span(fields["span"])[0].date()
+                    _fullmatch(ALERT_TAILS, fields.required("alert_tail")),
+                    clock.span(fields.required("span"))[0].date(),
                 )
             else:
                 return False

@@ -55,7 +55,10 @@ def _evaluate(
     llm: LocalLLM | None, settings: ReportSettings | None, scenarios: list[Scenario], checkers: dict[str, Checker]
 ) -> dict[str, Any]:
     recall = {kind: {"named": 0, "planted": 0} for kind in PLANTED_KINDS}
-    untrue, missed, reports = [], [], []
+    # JSON-able rows.
+    untrue: list[dict[str, Any]] = []
+    missed: list[dict[str, Any]] = []
+    reports: list[dict[str, Any]] = []
     for scenario in scenarios:
         written = write_report(llm if settings is not None else None, scenario.history, settings)
         sentences = [told.text for told in written.sentences]
@@ -92,11 +95,16 @@ def _evaluate(
                 and written.model_reply.split(", ") != [event.id for event in written.events[: len(chosen)]],
             }
         )
-    named, planted = sum(kind["named"] for kind in recall.values()), sum(kind["planted"] for kind in recall.values())
+    named_total = sum(kind["named"] for kind in recall.values())
+    planted_total = sum(kind["planted"] for kind in recall.values())
     seconds = [report["seconds"] for report in reports]
     summary = {
         "recall": {kind: counts for kind, counts in recall.items() if counts["planted"]},
-        "recall_total": {"named": named, "planted": planted, "share": named / planted if planted else 1.0},
+        "recall_total": {
+            "named": named_total,
+            "planted": planted_total,
+            "share": named_total / planted_total if planted_total else 1.0,
+        },
         "sentences": sum(report["sentences"] for report in reports),
         "chosen_by_model": sum(report["chosen_by_model"] for report in reports),
         "differs_from_ranking": sum(report["differs_from_ranking"] for report in reports),

@@ -169,6 +169,8 @@ class _Builder:
     def alert(self, camera: str, zone: str | None, hour: int, minute: int, count: float, acknowledged: bool) -> None:
         raised = local_time(self.report_day, hour, minute)
         threshold = _threshold(camera, zone)
+        if threshold is None:
+            raise ValueError(f"{camera} {zone or ''} has no threshold: no alert is raised without one")
         self.alerts.append(AlertRecord(camera, zone, raised.astimezone(UTC), count, threshold, acknowledged))
         self.planted.append(Planted("alert", camera, zone, raised, None))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from counting.datasets import shanghaitech_split
+from counting.training.datasets import shanghaitech_split
 
 CROP_WIDTH, CROP_HEIGHT = 256, 192
 

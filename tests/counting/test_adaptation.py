@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from counting import adaptation, adaptation_bench
+from counting import adaptation
 from counting.adaptation import (
     AdaptationError,
     AdaptationRule,
@@ -23,10 +23,11 @@ from counting.adaptation import (
     spread_over_hours,
 )
 from counting.cli import main
-from counting.datasets import AnnotatedImage
 from counting.engine import frame_density
 from counting.images import normalise
 from counting.models import WEIGHTS_DIR, build, load_model, read_checkpoint, save_weights
+from counting.training import adaptation_bench
+from counting.training.datasets import AnnotatedImage
 from tests.counting.part_b_crops import write_part_b_crops
 
 SHTB = WEIGHTS_DIR / "csrnet-lite-shtb.pt"

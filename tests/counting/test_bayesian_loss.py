@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from counting.bayesian_loss import bayesian_loss, cell_centres
+from counting.training.bayesian_loss import bayesian_loss, cell_centres
 
 
 def _density_with_mass_at(cells: list[tuple[int, int, float]], height: int = 96, width: int = 128) -> torch.Tensor:

@@ -8,13 +8,20 @@ import numpy as np
 import pytest
 from torch import nn
 
-from counting.bench import Accuracy, bench_calibration, format_calibration, format_table, forward_gflops, run_bench
-from counting.calibration import CalibrationConfig
-from counting.datasets import load_annotated
 from counting.engine import CountingEngine
-from counting.evaluate import evaluate_images, summarise
 from counting.models import build
 from counting.onnx_export import calibration_frames
+from counting.training.bench import (
+    Accuracy,
+    bench_calibration,
+    format_calibration,
+    format_table,
+    forward_gflops,
+    run_bench,
+)
+from counting.training.calibration import CalibrationConfig
+from counting.training.datasets import load_annotated
+from counting.training.evaluate import evaluate_images, summarise
 
 
 def test_a_pointwise_conv_costs_two_flops_per_multiply_add():

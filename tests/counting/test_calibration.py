@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from counting import calibration
-from counting.calibration import CalibrationConfig, CalibrationError, calibrate, fold_indices
-from counting.datasets import load_annotated
 from counting.engine import CountingEngine
 from counting.images import load_rgb
 from counting.models import load_model
+from counting.training import calibration
+from counting.training.calibration import CalibrationConfig, CalibrationError, calibrate, fold_indices
+from counting.training.datasets import load_annotated
 from tests.counting.part_b_crops import write_part_b_crops
 
 # Tiny and fast: one epoch of 128x128 crops, batch 2, on six 256x192 frames.

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from counting.cli import main
-from counting.count_scale import fit_count_scale, fold_count_scale, frame_counts, run_training_frames
-from counting.datasets import shanghaitech_split
 from counting.models import DEFAULT_WEIGHTS, build, load_model, save_weights
+from counting.training.count_scale import fit_count_scale, fold_count_scale, frame_counts, run_training_frames
+from counting.training.datasets import shanghaitech_split
 
 
 @pytest.fixture(scope="module")

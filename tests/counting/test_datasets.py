@@ -1,4 +1,5 @@
-"""Annotated images (counting.datasets): ShanghaiTech, point folders, the ground-truth cache and augmentation."""
+"""Annotated images (counting.training.datasets): ShanghaiTech, point folders, the ground-truth cache and
+augmentation."""
 
 import json
 import math
@@ -10,8 +11,9 @@ import scipy.io
 import torch
 from PIL import Image
 
-import counting.datasets as datasets
-from counting.datasets import (
+import counting.training.datasets as datasets
+from counting.images import IMAGENET_MEAN, IMAGENET_STD, WORKING_SIDE
+from counting.training.datasets import (
     AnnotatedImage,
     Augmentation,
     CrowdCrops,
@@ -21,7 +23,6 @@ from counting.datasets import (
     point_folder,
     shanghaitech_split,
 )
-from counting.images import IMAGENET_MEAN, IMAGENET_STD, WORKING_SIDE
 
 SPLITS = {
     ("A", "train"): (300, 162_413),

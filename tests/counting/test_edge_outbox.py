@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from counting.edge.outbox import Outbox, Outgoing, TakenFile
+from edge.outbox import Outbox, Outgoing, TakenFile
 
 
 def outgoing(n: int, size: int = 10) -> Outgoing:

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from counting.edge.outbox import Outbox, Outgoing
-from counting.edge.sources import FolderSource, SnapshotSource, SourceError, StreamSource, _without_credentials
 from counting.images import load_rgb
+from edge.outbox import Outbox, Outgoing
+from edge.sources import FolderSource, SnapshotSource, SourceError, StreamSource, _without_credentials
 from tests.hostile_files import text_bomb_png
 
 

@@ -10,15 +10,15 @@ import numpy as np
 import onnx
 import pytest
 
-from counting.edge.agent import Agent
-from counting.edge.cli import edge_parser
-from counting.edge.counters import OnnxModel
-from counting.edge.outbox import Outbox
-from counting.edge.sources import CapturedFrame
-from counting.edge.weights import WeightsFetcher
 from counting.images import load_rgb
 from counting.models import load_model
 from counting.onnx_export import export_onnx
+from edge.agent import Agent
+from edge.cli import edge_parser
+from edge.counters import OnnxModel
+from edge.outbox import Outbox
+from edge.sources import CapturedFrame
+from edge.weights import WeightsFetcher
 
 CAMERA, TOKEN = 7, "gateway-secret"
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from counting.evaluate import CountErrors, PairedChange, mix_score
+from counting.training.evaluate import CountErrors, PairedChange, mix_score
 
 
 def test_count_errors_are_the_papers_mae_root_mse_and_bias():

@@ -1,5 +1,5 @@
-"""Importers (counting.importers): Pascal VOC head boxes and `.mat` point files into point folders, and the whole
-layouts of SCUT-HEAD, Beijing-BRT and Mall, on small files of each format written here."""
+"""Importers (counting.training.importers): Pascal VOC head boxes and `.mat` point files into point folders, and the
+whole layouts of SCUT-HEAD, Beijing-BRT and Mall, on small files of each format written here."""
 
 import json
 from pathlib import Path
@@ -10,8 +10,8 @@ import scipy.io
 from PIL import Image
 
 from counting.cli import main
-from counting.datasets import load_annotated, point_folder
-from counting.importers import (
+from counting.training.datasets import load_annotated, point_folder
+from counting.training.importers import (
     AnnotationFormatError,
     import_beijing_brt,
     import_mall,

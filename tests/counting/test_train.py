@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from counting.cli import main
-from counting.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated
 from counting.images import load_rgb, to_input_tensor
 from counting.models import build, density_head, load_model
-from counting.train import balanced_sampler, optimizer_groups, run_frames, selection_key, train
-from counting.train_config import TrainConfig
+from counting.training.config import TrainConfig
+from counting.training.datasets import Augmentation, CrowdCrops, GroundTruthCache, load_annotated
+from counting.training.train import balanced_sampler, optimizer_groups, run_frames, selection_key, train
 from tests.counting.part_b_crops import write_part_b_crops
 
 

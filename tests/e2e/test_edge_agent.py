@@ -1,4 +1,4 @@
-"""The gateway agent (`python -m counting.edge`, a separate process) against a real running server (gunicorn, a
+"""The gateway agent (`python -m edge`, a separate process) against a real running server (gunicorn, a
 Celery worker, PostgreSQL, Redis): frames counted on the gateway with our SkyNet-Count, visible through the API;
 the server stopped, frames keep being counted and queued on disk (and the queue outlives the agent's own restart);
 the server back, the queue drains with no duplicates; privacy mode sends no image bytes; full mode uploads frames
@@ -24,12 +24,12 @@ import pytest
 import requests
 
 from counting.density_files import density_npz
-from counting.edge.outbox import Outbox, Outgoing
-from counting.edge.uploader import DeliveryState, Uploader
 from counting.images import load_rgb
 from counting.models import load_model
 from counting.onnx_export import OnnxCounter, export_onnx
 from counting.versions import weights_version
+from edge.outbox import Outbox, Outgoing
+from edge.uploader import DeliveryState, Uploader
 from tests.conftest import REPO
 from tests.e2e.conftest import REDIS_DATABASES, Stack, running_stack
 from tests.loopback import free_port
@@ -64,7 +64,7 @@ def test_frames(shanghaitech) -> list[Path]:
 
 
 class EdgeAgent:
-    """`python -m counting.edge` watching a camera folder, with its state folder and health port."""
+    """`python -m edge` watching a camera folder, with its state folder and health port."""
 
     def __init__(self, folder: Path, server: str, token: str, camera: int, day: int, *options: str) -> None:
         self.day = day  # each test's frames fall on a day of their own
@@ -74,7 +74,7 @@ class EdgeAgent:
         self.log = folder / "agent.log"
         self.port = free_port()
         self.command = [
-            sys.executable, "-m", "counting.edge", "--server", server, "--camera", str(camera),
+            sys.executable, "-m", "edge", "--server", server, "--camera", str(camera),
             "--folder", str(self.camera_folder), "--interval", "0.2", "--state-dir", str(self.state_dir),
             "--health-port", str(self.port), "--threads", "1", *options,
         ]  # fmt: skip
@@ -261,7 +261,7 @@ def test_a_camera_the_server_refuses_keeps_its_results_queued(edge_stack, skynet
 def test_the_agent_counts_on_onnxruntime_without_importing_torch(skynet_onnx, test_frames):
     probe = (
         "import sys, numpy as np\n"
-        "from counting.edge.counters import load_counter\n"
+        "from edge.counters import load_counter\n"
         "from counting.images import load_rgb\n"
         f"counter = load_counter({str(skynet_onnx)!r})\n"
         f"print(counter.arch, float(counter.density(load_rgb({str(test_frames[0])!r})).sum()))\n"

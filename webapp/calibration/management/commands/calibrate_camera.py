@@ -69,7 +69,7 @@ class Command(BaseCommand):
 def import_folder(camera: Camera, folder: Path) -> list[MarkedFrame]:
     """Every image of `folder` with its points as a marked frame of `camera` (marked by nobody), all or none: a bad
     file names itself and nothing is stored."""
-    from counting.datasets import point_folder
+    from counting.training.datasets import point_folder
 
     try:
         samples = point_folder(folder)

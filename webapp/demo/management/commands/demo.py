@@ -108,7 +108,7 @@ class Command(BaseCommand):
             edge_folder.mkdir(parents=True, exist_ok=True)
             simulator += ["--edge-folder", str(edge_folder)]
             processes.append(("simulator", self._start(simulator, environment)))
-            agent = [python, "-m", "counting.edge", "--server", url, "--camera", str(edge_camera.pk)]
+            agent = [python, "-m", "edge", "--server", url, "--camera", str(edge_camera.pk)]
             agent += ["--folder", str(edge_folder), "--interval", "2", "--threads", "1"]
             agent += ["--state-dir", str(edge_folder.parent / "state"), "--health-port", str(EDGE_HEALTH_PORT)]
             processes.append(
@@ -227,7 +227,7 @@ class Command(BaseCommand):
             f"Gateway token ({GATEWAY}): {token}\n"
             f"Upload a frame:  curl -H 'Authorization: Token {token}' -F camera={camera.pk} -F image=@FRAME.jpg "
             f"{url}/api/v1/frames/\n"
-            f"The {EDGE_CAMERA[0]} camera is counted on its gateway (python -m counting.edge, privacy mode);"
+            f"The {EDGE_CAMERA[0]} camera is counted on its gateway (python -m edge, privacy mode);"
             f" its health: http://127.0.0.1:{EDGE_HEALTH_PORT}/health\n"
             f"API schema: {url}/api/schema/   Stop with Ctrl-C.\n"
         )

@@ -9,7 +9,7 @@ A camera here is a fixed viewpoint with head-annotated frames, taken from the da
 - ShanghaiTech Part B: street photos from many viewpoints (no two share a scene by the measure above), taken as one
   domain, the one `csrnet-lite-shtb` trained on.
 - Mall (Loy et al. 2013; a shopping-mall camera, 2,000 frames): frames 1-800 are its train part, as in its papers;
-  counted inside its region of interest, the only part annotated (`counting.importers.import_mall` writes it).
+  counted inside its region of interest, the only part annotated (`counting.training.importers.import_mall` writes it).
 
 Two ways to cut each camera (`--split`), both in name (capture) order, even positions adapting and odd positions
 counted (at most `EVALUATED_FRAMES`, evenly), and a camera with fewer than the rule's minimum to adapt on left out:
@@ -42,12 +42,12 @@ from counting.adaptation import (
     set_statistics,
     thin_evenly,
 )
-from counting.datasets import AnnotatedImage, load_annotated, point_folder
 from counting.engine import frame_density
-from counting.evaluate import CountErrors, PairedChange
 from counting.images import load_rgb
-from counting.importers import region_of_interest_path
 from counting.models import load_model
+from counting.training.datasets import AnnotatedImage, load_annotated, point_folder
+from counting.training.evaluate import CountErrors, PairedChange
+from counting.training.importers import region_of_interest_path
 
 MIN_SCENE_FRAMES = 40
 SCENE_DISTANCE = 0.3  # correlation distance at which thumbnails are cut into scenes
@@ -91,7 +91,14 @@ def scenes(train: list[AnnotatedImage], test: list[AnnotatedImage]) -> list[tupl
     return sorted(groups, key=lambda group: -len(group[0]))
 
 
-def _cut(name: str, data_set: str, train: list, test: list, split: str, mask=None) -> LeaveOutCamera | None:
+def _cut(
+    name: str,
+    data_set: str,
+    train: list[AnnotatedImage],
+    test: list[AnnotatedImage],
+    split: str,
+    mask: np.ndarray | None = None,
+) -> LeaveOutCamera | None:
     """The camera's frames cut as `split` says (module docstring); None when it has too few frames to adapt on."""
     frames = sorted(train if split == "validation" else test, key=lambda s: s.image_path.name)
     adapt, evaluated = frames[0::2], frames[1::2]
@@ -107,13 +114,15 @@ def leave_out_cameras(data: Path, shanghaitech: Path, split: str) -> list[LeaveO
     if brt.is_dir():
         train, test = load_annotated(brt, "train"), load_annotated(brt, "test")
         for number in sorted({s.image_path.name.split("-")[0] for s in train}):
-            pick = [[s for s in part if s.image_path.name.split("-")[0] == number] for part in (train, test)]
-            cameras.append(_cut(f"beijing-brt {number}", "beijing-brt", *pick, split))
+            camera_train, camera_test = (
+                [s for s in part if s.image_path.name.split("-")[0] == number] for part in (train, test)
+            )
+            cameras.append(_cut(f"beijing-brt {number}", "beijing-brt", camera_train, camera_test, split))
     scut = data / "scut-head-a"
     if scut.is_dir():
         groups = scenes(load_annotated(scut, "train"), load_annotated(scut, "test"))
-        for number, (train, test) in enumerate(groups, start=1):
-            cameras.append(_cut(f"scut-head-a scene {number}", "scut-head-a", train, test, split))
+        for scene, (train, test) in enumerate(groups, start=1):
+            cameras.append(_cut(f"scut-head-a scene {scene}", "scut-head-a", train, test, split))
     part_b = shanghaitech / "part_B"
     if part_b.is_dir():
         train, test = load_annotated(part_b, "train"), load_annotated(part_b, "test")
@@ -170,7 +179,7 @@ def run_camera(
     counted = thin_evenly(frames, rule.counted_frames)
     before, seen = measure(model, counted, precision, "cpu", FrameProgress(len(counted), None), "measuring")
     distances = {name: novelty(seen, stats) for name, stats in reference_statistics(model, weights).items()}
-    nearest = min(distances, key=distances.get)
+    nearest = min(distances, key=lambda name: distances[name])
     annotated = [float(s.count) for s in camera.evaluated]
     result = CameraResult(
         camera.name, camera.data_set, len(annotated), float(np.mean(annotated)), distances[nearest], nearest

@@ -9,13 +9,16 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import scipy.io
 import torch
 from torch.utils.data import Dataset
 
-from counting.density import (
+from counting.images import IMAGE_SUFFIXES, IMAGENET_MEAN, load_rgb, to_input_tensor, upright_size, working_scale
+from counting.specs import OUTPUT_STRIDE
+from counting.training.ground_truth import (
     DEFAULT_SIGMA,
     GEOMETRY_BETA,
     GEOMETRY_NEIGHBOURS,
@@ -23,8 +26,6 @@ from counting.density import (
     fixed_sigmas,
     geometry_adaptive_sigmas,
 )
-from counting.images import IMAGE_SUFFIXES, IMAGENET_MEAN, load_rgb, to_input_tensor, upright_size, working_scale
-from counting.specs import OUTPUT_STRIDE
 
 SIGMA_MODES = ("adaptive", "fixed")
 
@@ -74,14 +75,15 @@ def shanghaitech_split(part_root: str | Path, split: str) -> list[AnnotatedImage
     return samples
 
 
-def _json_points(data: object) -> list[tuple[float, float]]:
+def _json_points(data: object) -> list[tuple[object, object]]:
+    """The coordinate pairs as written (`_read_points_file` makes them numbers, or says why not)."""
     if isinstance(data, dict):
         if "points" not in data:
             raise ValueError('a JSON object needs a "points" list')
         data = data["points"]
     if not isinstance(data, list):
         raise ValueError("expected a list of points")
-    points = []
+    points: list[tuple[object, object]] = []
     for index, point in enumerate(data):
         if isinstance(point, dict) and "x" in point and "y" in point:
             points.append((point["x"], point["y"]))
@@ -92,8 +94,9 @@ def _json_points(data: object) -> list[tuple[float, float]]:
     return points
 
 
-def _csv_points(text: str) -> list[tuple[float, float]]:
-    points = []
+def _csv_points(text: str) -> list[tuple[object, object]]:
+    """The coordinate pairs as written (`_read_points_file` makes them numbers, or says why not)."""
+    points: list[tuple[object, object]] = []
     for number, row in enumerate(csv.reader(text.splitlines()), start=1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
@@ -267,7 +270,8 @@ def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.5))
     if rng.random() < 0.25:
         encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 86))])[1]
-        image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+        # Decoding what imencode has just written cannot fail; OpenCV's stub allows None for any input.
+        image = cast(np.ndarray, cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED))
     return image
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from counting.edge.outbox import Outbox, Queued
+from edge.outbox import Outbox, Queued
 
 log = logging.getLogger(__name__)
 

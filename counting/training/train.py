@@ -23,9 +23,13 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, RandomSampler, Sampler, WeightedRandomSampler
 from tqdm import tqdm
 
-from counting.bayesian_loss import bayesian_loss
-from counting.csrnet import init_frontend_from_vgg16
-from counting.datasets import (
+from counting.csrnet import CSRNet, init_frontend_from_vgg16
+from counting.engine import configure_threads, frame_density, training_autocast, training_precision
+from counting.images import load_rgb
+from counting.models import build, density_head, load_model, save_weights
+from counting.training.bayesian_loss import bayesian_loss
+from counting.training.config import RESUMABLE_CHANGES, TrainConfig
+from counting.training.datasets import (
     AnnotatedImage,
     Augmentation,
     CrowdCrops,
@@ -33,11 +37,7 @@ from counting.datasets import (
     collate_crops,
     load_annotated,
 )
-from counting.engine import configure_threads, frame_density, training_autocast, training_precision
-from counting.evaluate import CountErrors, PairedChange, mix_score
-from counting.images import load_rgb
-from counting.models import build, density_head, load_model, save_weights
-from counting.train_config import RESUMABLE_CHANGES, TrainConfig
+from counting.training.evaluate import CountErrors, PairedChange, mix_score
 
 # Density cells hold tiny values (a head spread over dozens of cells); scaling them keeps the squared errors well
 # above float resolution. The count term (weight `count_loss_weight`) then stays a minor correction to the MSE.
@@ -118,8 +118,8 @@ def validate(
     config: TrainConfig,
     baseline: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
-    """MAE, MSE and bias (`counting.evaluate.CountErrors`) over every set's validation slice, and `val_score`: the
-    MAE itself for one set; for several, the mean over sets of each set's MAE relative to its mean annotated count
+    """MAE, MSE and bias (`counting.training.evaluate.CountErrors`) over every set's validation slice, and `val_score`:
+    the MAE itself for one set; for several, the mean over sets of each set's MAE relative to its mean annotated count
     (Part A's hundreds of people would otherwise outweigh every other set), with each set's MAE recorded beside it.
 
     With `baseline` (another model's counts on the same frames, by set), `val_worse_sets` is the number of sets on
@@ -175,7 +175,7 @@ def balanced_sampler(
     roots = [Path(path).absolute() for path in data]
     owner = [next(i for i, root in enumerate(roots) if s.image_path.absolute().is_relative_to(root)) for s in samples]
     sizes = np.bincount(owner, minlength=len(roots))
-    weights = torch.tensor([set_weights[i] / sizes[i] for i in owner], dtype=torch.double)
+    weights = [float(set_weights[i] / sizes[i]) for i in owner]
     return WeightedRandomSampler(weights, len(samples), replacement=True, generator=generator)
 
 
@@ -342,6 +342,8 @@ def _start(config: TrainConfig, checkpoint: dict | None) -> TrainingRun:
     calibration = dataset.unaugmented()
     model = build(config.arch)
     if config.vgg16 and checkpoint is None:
+        if not isinstance(model, CSRNet):
+            raise ValueError(f"--vgg16 starts a CSRNet's front end; {config.arch} is no CSRNet")
         init_frontend_from_vgg16(model, torch.load(config.vgg16, map_location="cpu", weights_only=True))
     if config.init_weights and checkpoint is None:
         model.load_state_dict(load_model(config.arch, config.init_weights)[0].state_dict())
@@ -457,7 +459,7 @@ def _average_weights(run: TrainingRun) -> dict[str, float]:
     average of very many epochs would smooth that.
     """
     config = run.config
-    if run.swa is None or run.epoch < config.swa_start_epoch:
+    if run.swa is None or config.swa_start_epoch is None or run.epoch < config.swa_start_epoch:
         return {}
     run.swa.update_parameters(run.ema)
     _copy_buffers(run.swa.module, run.ema)

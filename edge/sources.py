@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from counting.edge.outbox import Outbox, TakenFile
 from counting.images import IMAGE_SUFFIXES, ImageError, load_rgb
+from edge.outbox import Outbox, TakenFile
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ are noisy.
 Trained architectures also run as exported ONNX graphs on onnxruntime, in fp32 and quantised to int8 (calibrated on
 training frames); the test MAE is measured for the engine's fp32 path and for int8, on the test split of `data`.
 
-`bench_calibration` times a whole calibration job (`counting.calibration.calibrate`, its k folds and the final
+`bench_calibration` times a whole calibration job (`counting.training.calibration.calibrate`, its k folds and the final
 fine-tune) on frames of a data set's train split, with the held-out MAE before and after."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from counting.calibration import CalibrationConfig, calibrate
-from counting.datasets import AnnotatedImage, load_annotated
 from counting.engine import CountingEngine, bf16_is_native, predict_density
-from counting.evaluate import evaluate_images, summarise
 from counting.images import to_input_tensor
 from counting.models import ARCHITECTURES, DEFAULT_WEIGHTS, build, load_model
 from counting.onnx_export import OnnxCounter, export_onnx, quantise_int8
+from counting.training.calibration import CalibrationConfig, calibrate
+from counting.training.datasets import AnnotatedImage, load_annotated
+from counting.training.evaluate import DensityModel, evaluate_images, summarise
 
 BENCH_SIZE = (768, 1024)  # height, width: a ShanghaiTech Part B frame
 
@@ -64,13 +65,15 @@ class Accuracy:
     calibration: list[np.ndarray]
 
 
-def _test_mae(model, accuracy: Accuracy | None) -> float | None:
+def _test_mae(model: DensityModel, accuracy: Accuracy | None) -> float | None:
     return None if accuracy is None else summarise(evaluate_images(model, accuracy.test, progress=False))["mae"]
 
 
-def _onnx_rows(arch: str, model: nn.Module, rgb: np.ndarray, repeats: int, plain: float, accuracy) -> list[dict]:
+def _onnx_rows(
+    arch: str, model: nn.Module, rgb: np.ndarray, repeats: int, plain: float, accuracy: Accuracy | None
+) -> list[dict]:
     """onnxruntime rows: the exported fp32 graph, and its int8 quantisation with the count change and test MAE."""
-    rows = []
+    rows: list[dict[str, str | float | None]] = []
     with tempfile.TemporaryDirectory() as scratch:
         fp32_path = export_onnx(model, Path(scratch) / "fp32.onnx")
         counters = {"fp32": OnnxCounter(fp32_path, torch.get_num_threads())}
@@ -79,7 +82,7 @@ def _onnx_rows(arch: str, model: nn.Module, rgb: np.ndarray, repeats: int, plain
             counters["int8"] = OnnxCounter(int8_path, torch.get_num_threads())
         counts = {}
         for precision, counter in counters.items():
-            seconds = _median_seconds(lambda c=counter: c.density(rgb), repeats)
+            seconds = _median_seconds(partial(counter.density, rgb), repeats)
             counts[precision] = float(counter.density(rgb).sum())
             row = {"arch": arch, "path": "onnxruntime", "precision": precision}
             rows.append(row | {"images_per_s": 1 / seconds, "speedup": plain / seconds})
@@ -101,7 +104,7 @@ def bench_architecture(arch: str, rgb: np.ndarray, repeats: int, accuracy: Accur
     rows = [{"arch": arch, "path": "plain eager", "precision": "fp32", "images_per_s": 1 / plain, "speedup": 1.0}]
     counts = {}
     for precision in ("fp32", "bf16"):
-        seconds = _median_seconds(lambda p=precision: predict_density(fast_model, rgb, p), repeats)
+        seconds = _median_seconds(partial(predict_density, fast_model, rgb, precision), repeats)
         counts[precision] = float(predict_density(fast_model, rgb, precision).sum())
         rows.append(
             {

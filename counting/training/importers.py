@@ -1,6 +1,6 @@
 """Importers: head annotations in public formats (Pascal VOC head boxes, `.mat` point files) into point folders.
 
-A point folder is what `counting.datasets.point_folder` reads and an operator labels by hand: each image beside
+A point folder is what `counting.training.datasets.point_folder` reads and an operator labels by hand: each image beside
 `NAME.json` with its head points (`{"points": [[x, y], ...]}`, continuous pixel coordinates). Every importer writes
 that layout, one folder a split (`OUT/train/`, `OUT/test/`), so training, evaluation and calibration read every data
 set through one loader. The images are copied, never modified.

@@ -6,7 +6,7 @@ Privacy mode sends the count and the density map at 1/8 of the frame (float16, c
 renders the heatmap and raises alerts. The frame itself never leaves the gateway. Full mode uploads the frame to
 `/api/v1/frames/`, where the server's workers count it.
 
-In privacy mode the agent also keeps its camera's calibrated weights (`counting.edge.weights`): fetched at start and
+In privacy mode the agent also keeps its camera's calibrated weights (`edge.weights`): fetched at start and
 every few minutes, swapped in between frames; every result names the model version that counted it.
 """
 
@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from counting.density_files import density_npz
-from counting.edge.counters import Counter
-from counting.edge.outbox import Outbox, Outgoing
-from counting.edge.sources import CapturedFrame, Source
-from counting.edge.uploader import DeliveryState, Uploader
+from edge.counters import Counter
+from edge.outbox import Outbox, Outgoing
+from edge.sources import CapturedFrame, Source
+from edge.uploader import DeliveryState, Uploader
 
 if TYPE_CHECKING:
-    from counting.edge.weights import WeightsFetcher
+    from edge.weights import WeightsFetcher
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,10 @@ class Agent:
 
     def refresh_weights(self) -> None:
         """Ask the server for the camera's calibrated weights once; swap them in when a new version arrives, return to
-        the gateway's own model when the camera has none any more, keep the current model on any failure."""
+        the gateway's own model when the camera has none any more, keep the current model on any failure. Without a
+        fetcher (full mode) there is nothing to ask."""
+        if self.weights is None:
+            return
         fetched = self.weights.fetch()
         if fetched.model is not None:
             self.use_counter(fetched.model)
@@ -137,6 +140,7 @@ class Agent:
             return Outgoing("frames", fields, "image", frame.name, frame.encoded, captured_at)
         with self.counter_lock:
             counter = self.counter  # one model for the whole frame, even if a swap comes in the middle
+        assert counter is not None, "privacy mode always has a model (__init__ refuses it without one)"
         started = time.perf_counter()
         density = counter.density(frame.rgb)
         inference_ms = (time.perf_counter() - started) * 1000
@@ -207,7 +211,7 @@ class Agent:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args) -> None:
+            def log_message(self, format: str, *args: object) -> None:
                 log.debug("health: " + format, *args)
 
         server = ThreadingHTTPServer((host, port), HealthHandler)

@@ -44,7 +44,7 @@ class TrainConfig:
     count_loss_weight: float = setting("weight of the count error beside the density MSE", 0.1)
     loss: str = setting(
         "density: MSE against Gaussian density maps plus the count term; bayesian: the Bayesian loss on the head "
-        "points (counting.bayesian_loss)",
+        "points (counting.training.bayesian_loss)",
         "density",
         choices=LOSSES,
     )
@@ -54,7 +54,7 @@ class TrainConfig:
     )
     batch_norm_batches: int = setting("batches of training frames that re-estimate batch-norm statistics", 32)
     head_lr_scale: float = setting(
-        "the density head's learning rate relative to the rest's (see counting.train.optimizer_groups)", 0.1
+        "the density head's learning rate relative to the rest's (see counting.training.train.optimizer_groups)", 0.1
     )
     ema_decay: float = setting("decay of the exponential moving average of the weights that is validated", 0.995)
     val_fraction: float = setting("fraction of each set's train split held out for validation (seeded)", 0.1)

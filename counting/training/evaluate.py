@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -13,9 +14,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 from tqdm import tqdm
 
-from counting.datasets import AnnotatedImage
 from counting.images import load_rgb
 from counting.specs import OUTPUT_STRIDE
+from counting.training.datasets import AnnotatedImage
 
 GAME_LEVELS = (0, 1, 2, 3)
 
@@ -36,7 +37,7 @@ class CountErrors:
         return cls(float(np.abs(errors).mean()), float(np.sqrt((errors**2).mean())), float(errors.mean()))
 
 
-def mix_score(counted: dict[str, ArrayLike], annotated: dict[str, ArrayLike]) -> float:
+def mix_score(counted: Mapping[str, Sequence[float]], annotated: Mapping[str, Sequence[float]]) -> float:
     """One figure for counts on several sets (by name): the mean over sets of each set's MAE relative to its mean
     annotated count, so that Part A's hundreds of people do not outweigh every other set."""
     relative = [

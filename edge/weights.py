@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from counting.edge.counters import OnnxModel
+from edge.counters import OnnxModel
 
 log = logging.getLogger(__name__)
 

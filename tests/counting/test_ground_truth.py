@@ -1,4 +1,5 @@
-"""Ground-truth density maps (counting.density): counts are preserved, pooling is exact, kernels sit at the heads."""
+"""Ground-truth density maps (counting.training.ground_truth): counts are preserved, pooling is exact, kernels sit at
+the heads."""
 
 import math
 from pathlib import Path
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from counting.datasets import GroundTruthCache, shanghaitech_split
-from counting.density import (
+from counting.training.datasets import GroundTruthCache, shanghaitech_split
+from counting.training.ground_truth import (
     DEFAULT_SIGMA,
     density_map,
     fixed_sigmas,

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from counting.datasets import AnnotatedImage, load_annotated
 from counting.engine import frame_density
-from counting.evaluate import CountErrors
 from counting.images import load_rgb
 from counting.models import density_head
-from counting.train import frame_id
+from counting.training.datasets import AnnotatedImage, load_annotated
+from counting.training.evaluate import CountErrors
+from counting.training.train import frame_id
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ def run_training_frames(run_dir: str | Path) -> tuple[list[AnnotatedImage], list
         raise ValueError(f"{run_dir} holds no config.json: the count scale is fitted on a training run's own frames")
     config = json.loads(config_path.read_text())
     held_out = set(config["val_images"])
-    training, validation = [], []
+    training: list[AnnotatedImage] = []
+    validation: list[AnnotatedImage] = []
     for data in config["data"]:
         for sample in load_annotated(data, "train"):
             (validation if frame_id(data, sample) in held_out else training).append(sample)

@@ -1,4 +1,4 @@
-"""`python -m counting.edge`: run the gateway agent."""
+"""`python -m edge`: run the gateway agent."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import signal
 import sys
 from pathlib import Path
 
-from counting.edge.agent import MODES, Agent
-from counting.edge.counters import load_counter
-from counting.edge.outbox import Outbox
-from counting.edge.sources import FolderSource, SnapshotSource, SourceError, StreamSource
-from counting.edge.weights import DEFAULT_REFRESH_MIN, WeightsFetcher
+from edge.agent import MODES, Agent
+from edge.counters import load_counter
+from edge.outbox import Outbox
+from edge.sources import FolderSource, SnapshotSource, Source, SourceError, StreamSource
+from edge.weights import DEFAULT_REFRESH_MIN, WeightsFetcher
 
 TOKEN_VARIABLE = "CROWDSCOPE_GATEWAY_TOKEN"
 OUTBOX_FILE = "outbox.sqlite3"
@@ -36,7 +36,7 @@ def non_negative_float(text: str) -> float:
 
 def edge_parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="python -m counting.edge",
+        prog="python -m edge",
         description="CrowdScope gateway agent: count a camera's frames here and send the results to the server",
     )
     root.add_argument("--server", required=True, help="the CrowdScope server, e.g. https://crowdscope.example")
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: give the gateway's token with --token or ${TOKEN_VARIABLE}", file=sys.stderr)
         return 2
     outbox = Outbox(Path(args.state_dir) / OUTBOX_FILE, max_bytes=int(args.max_queue_mb * 1024 * 1024))
+    source: Source
     try:
         if args.folder:
             source = FolderSource(args.folder, outbox, args.interval)

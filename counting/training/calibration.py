@@ -12,15 +12,16 @@ The contract, measured by k-fold cross-validation on the marked frames themselve
   written to `out` (atomically; nothing is written otherwise). Its error on new frames is estimated by the k-fold
   figure, made with slightly fewer training frames, so the estimate leans pessimistic.
 
-The fine-tune reuses the training pieces of `counting.train`: the density loss (MSE plus a count term), AdamW
+The fine-tune reuses the training pieces of `counting.training.train`: the density loss (MSE plus a count term), AdamW
 parameter groups with the density head at a tenth of the rate, linear warm-up then cosine decay, gradient clipping,
 and crops with their density targets from `CrowdCrops` (geometry-adaptive kernels unless the samples say otherwise).
 Batch-norm statistics stay the base's (frozen): a handful of frames of one camera would re-estimate them badly.
 
 Augmentation: random scale (0.8-1.2x by default), random crop, horizontal flip, and the photometric jitter of
-`counting.datasets.photometric_jitter` on every crop (the same camera by day, by night and over a worse stream).
+`counting.training.datasets.photometric_jitter` on every crop (the same camera by day, by night and over a worse
+stream).
 
-Each fine-tune's counts are then scaled to its own training frames (`counting.count_scale`); see `_tuned`.
+Each fine-tune's counts are then scaled to its own training frames (`counting.training.count_scale`); see `_tuned`.
 
 Time: 3 folds x `epochs` epochs of ceil(2n/3 / 4) steps, then, when it switches, `epochs` epochs of ceil(n/4) steps,
 and about 5n whole-frame counts: for 20 frames and 10 epochs, 170 steps and 100 counts (`make bench` times a job;
@@ -41,14 +42,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
-from counting.count_scale import fold_count_scale
-from counting.datasets import AnnotatedImage, Augmentation, CrowdCrops, GroundTruthCache, collate_crops
 from counting.engine import configure_threads, frame_density, training_autocast
-from counting.evaluate import CountErrors
 from counting.images import load_rgb
 from counting.models import load_model, save_weights_atomically
-from counting.train import density_loss, learning_rate_at, optimizer_groups, set_train_mode
-from counting.train_config import TrainConfig
+from counting.training.config import TrainConfig
+from counting.training.count_scale import fold_count_scale
+from counting.training.datasets import AnnotatedImage, Augmentation, CrowdCrops, GroundTruthCache, collate_crops
+from counting.training.evaluate import CountErrors
+from counting.training.train import density_loss, learning_rate_at, optimizer_groups, set_train_mode
 
 
 class CalibrationError(ValueError):
@@ -71,10 +72,11 @@ class CalibrationConfig:
     scale_range: tuple[float, float] = (0.8, 1.2)
     warmup_epochs: int = 2
     weight_decay: float = 1e-4
-    head_lr_scale: float = 0.1  # see `counting.train.optimizer_groups`
+    head_lr_scale: float = 0.1  # see `counting.training.train.optimizer_groups`
     count_loss_weight: float = 0.1
-    photometric: bool = True  # `counting.datasets.photometric_jitter` on every crop
-    # Fold a count scale fitted on each fine-tune's own training frames into its density head (`counting.count_scale`)
+    photometric: bool = True  # `counting.training.datasets.photometric_jitter` on every crop
+    # Fold a count scale fitted on each fine-tune's own training frames into its density head
+    # (`counting.training.count_scale`)
     fit_count_scale: bool = True
     bf16: bool | None = None  # bf16 autocast while fine-tuning; None: where the hardware computes it natively
     # Counting (held-out errors, count scale) in the precision the workers count in (as `resolve_precision` takes
@@ -217,9 +219,9 @@ def _tuned(
     """`base` fine-tuned on the `training` frames and, with `config.fit_count_scale`, its counts scaled to theirs.
 
     The training recipe learns where people are better than how much density to put there (it counted about 14%
-    under on Part B, see `counting.count_scale`), and the base's own count scale, folded into its density head, is
-    trained away with it: on 20 Part B frames the fine-tunes counted 10-30% under without this. The factor comes
-    from the training frames only, so the held-out frames stay held out.
+    under on Part B, see `counting.training.count_scale`), and the base's own count scale, folded into its density
+    head, is trained away with it: on 20 Part B frames the fine-tunes counted 10-30% under without this. The factor
+    comes from the training frames only, so the held-out frames stay held out.
     """
     model = _fine_tune(base, arch, [samples[i] for i in training], cache, config, progress, label)
     if config.fit_count_scale:

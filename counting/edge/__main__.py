@@ -1,5 +1,0 @@
-import sys
-
-from counting.edge.cli import main
-
-sys.exit(main())
