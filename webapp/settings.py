@@ -90,6 +90,9 @@ INSTALLED_APPS = [
     "webapp.calibration",
     "webapp.dashboard",
     "webapp.demo",
+    # The audit log (django-auditlog's models; webapp.audit says what is recorded and replaces its admin: after it).
+    "auditlog",
+    "webapp.audit",
 ]
 
 MIDDLEWARE = [
@@ -103,18 +106,34 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who (read when an entry is written, so REST views' users count too) and from which address audit entries are.
+    "webapp.audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it answers a locked-out sign-in.
     "axes.middleware.AxesMiddleware",
 ]
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-# Sign-in attempts: after AXES_FAILURE_LIMIT failures for one user name from one address, that pair is refused (429)
-# for the cool-off; a success resets the count. Attempts are kept in the database, shared by every web process.
+# How many proxies stand in front of the web processes, each appending to X-Forwarded-For (the TLS proxy: 1). 0: the
+# header is ignored and the peer's address is the client's. Read by webapp.accounts.addresses.client_address.
+CROWDSCOPE_TRUSTED_PROXIES = env.int("CROWDSCOPE_TRUSTED_PROXIES", default=0)
+if CROWDSCOPE_TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured(f"CROWDSCOPE_TRUSTED_PROXIES must be 0 or more, not {CROWDSCOPE_TRUSTED_PROXIES}")
+# Sign-in attempts (webapp.accounts.sign_in): after AXES_FAILURE_LIMIT failures from one client address, whatever the
+# user names, that address is refused (429) for the cool-off. A user name with recent failures from anywhere is
+# slowed, never locked: each attempt waits (429, Retry-After) a time doubling with its failures, at most
+# CROWDSCOPE_LOGIN_NAME_MAX_WAIT_SECONDS (0: no wait). A success forgives that name's failures from that address.
+# Attempts are kept in the database, shared by every web process.
 AXES_FAILURE_LIMIT = env.int("CROWDSCOPE_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("CROWDSCOPE_LOGIN_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+CROWDSCOPE_LOGIN_NAME_MAX_WAIT_SECONDS = env.int("CROWDSCOPE_LOGIN_NAME_MAX_WAIT_SECONDS", default=10)
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
+# A refused attempt is not a failure: else waiting out a name's few seconds would itself count against the name.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HANDLER = "webapp.accounts.sign_in.SignInLimits"
+AXES_CLIENT_IP_CALLABLE = "webapp.accounts.addresses.client_address"
+AXES_LOCKOUT_CALLABLE = "webapp.accounts.sign_in.refusal"
 AXES_VERBOSE = False  # no banner at every start; lockouts are still logged
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -161,6 +180,8 @@ else:
     # failing with the dead connection (one 500 per web worker before).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Audit entries name a related object as it read then (the user who acknowledged, the weights version), not by id.
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -170,6 +191,65 @@ USE_TZ = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
+
+# Single sign-on with an OpenID Connect provider (webapp.accounts.oidc), beside local accounts; off while
+# CROWDSCOPE_OIDC_CLIENT_ID is empty. The endpoints are those of the provider's discovery document
+# (ISSUER/.well-known/openid-configuration); roles and sites come from its groups claim at every sign-in.
+OIDC_RP_CLIENT_ID = env.str("CROWDSCOPE_OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("CROWDSCOPE_OIDC_CLIENT_SECRET", default="")
+CROWDSCOPE_OIDC_ISSUER = env.str("CROWDSCOPE_OIDC_ISSUER", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("CROWDSCOPE_OIDC_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("CROWDSCOPE_OIDC_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("CROWDSCOPE_OIDC_USERINFO_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("CROWDSCOPE_OIDC_JWKS_ENDPOINT", default="")
+OIDC_RP_SIGN_ALGO = env.str("CROWDSCOPE_OIDC_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("CROWDSCOPE_OIDC_SCOPES", default="openid email profile")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10  # seconds for each call to the provider
+CROWDSCOPE_OIDC_PROVIDER_NAME = env.str("CROWDSCOPE_OIDC_PROVIDER_NAME", default="single sign-on")
+CROWDSCOPE_OIDC_GROUPS_CLAIM = env.str("CROWDSCOPE_OIDC_GROUPS_CLAIM", default="groups")
+
+
+def _oidc_mapping(variable: str, text: str) -> dict[str, list[str]]:
+    """`text` (KEY=VALUE;VALUE,KEY=VALUE) read into {KEY: [VALUE, ...]}; a key given twice keeps the values of both."""
+    mapping: dict[str, list[str]] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, equals, values = item.partition("=")
+        names = [name.strip() for name in values.split(";") if name.strip()]
+        if not equals or not key.strip() or not names:
+            raise ImproperlyConfigured(f"{variable}: {item!r} is not NAME=VALUE;VALUE")
+        mapping.setdefault(key.strip(), []).extend(names)
+    return mapping
+
+
+# role=group;group,... (admin=city-it-admins,operator=crowd-operators) and group=site;site,... (district-north=North
+# Station;Harbour,all-sites=*): a site name holds no comma or semicolon.
+CROWDSCOPE_OIDC_ROLE_GROUPS = _oidc_mapping(
+    "CROWDSCOPE_OIDC_ROLE_GROUPS", env.str("CROWDSCOPE_OIDC_ROLE_GROUPS", default="")
+)
+CROWDSCOPE_OIDC_SITE_GROUPS = _oidc_mapping(
+    "CROWDSCOPE_OIDC_SITE_GROUPS", env.str("CROWDSCOPE_OIDC_SITE_GROUPS", default="")
+)
+if _unknown_roles := sorted(set(CROWDSCOPE_OIDC_ROLE_GROUPS) - {"viewer", "operator", "admin"}):
+    raise ImproperlyConfigured(
+        f"CROWDSCOPE_OIDC_ROLE_GROUPS: no role {', '.join(_unknown_roles)}; roles: viewer, operator, admin"
+    )
+if OIDC_RP_CLIENT_ID:
+    _oidc_required = {
+        "CROWDSCOPE_OIDC_CLIENT_SECRET": OIDC_RP_CLIENT_SECRET,
+        "CROWDSCOPE_OIDC_ISSUER": CROWDSCOPE_OIDC_ISSUER,
+        "CROWDSCOPE_OIDC_AUTHORIZATION_ENDPOINT": OIDC_OP_AUTHORIZATION_ENDPOINT,
+        "CROWDSCOPE_OIDC_TOKEN_ENDPOINT": OIDC_OP_TOKEN_ENDPOINT,
+        "CROWDSCOPE_OIDC_USERINFO_ENDPOINT": OIDC_OP_USER_ENDPOINT,
+        "CROWDSCOPE_OIDC_JWKS_ENDPOINT": OIDC_OP_JWKS_ENDPOINT,
+        "CROWDSCOPE_OIDC_ROLE_GROUPS": CROWDSCOPE_OIDC_ROLE_GROUPS,
+    }
+    if _oidc_missing := [name for name, value in _oidc_required.items() if not value]:
+        raise ImproperlyConfigured(f"single sign-on (CROWDSCOPE_OIDC_CLIENT_ID) also needs {', '.join(_oidc_missing)}")
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "webapp.accounts.oidc.SingleSignOnBackend"]
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("webapp.accounts.oidc.single_sign_on")
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -295,6 +375,15 @@ CROWDSCOPE_KEEP_HEATMAPS_DAYS = env.int("CROWDSCOPE_KEEP_HEATMAPS_DAYS", default
 CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS = env.int("CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS", default=0)
 CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = env.int("CROWDSCOPE_RETAINED_FRAME_MAX_SIDE", default=640)
 CROWDSCOPE_HEATMAP_MAX_SIDE = env.int("CROWDSCOPE_HEATMAP_MAX_SIDE", default=1024)
+# Cameras that blur heads (Camera.blur_heads; counting.privacy): their frames are blurred where the density map is
+# above this many people per 10,000 pixels (a 100x100 square), and this many pixels around (about a head's radius).
+CROWDSCOPE_BLUR_DENSITY_LEVEL = env.float("CROWDSCOPE_BLUR_DENSITY_LEVEL", default=0.3)
+CROWDSCOPE_BLUR_MARGIN_PIXELS = env.int("CROWDSCOPE_BLUR_MARGIN_PIXELS", default=16)
+if not CROWDSCOPE_BLUR_DENSITY_LEVEL > 0 or CROWDSCOPE_BLUR_MARGIN_PIXELS < 0:
+    raise ImproperlyConfigured(
+        "CROWDSCOPE_BLUR_DENSITY_LEVEL must be above zero and CROWDSCOPE_BLUR_MARGIN_PIXELS zero or more, not "
+        f"{CROWDSCOPE_BLUR_DENSITY_LEVEL} and {CROWDSCOPE_BLUR_MARGIN_PIXELS}"
+    )
 # A frame still waiting this long after it was sent to the workers is sent again (its task was lost).
 CROWDSCOPE_REQUEUE_AFTER_SECONDS = env.int("CROWDSCOPE_REQUEUE_AFTER_SECONDS", default=3600)
 # A frame processing this long has lost its worker (a count takes seconds): it is sent again. One whose workers died
@@ -332,7 +421,8 @@ CROWDSCOPE_WEIGHTS_CACHE_DIR = Path(
     env.str("CROWDSCOPE_WEIGHTS_CACHE_DIR", default=str(Path(tempfile.gettempdir()) / "crowdscope-weights"))
 )
 # Calibration jobs: epochs of each fine-tune (0: the library's default) and where they run; further
-# counting.calibration.CalibrationConfig fields by name in CROWDSCOPE_CALIBRATION_OPTIONS (the tests use small crops).
+# counting.training.calibration.CalibrationConfig fields by name in CROWDSCOPE_CALIBRATION_OPTIONS (the tests use
+# small crops).
 CROWDSCOPE_CALIBRATION_EPOCHS = env.int("CROWDSCOPE_CALIBRATION_EPOCHS", default=0)
 CROWDSCOPE_CALIBRATION_DEVICE = env.str("CROWDSCOPE_CALIBRATION_DEVICE", default=COUNTING_DEVICE)
 CROWDSCOPE_CALIBRATION_OPTIONS: dict = {}
@@ -421,6 +511,19 @@ for _network in CROWDSCOPE_METRICS_NETWORKS:
         ipaddress.ip_network(_network, strict=False)
     except ValueError as _error:
         raise ImproperlyConfigured(f"CROWDSCOPE_METRICS_NETWORKS: {_error}") from _error
+# A scraper from anywhere else (Prometheus on another host) sends `Authorization: Bearer <token>`; empty: none may.
+CROWDSCOPE_METRICS_TOKEN = env.str("CROWDSCOPE_METRICS_TOKEN", default="")
+if CROWDSCOPE_METRICS_TOKEN and len(CROWDSCOPE_METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("CROWDSCOPE_METRICS_TOKEN must be at least 32 characters (openssl rand -hex 32)")
+
+# Webhooks and MQTT brokers may be reached on public addresses only, and on these networks (CIDRs) besides: for
+# receivers that are private on purpose (webapp.notifications.egress).
+CROWDSCOPE_NOTIFY_ALLOWED_NETWORKS = env.list("CROWDSCOPE_NOTIFY_ALLOWED_NETWORKS", default=[])
+for _network in CROWDSCOPE_NOTIFY_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"CROWDSCOPE_NOTIFY_ALLOWED_NETWORKS: {_error}") from _error
 
 # Every log line says when, how severe, which logger and which request (or task) it belongs to; LOG_FORMAT=json writes
 # one JSON object a line for log collectors. Celery workers log through this too (CELERY_WORKER_HIJACK_ROOT_LOGGER).

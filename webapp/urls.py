@@ -26,9 +26,15 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/oidc/", include("webapp.accounts.oidc")),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The API's description, for those who may read the API: people with a role and API keys.
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[dashboard_api.IsReader]), name="api-schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[dashboard_api.IsReader]),
+        name="api-docs",
+    ),
     path("reports/", include("webapp.reports.urls")),
     path("alerts/", include("webapp.alerts.urls")),
     path("", include("webapp.calibration.page_urls")),

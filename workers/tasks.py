@@ -20,6 +20,7 @@ from webapp.calibration.models import TIME_LIMIT as CALIBRATION_TIME_LIMIT
 from webapp.dashboard.site_figures import WARM_WITHIN, warm_site_figures
 from webapp.ingest import retention
 from webapp.ingest.models import Frame
+from webapp.ingest.privacy import write_blurred_copy
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
 from webapp.ingest.storage import StorageUnavailable, read_media_file
@@ -107,7 +108,9 @@ def _count_frame(self: CountFrameTask, frame_id: int) -> float | None:
         return None
     try:
         rgb, counted = count_stored_frame(frame, self.batcher)
-        result = store_result(frame, counted)
+        # Counted as uploaded; stored blurred, so the count and heatmap are the unblurred frame's.
+        blurred = write_blurred_copy(frame, rgb, counted.density) if frame.camera.blur_heads else None
+        result = store_result(frame, counted, blurred)
     except (WeightsError, ImageError, FileNotFoundError) as error:
         frame.mark_failed(str(error))
         return None
@@ -119,6 +122,11 @@ def _count_frame(self: CountFrameTask, frame_id: int) -> float | None:
     if result is None:
         return None
     log.info("frame %s of camera %s counted: %.1f people", frame.pk, frame.camera_id, result.count)
+    if blurred is not None:
+        log.info(
+            "frame %s stored with %.0f%% of it blurred (%.0f ms)", frame.pk, 100 * blurred.blurred_share, blurred.ms
+        )
+        rgb = blurred.rgb  # what retention may keep a small copy of
     apply_retention(frame, rgb, settings.CROWDSCOPE_FRAME_RETENTION, settings.CROWDSCOPE_RETAINED_FRAME_MAX_SIDE)
     return result.count
 

@@ -345,7 +345,8 @@ async function addFrame(frameId) {
     return;
   }
   if (!frame.links.image) {
-    elements["add-frame-error"].textContent = `Frame ${frameId}'s image is no longer stored.`;
+    elements["add-frame-error"].textContent =
+      `Frame ${frameId}'s image is not shown: no longer stored, or its camera keeps frames with heads blurred.`;
     return;
   }
   entries.push(newEntry({ ...frame, frame: frame.id, image_url: frame.links.image }));

@@ -1,10 +1,14 @@
-"""GET /api/schema/: an OpenAPI document of the API, for gateway developers."""
+"""GET /api/schema/: an OpenAPI document of the API, for gateway developers; it and its Swagger UI (/api/docs/) only
+for those who may read the API (people with a role, API keys)."""
 
 import json
 
 import pytest
 import yaml
 from drf_spectacular.validation import validate_schema
+from rest_framework.test import APIClient
+
+from webapp.accounts.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 
@@ -40,8 +44,8 @@ ENDPOINTS = {
 
 
 @pytest.fixture
-def schema(client) -> dict:
-    response = client.get("/api/schema/")
+def schema(viewer) -> dict:
+    response = viewer.get("/api/schema/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.oai.openapi")
     return yaml.safe_load(response.content)
@@ -87,8 +91,27 @@ def test_the_counts_parameters_are_documented(schema):
     assert set(parameters["bucket"]["schema"]["enum"]) == {"raw", "1m", "15m", "1h", "1d"}
 
 
-def test_the_schema_is_also_served_as_json(client):
-    response = client.get("/api/schema/", {"format": "json"})
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_the_schema_and_its_ui_are_refused_to_anonymous_callers(client, settings, path):
+    assert not settings.DEBUG  # production
+    assert client.get(path).status_code in (401, 403)
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_the_schema_and_its_ui_are_refused_to_people_without_a_role(sign_in, path):
+    assert sign_in(None).get(path).status_code == 403
+
+
+def test_the_swagger_ui_answers_viewers_and_api_keys(viewer):
+    assert viewer.get("/api/docs/").status_code == 200
+    key = ApiKey(name="bi-tool")
+    secret = key.issue_key()
+    key.save()
+    assert APIClient(HTTP_AUTHORIZATION=f"Bearer {secret}").get("/api/schema/").status_code == 200
+
+
+def test_the_schema_is_also_served_as_json(viewer):
+    response = viewer.get("/api/schema/", {"format": "json"})
     assert response.status_code == 200
     assert set(json.loads(response.content)["paths"]) == set(ENDPOINTS)
 

@@ -110,8 +110,8 @@ def test_a_key_reads_series_but_writes_nothing(reader, camera):
     assert recount.status_code == 403
 
 
-def test_swagger_ui_is_served_from_the_apps_own_files(client, pages):
-    page = client.get("/api/docs/")
+def test_swagger_ui_is_served_from_the_apps_own_files(viewer):
+    page = viewer.get("/api/docs/")
     assert page.status_code == 200
     html = page.content.decode()
     assert "cdn" not in html.lower() and "/api/schema/" in html

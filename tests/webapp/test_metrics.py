@@ -128,6 +128,29 @@ def test_metrics_answer_only_the_networks_in_the_setting(client, settings, event
     assert client.get("/metrics").status_code == 403  # loopback is no longer in the list
 
 
+def test_metrics_refuse_another_host_reaching_them_through_a_local_proxy(client, settings, events):
+    settings.CROWDSCOPE_TRUSTED_PROXIES = 1
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+    # What the client wrote to the left of the proxy's entry is its own, and forged.
+    forged = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "127.0.0.1, 203.0.113.9"}
+    assert client.get("/metrics", **forged).status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200  # a scrape on this host, not proxied
+
+
+def test_metrics_ignore_a_forwarded_for_from_an_untrusted_peer(client, settings, events):
+    settings.CROWDSCOPE_TRUSTED_PROXIES = 0
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 403
+
+
+def test_metrics_answer_a_scraper_bearing_the_token_from_anywhere(client, settings, events):
+    token = "s" * 40
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 403
+    settings.CROWDSCOPE_METRICS_TOKEN = token
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    for wrong in (f"Bearer {token[:-1]}", f"Token {token}", "Bearer", "Bearer é"):
+        assert client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION=wrong).status_code == 403, wrong
+
+
 class Captured(logging.Handler):
     def __init__(self) -> None:
         super().__init__()

@@ -11,7 +11,8 @@ def role(request) -> dict:
         "open_alert_count": 0,
     }
     if held is not None:
+        from webapp.accounts.scope import scoped
         from webapp.alerts.models import Alert
 
-        context["open_alert_count"] = Alert.objects.filter(state=Alert.State.OPEN).count()
+        context["open_alert_count"] = scoped(Alert.objects.filter(state=Alert.State.OPEN), request.user).count()
     return context

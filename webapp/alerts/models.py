@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from webapp.audit.records import log_queryset_update
 from webapp.cameras.models import Camera, Zone
 from webapp.ingest.models import Frame
 
@@ -19,6 +22,9 @@ class Alert(models.Model):
     class State(models.TextChoices):
         OPEN = "open"
         ACKNOWLEDGED = "acknowledged"
+
+    # What a person changes of an alert (the audit log records these alone); the workers write the rest.
+    ACKNOWLEDGEMENT_FIELDS = ("state", "acknowledged_by", "acknowledged_at")
 
     camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="alerts")
     # Null for the whole view; kept (by name) when the zone is deleted later.
@@ -60,11 +66,15 @@ class Alert(models.Model):
         return self.state == self.State.OPEN
 
     def acknowledge(self, user) -> bool:
-        """Mark acknowledged by `user`; False when someone already did (the first acknowledgement stands)."""
+        """Mark acknowledged by `user`, in the audit log too; False when someone already did (the first
+        acknowledgement stands)."""
+        before = copy.copy(self)
         updated = Alert.objects.filter(pk=self.pk, state=self.State.OPEN).update(
             state=self.State.ACKNOWLEDGED, acknowledged_by=user, acknowledged_at=timezone.now()
         )
         self.refresh_from_db()
+        if updated:
+            log_queryset_update(before, self, self.ACKNOWLEDGEMENT_FIELDS, actor=user)
         return bool(updated)
 
 

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from webapp.accounts.auth import ApiKeyAuthentication
 from webapp.accounts.roles import Role, has_role, role_required
+from webapp.accounts.scope import scoped, visible_cameras
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera
 from webapp.ingest.api import PeriodQuery
@@ -23,8 +24,9 @@ STATES = ("open", "acknowledged", "all")
 MAX_LISTED = 500
 
 
-def filtered_alerts(state: str, camera: int | None):
-    alerts = Alert.objects.select_related("camera__site", "acknowledged_by")
+def filtered_alerts(principal, state: str, camera: int | None):
+    """The alerts of the cameras `principal` sees, in `state`, of one camera or all."""
+    alerts = scoped(Alert.objects.select_related("camera__site", "acknowledged_by"), principal)
     if state in (Alert.State.OPEN, Alert.State.ACKNOWLEDGED):
         alerts = alerts.filter(state=state)
     if camera:
@@ -39,11 +41,11 @@ def alert_list(request):
     camera = request.GET.get("camera", "")
     camera_id = int(camera) if camera.isascii() and camera.isdecimal() else None
     context = {
-        "alerts": filtered_alerts(state, camera_id)[:MAX_LISTED],
+        "alerts": filtered_alerts(request.user, state, camera_id)[:MAX_LISTED],
         "state": state,
         "states": STATES,
         "camera": camera_id,
-        "cameras": Camera.objects.select_related("site"),
+        "cameras": visible_cameras(request.user, Camera.objects.select_related("site")),
         "compact": request.GET.get("compact") == "1",
         "back": _page_url(request),
     }
@@ -64,7 +66,7 @@ def _page_url(request) -> str:
 @role_required(Role.OPERATOR)
 @require_POST
 def acknowledge(request, pk: int):
-    alert = get_object_or_404(Alert, pk=pk)
+    alert = get_object_or_404(scoped(Alert.objects.all(), request.user), pk=pk)
     alert.acknowledge(request.user)
     back = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
@@ -146,7 +148,7 @@ class AlertListView(APIView):
         query = AlertQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        alerts = filtered_alerts(params.get("state", "all"), params.get("camera"))
+        alerts = filtered_alerts(request.user, params.get("state", "all"), params.get("camera"))
         if "from" in params:
             alerts = alerts.filter(raised_at__gte=params["from"])
         if "to" in params:

@@ -38,6 +38,7 @@ from webapp.calibration.models import AdaptationJob, RecountJob, WeightsVersion
 from webapp.calibration.queueing import enqueue_adaptation, queue_recount
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
+from webapp.ingest.privacy import BLURRED_MARK
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,10 @@ ADAPTING_SHARE = 0.85
 
 def stored_frames(camera: Camera) -> QuerySet[Frame]:
     """The camera's frames an adaptation may read: counted by the workers (not on its gateway, which keeps the
-    image) with their image still in storage. Whether an image is kept at full size shows only in its file
-    (retention's downscale keeps the row's width and height), so the job checks that as it reads them."""
-    return worker_counted_frames(camera).exclude(image="")
+    image) with their image still in storage, not blurred (webapp.ingest.privacy: blurred people would skew the
+    statistics). Whether an image is kept at full size shows only in its file (retention's downscale keeps the row's
+    width and height), so the job checks that as it reads them."""
+    return worker_counted_frames(camera).exclude(image="").exclude(image__contains=BLURRED_MARK)
 
 
 def adaptation_rule():
@@ -222,7 +224,8 @@ def _read_stored_frames(job: AdaptationJob, rule, scratch: Path) -> tuple[list[P
     candidates = list(stored_frames(camera).order_by("-captured_at")[: CANDIDATES_PER_FRAME * rule.max_frames])
     if not candidates:
         raise AdaptationError(
-            f"camera {camera.pk} has no stored frames to adapt on (frames counted by the workers, image kept)"
+            f"camera {camera.pk} has no stored frames to adapt on (frames counted by the workers, image kept and not "
+            "blurred: a camera that blurs heads adapts only on frames counted while blurring was off)"
         )
     # Hours of the camera's own day: its night is night wherever the server runs.
     local_times = [timezone.localtime(frame.captured_at, camera.zone) for frame in candidates]

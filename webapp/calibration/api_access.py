@@ -8,6 +8,7 @@ from rest_framework import exceptions, permissions
 from rest_framework.views import APIView
 
 from webapp.accounts.roles import Role, role_of
+from webapp.cameras.auth import can_read_camera
 from webapp.cameras.models import Camera, Gateway
 
 
@@ -32,8 +33,13 @@ def bad_field(field: str, message: str) -> exceptions.ValidationError:
     return exceptions.ValidationError({field: [message]})
 
 
-def camera_with_weights(pk: int) -> Camera:
-    return get_object_or_404(Camera.objects.select_related("active_weights"), pk=pk)
+def camera_with_weights(request, pk: int) -> Camera:
+    """The camera `pk` with its active weights; a 404 for a person's camera of another site. (A gateway's own
+    cameras are checked where gateways are let in, with a message naming the camera.)"""
+    camera = get_object_or_404(Camera.objects.select_related("active_weights"), pk=pk)
+    if not isinstance(request.user, Gateway) and not can_read_camera(request.user, camera):
+        raise exceptions.NotFound()
+    return camera
 
 
 def absolute_url(request, name: str, *args) -> str:

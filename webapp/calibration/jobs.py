@@ -4,12 +4,13 @@ makes a weights version shares (progress, finishing, numbering, the ONNX export,
 adaptation jobs are in webapp.calibration.adaptation.
 
 A calibration fine-tunes the camera's current weights (its active version, else the default) on all its marked frames
-under counting.calibration's k-fold guard: the camera switches only when the held-out error drops. Whatever fails, the
-job says why and the camera keeps its weights; marked frames are only read.
+under counting.training.calibration's k-fold guard: the camera switches only when the held-out error drops. Whatever
+fails, the job says why and the camera keeps its weights; marked frames are only read.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 import time
@@ -24,6 +25,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from counting.images import ImageError
+from webapp.audit.records import log_queryset_update
 from webapp.calibration.models import (
     MIN_MARKED_FRAMES,
     AdaptationJob,
@@ -35,6 +37,7 @@ from webapp.calibration.models import (
 )
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
+from webapp.ingest.privacy import is_blurred
 from webapp.ingest.results import Counted, replace_result
 from webapp.ingest.storage import local_copy, read_media_file
 
@@ -62,9 +65,9 @@ class Progress:
 
 
 def calibration_config():
-    """counting.calibration.CalibrationConfig from the settings (epochs, device, threads, further options)."""
-    from counting.calibration import CalibrationConfig
+    """counting.training.calibration.CalibrationConfig from the settings (epochs, device, threads, further options)."""
     from counting.engine import resolve_precision
+    from counting.training.calibration import CalibrationConfig
 
     options = {
         "device": settings.CROWDSCOPE_CALIBRATION_DEVICE,
@@ -80,7 +83,7 @@ def calibration_config():
 def run_calibration(job_id: int) -> CalibrationJob:
     """Run the queued calibration job `job_id` to its end (switched, kept or failed) and return it. A job that has
     already ended is returned untouched (a redelivered task); one left running by a lost worker is run again."""
-    from counting.calibration import CalibrationError
+    from counting.training.calibration import CalibrationError
 
     job = CalibrationJob.objects.select_related("camera__active_weights", "created_by").get(pk=job_id)
     if job.status not in CalibrationJob.ACTIVE:
@@ -114,8 +117,8 @@ def finish_job(
 
 def _samples(marked: list[MarkedFrame], scratch: Path) -> list:
     """The marked frames as the library's samples, their images copied from the media storage into `scratch`."""
-    from counting.calibration import CalibrationError
-    from counting.datasets import AnnotatedImage
+    from counting.training.calibration import CalibrationError
+    from counting.training.datasets import AnnotatedImage
 
     samples = []
     for frame in marked:
@@ -132,7 +135,7 @@ def _samples(marked: list[MarkedFrame], scratch: Path) -> list:
 
 
 def _calibrate(job: CalibrationJob) -> None:
-    from counting.calibration import CalibrationError, calibrate
+    from counting.training.calibration import CalibrationError, calibrate
 
     camera = job.camera
     marked = list(MarkedFrame.objects.filter(camera=camera).order_by("pk"))
@@ -197,7 +200,8 @@ def export_version_onnx(arch: str, weights: Path, out: Path, label: str) -> Path
 
 def store_version(version: WeightsVersion, tuned: Path, onnx: Path, marked: list[MarkedFrame]) -> None:
     """Save the version's files as media and the row (with the marked frames it used: none for an adapted one), and
-    make it the camera's active weights, all or nothing."""
+    make it the camera's active weights, all or nothing. The switch goes into the audit log, made by the job (no
+    person: the guard decided it), saying who started the job."""
     with tuned.open("rb") as weights_file, onnx.open("rb") as onnx_file:
         version.weights.save(f"v{version.number}.pt", File(weights_file), save=False)
         version.onnx.save(f"v{version.number}.onnx", File(onnx_file), save=False)
@@ -205,7 +209,17 @@ def store_version(version: WeightsVersion, tuned: Path, onnx: Path, marked: list
         with transaction.atomic():
             version.save()
             version.frames_used.set(marked)
+            before = Camera.objects.get(pk=version.camera_id)
             Camera.objects.filter(pk=version.camera_id).update(active_weights=version)
+            after = copy.copy(before)
+            after.active_weights = version
+            log_queryset_update(
+                before,
+                after,
+                ["active_weights"],
+                switched_by=f"{version.get_kind_display()} weights job",
+                job_started_by=version.created_by.get_username() if version.created_by else None,
+            )
     except Exception:
         version.weights.delete(save=False)
         version.onnx.delete(save=False)
@@ -223,7 +237,8 @@ def run_recount(job_id: int, count: Callable[[Frame], tuple[np.ndarray, Counted]
     """Recount the counted frames of the job's camera captured in its period, oldest first, with `count` (the
     worker's: the camera's weights in use now), replacing each result in its own transaction; so a failure midway
     leaves every frame with either its old result or its new one. Frames whose image is not kept at full size
-    (retention) or counted on the gateway are skipped and the message says how many."""
+    (retention) or is kept blurred (webapp.ingest.privacy: counting blurred people would undercount them), or that
+    were counted on the gateway, are skipped, keeping their result, and the message says how many."""
     job = RecountJob.objects.select_related("camera__active_weights").get(pk=job_id)
     if job.status not in (RecountJob.Status.QUEUED, RecountJob.Status.RUNNING):
         return job
@@ -240,7 +255,7 @@ def run_recount(job_id: int, count: Callable[[Frame], tuple[np.ndarray, Counted]
     try:
         for index, frame in enumerate(frames):
             frame.camera = camera  # every frame with the same weights, chosen when the job started
-            if not frame.image:
+            if not frame.image or is_blurred(frame.image):
                 skipped += 1
                 continue
             try:
@@ -264,7 +279,7 @@ def run_recount(job_id: int, count: Callable[[Frame], tuple[np.ndarray, Counted]
         ended = {"status": RecountJob.Status.FAILED}
     else:
         message = f"recounted {done} frames with {weights}" + (
-            f"; {skipped} skipped (image not kept at full size)" if skipped else ""
+            f"; {skipped} skipped (image not kept at full size, or kept with heads blurred)" if skipped else ""
         )
         ended = {"status": RecountJob.Status.DONE, "progress": 1.0}
     RecountJob.objects.filter(pk=job.pk).update(message=message, frames=done, finished_at=timezone.now(), **ended)

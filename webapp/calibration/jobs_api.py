@@ -8,6 +8,8 @@ token: viewers read, operators and admins write. Nothing here imports torch: the
 
 from __future__ import annotations
 
+import copy
+
 from django.db import IntegrityError, transaction
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -18,6 +20,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.audit.records import log_queryset_update
 from webapp.calibration.adaptation import queue_adaptation
 from webapp.calibration.api_access import PeopleView, absolute_url, bad_field, camera_with_weights
 from webapp.calibration.models import (
@@ -70,13 +73,15 @@ class CalibrationJobSerializer(serializers.ModelSerializer):
 class CalibrationListView(PeopleView):
     @extend_schema(responses={200: CalibrationJobSerializer(many=True)})
     def get(self, request, pk: int):
-        jobs = CalibrationJob.objects.filter(camera=camera_with_weights(pk)).select_related("result_version")[:50]
+        jobs = CalibrationJob.objects.filter(camera=camera_with_weights(request, pk)).select_related("result_version")[
+            :50
+        ]
         return Response(CalibrationJobSerializer(jobs, many=True, context={"request": request}).data)
 
     @extend_schema(request=None, responses={202: CalibrationJobSerializer})
     def post(self, request, pk: int):
         """Start tuning the camera's weights on its marked frames (at least 6; 12 or more advised)."""
-        camera = camera_with_weights(pk)
+        camera = camera_with_weights(request, pk)
         marked = MarkedFrame.objects.filter(camera=camera).count()
         if marked < MIN_MARKED_FRAMES:
             raise exceptions.ValidationError(
@@ -107,7 +112,9 @@ class CalibrationListView(PeopleView):
 class CalibrationDetailView(PeopleView):
     @extend_schema(responses={200: CalibrationJobSerializer})
     def get(self, request, pk: int, job: int):
-        found = get_object_or_404(CalibrationJob.objects.select_related("result_version"), camera_id=pk, pk=job)
+        found = get_object_or_404(
+            CalibrationJob.objects.select_related("result_version"), camera=camera_with_weights(request, pk), pk=job
+        )
         return Response(CalibrationJobSerializer(found, context={"request": request}).data)
 
 
@@ -161,13 +168,15 @@ class AdaptationJobSerializer(serializers.ModelSerializer):
 class AdaptationListView(PeopleView):
     @extend_schema(responses={200: AdaptationJobSerializer(many=True)})
     def get(self, request, pk: int):
-        jobs = AdaptationJob.objects.filter(camera=camera_with_weights(pk)).select_related("result_version")[:50]
+        jobs = AdaptationJob.objects.filter(camera=camera_with_weights(request, pk)).select_related("result_version")[
+            :50
+        ]
         return Response(AdaptationJobSerializer(jobs, many=True, context={"request": request}).data)
 
     @extend_schema(request=None, responses={202: AdaptationJobSerializer})
     def post(self, request, pk: int):
         """Adapt the camera's default weights to its own stored frames, without labels (again: from the default)."""
-        camera = camera_with_weights(pk)
+        camera = camera_with_weights(request, pk)
         try:
             job = queue_adaptation(camera, created_by=request.user)
         except IntegrityError:
@@ -185,7 +194,9 @@ class AdaptationListView(PeopleView):
 class AdaptationDetailView(PeopleView):
     @extend_schema(responses={200: AdaptationJobSerializer})
     def get(self, request, pk: int, job: int):
-        found = get_object_or_404(AdaptationJob.objects.select_related("result_version"), camera_id=pk, pk=job)
+        found = get_object_or_404(
+            AdaptationJob.objects.select_related("result_version"), camera=camera_with_weights(request, pk), pk=job
+        )
         return Response(AdaptationJobSerializer(found, context={"request": request}).data)
 
 
@@ -274,14 +285,14 @@ class WeightsView(PeopleView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, pk: int):
         """The camera's weights versions, which one counts its frames (`active`; null: the default weights)."""
-        return Response(weights_body(camera_with_weights(pk)))
+        return Response(weights_body(camera_with_weights(request, pk)))
 
 
 class ActivateWeightsView(PeopleView):
     @extend_schema(request=ActivateSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request, pk: int):
         """Count the camera's frames from now on with version `version` (any earlier one), or the default (null)."""
-        camera = camera_with_weights(pk)
+        camera = camera_with_weights(request, pk)
         if "version" not in request.data:
             raise bad_field("version", "this field is required (a version id, or null for the default weights)")
         chosen = ActivateSerializer(data=request.data)
@@ -289,8 +300,10 @@ class ActivateWeightsView(PeopleView):
         version_id = chosen.validated_data["version"]
         if version_id is not None and not camera.weights_versions.filter(pk=version_id).exists():
             raise bad_field("version", f"weights version {version_id} is not one of camera {camera.pk}'s")
+        before = copy.copy(camera)
         Camera.objects.filter(pk=camera.pk).update(active_weights_id=version_id)
         camera.refresh_from_db()
+        log_queryset_update(before, camera, ["active_weights"])
         return Response(weights_body(camera))
 
 
@@ -301,12 +314,12 @@ class RollbackWeightsView(PeopleView):
         weights when there is none (what `rollback` of the weights says). Counts already made keep their weights;
         recount a period to redo them. 400 while the default weights are in use; 409 when the camera switched since
         this request read it."""
-        camera = camera_with_weights(pk)
+        camera = camera_with_weights(request, pk)
         if camera.active_weights is None:
             raise exceptions.ValidationError(
                 {"detail": f"camera {camera.pk} counts with the default weights: there is nothing to roll back"}
             )
-        target = rollback_target(camera)
+        target, before = rollback_target(camera), copy.copy(camera)
         # Only from the version read above: a switch made meanwhile by someone else is not undone blindly.
         if not Camera.objects.filter(pk=camera.pk, active_weights=camera.active_weights).update(active_weights=target):
             return Response(
@@ -314,6 +327,7 @@ class RollbackWeightsView(PeopleView):
                 status=status.HTTP_409_CONFLICT,
             )
         camera.refresh_from_db()
+        log_queryset_update(before, camera, ["active_weights"])
         return Response(weights_body(camera))
 
 
@@ -333,7 +347,7 @@ class GatewayOnnxView(APIView):
     def get(self, request, pk: int):
         """200 with the ONNX bytes, `X-Weights-Version: cam<camera>-v<N>` and `ETag: "cam<camera>-v<N>"`; 304 when
         `If-None-Match` names that ETag; 404 when the camera counts with the default weights."""
-        camera = camera_with_weights(pk)
+        camera = camera_with_weights(request, pk)
         if isinstance(request.user, Gateway) and not request.user.owns(camera):
             raise exceptions.PermissionDenied(f"camera {camera.pk} is not one of this gateway's")
         if not can_read_camera(request.user, camera):
@@ -391,7 +405,7 @@ class RecountListView(PeopleView):
     @extend_schema(request=RecountRequestSerializer, responses={202: RecountSerializer})
     def post(self, request, pk: int):
         """Recount the camera's frames captured in [from, to) with the weights it uses now."""
-        camera = camera_with_weights(pk)
+        camera = camera_with_weights(request, pk)
         period = RecountRequestSerializer(data=request.data)
         period.is_valid(raise_exception=True)
         start, end = period.validated_data.get("from"), period.validated_data.get("to")
@@ -408,5 +422,5 @@ class RecountListView(PeopleView):
 class RecountDetailView(PeopleView):
     @extend_schema(responses={200: RecountSerializer})
     def get(self, request, pk: int, job: int):
-        found = get_object_or_404(RecountJob, camera_id=pk, pk=job)
+        found = get_object_or_404(RecountJob, camera=camera_with_weights(request, pk), pk=job)
         return Response(RecountSerializer(found, context={"request": request}).data)

@@ -28,9 +28,20 @@ from webapp.calibration.suggestions import suggested_frames
 from webapp.cameras.models import Camera
 from webapp.ingest.api import frame_result, stored_density
 from webapp.ingest.models import Frame
+from webapp.ingest.privacy import is_blurred
 from webapp.ingest.uploads import UploadRejected, check_image
 
 MARKED_FIELDS = {"frame", "points", "image"}
+# Heads cannot be marked on a blurred frame (webapp.ingest.privacy), and a marking keeps a copy of its image, shown
+# to whoever marks: a camera that blurs heads lends none of its frames.
+BLURRED_NOT_MARKED = (
+    "frame {frame} is kept with heads blurred: heads cannot be marked on it. Mark a frame counted while blurring was "
+    "off, or upload an image of the camera to mark (multipart `image`)"
+)
+CAMERA_BLURS = (
+    "camera {camera} blurs heads in its frames, so none of them is copied for marking. Upload an image of the camera "
+    "to mark (multipart `image`), or turn its blur_heads setting off while the frames to mark are counted"
+)
 
 
 def _points(raw: object, width: int, height: int) -> list[list[float]]:
@@ -78,6 +89,10 @@ def _frame_image(camera: Camera, frame_id: object) -> tuple[Frame, ContentFile]:
         raise bad_field("frame", f"frame {frame_id} is marked already; edit that marking instead")
     if not frame.image:
         raise bad_field("frame", f"frame {frame_id}'s image is no longer kept (retention); mark another frame")
+    if is_blurred(frame.image):
+        raise bad_field("frame", BLURRED_NOT_MARKED.format(frame=frame_id))
+    if camera.blur_heads:
+        raise bad_field("frame", CAMERA_BLURS.format(camera=camera.pk))
     try:
         with frame.image.open("rb") as handle:
             data = handle.read()
@@ -91,7 +106,7 @@ class MarkedFrameListView(PeopleView):
 
     @extend_schema(responses={200: MarkedFrameSerializer(many=True)})
     def get(self, request, pk: int):
-        camera = camera_with_weights(pk)
+        camera = camera_with_weights(request, pk)
         marked = MarkedFrame.objects.filter(camera=camera).select_related("marked_by")
         return Response(MarkedFrameSerializer(marked, many=True, context={"request": request}).data)
 
@@ -103,7 +118,7 @@ class MarkedFrameListView(PeopleView):
         """JSON `{"frame": id, "points": [[x, y], ...]}` copies that frame's image; multipart `image` + `points`
         (a JSON string) stores an image that was never uploaded as a frame. Points are in pixels of the stored
         image (which may be smaller than the frame once retention downscaled it: see `width`, `height`)."""
-        camera = camera_with_weights(pk)
+        camera = camera_with_weights(request, pk)
         unknown = sorted(set(request.data.keys()) - MARKED_FIELDS)
         if unknown:
             raise exceptions.ValidationError({name: ["unknown field"] for name in unknown})
@@ -149,19 +164,20 @@ class MarkedFrameListView(PeopleView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-def _marked(camera_pk: int, pk: int) -> MarkedFrame:
-    return get_object_or_404(MarkedFrame.objects.select_related("marked_by"), camera_id=camera_pk, pk=pk)
+def _marked(request, camera_pk: int, pk: int) -> MarkedFrame:
+    camera = camera_with_weights(request, camera_pk)
+    return get_object_or_404(MarkedFrame.objects.select_related("marked_by"), camera=camera, pk=pk)
 
 
 class MarkedFrameDetailView(PeopleView):
     @extend_schema(responses={200: MarkedFrameSerializer})
     def get(self, request, pk: int, mid: int):
-        return Response(MarkedFrameSerializer(_marked(pk, mid), context={"request": request}).data)
+        return Response(MarkedFrameSerializer(_marked(request, pk, mid), context={"request": request}).data)
 
     @extend_schema(request=PointsSerializer, responses={200: MarkedFrameSerializer})
     def put(self, request, pk: int, mid: int):
         """Replace the points; records who edited them and when."""
-        marked = _marked(pk, mid)
+        marked = _marked(request, pk, mid)
         unknown = sorted(set(request.data.keys()) - {"points"})
         if unknown:
             raise exceptions.ValidationError({name: ["unknown field; only points can be edited"] for name in unknown})
@@ -179,7 +195,7 @@ class MarkedFrameDetailView(PeopleView):
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int, mid: int):
         """Delete the marking and its image copy. Weights versions tuned on it keep their measured figures."""
-        marked = _marked(pk, mid)
+        marked = _marked(request, pk, mid)
         image = marked.image
         with transaction.atomic():
             marked.delete()
@@ -190,7 +206,7 @@ class MarkedFrameDetailView(PeopleView):
 class MarkedFrameImageView(PeopleView):
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     def get(self, request, pk: int, mid: int):
-        marked = _marked(pk, mid)
+        marked = _marked(request, pk, mid)
         extension = marked.image.name.rsplit(".", 1)[-1]
         content_type = {"jpg": "image/jpeg", "tif": "image/tiff"}.get(extension, f"image/{extension}")
         try:
@@ -211,7 +227,7 @@ class CalibrationFramesView(PeopleView):
     def get(self, request, pk: int):
         """Done frames of the camera not yet marked, spread over the time of day and over the count range (see
         `webapp.calibration.suggestions.suggested_frames`)."""
-        camera = camera_with_weights(pk)
+        camera = camera_with_weights(request, pk)
         try:
             limit = int(request.query_params.get("limit", 20))
         except ValueError as error:

@@ -4,10 +4,11 @@ through the calibration REST API."""
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 
 from webapp.accounts.roles import Role, role_required
+from webapp.accounts.scope import camera_or_404
 from webapp.calibration.models import ADVISED_MARKED_FRAMES, MIN_MARKED_FRAMES
 from webapp.cameras.models import Camera
 
@@ -41,7 +42,7 @@ def _api_urls(camera: Camera) -> dict[str, str]:
 
 @role_required(Role.OPERATOR)
 def calibration_page(request, pk: int):
-    camera = get_object_or_404(Camera, pk=pk)
+    camera = camera_or_404(request.user, pk)
     context = {
         "camera": camera,
         "urls": _api_urls(camera),

@@ -11,6 +11,7 @@ from django.utils import timezone
 from webapp.calibration.jobs import worker_counted_frames
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
+from webapp.ingest.privacy import BLURRED_MARK
 
 # The newest frames considered: enough for a few weeks of a frame every half hour, cheap to stratify.
 CANDIDATES = 2000
@@ -24,11 +25,15 @@ def suggested_frames(camera: Camera, limit: int) -> list[Frame]:
     The newest candidates are put into strata by local time of day (six four-hour bands) and by count (terciles of
     their counts); frames are then taken round-robin over the strata, newest first within each, so the first
     eighteen cover every band and level that has frames at all. Frames counted on the gateway are left out: the
-    server never had their image.
+    server never had their image; so are blurred frames, and every frame of a camera that blurs heads
+    (webapp.ingest.privacy): heads cannot be marked on a blurred frame, nor an unblurred one shown.
     """
+    if camera.blur_heads:
+        return []
     candidates = list(
         worker_counted_frames(camera)
         .exclude(image="")
+        .exclude(image__contains=BLURRED_MARK)
         .filter(markings__isnull=True)
         .select_related("result")
         .order_by("-captured_at")[:CANDIDATES]

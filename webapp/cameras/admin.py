@@ -16,8 +16,8 @@ class ZoneInline(admin.TabularInline):
 
 @admin.register(Camera)
 class CameraAdmin(admin.ModelAdmin):
-    list_display = ["name", "site", "place", "counting_model", "alert_threshold"]
-    list_filter = ["site", "counting_model"]
+    list_display = ["name", "site", "place", "counting_model", "alert_threshold", "blur_heads"]
+    list_filter = ["site", "counting_model", "blur_heads"]
     search_fields = ["name", "place"]
     inlines = [ZoneInline]
 

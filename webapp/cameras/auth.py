@@ -9,6 +9,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from webapp.accounts.roles import role_of
+from webapp.accounts.scope import sees_camera
 from webapp.cameras.models import Camera, Gateway
 
 # A gateway's last contact is written at most this often: a write on every upload cost each one a commit of its own.
@@ -71,7 +72,8 @@ class IsGateway(permissions.BasePermission):
 
 
 def can_read_camera(principal, camera: Camera) -> bool:
-    """A gateway reads its own cameras; a signed-in person with a role (viewer or above) reads every camera."""
+    """A gateway reads its own cameras; a signed-in person with a role (viewer or above), or an API key, reads the
+    cameras of the sites it sees (`webapp.accounts.scope`)."""
     if isinstance(principal, Gateway):
         return principal.owns(camera)
-    return role_of(principal) is not None
+    return role_of(principal) is not None and sees_camera(principal, camera)

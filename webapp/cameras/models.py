@@ -82,6 +82,13 @@ class Camera(models.Model):
         "hour and weekday (empty: never)",
     )
     counting_model = models.CharField(max_length=50, choices=MODEL_CHOICES, default=DEFAULT_ARCH)
+    # Privacy (webapp.ingest.privacy): the worker counts the frame as uploaded, then keeps it blurred wherever the
+    # density map shows people; until then nobody is shown it.
+    blur_heads = models.BooleanField(
+        default=False,
+        help_text="keep this camera's frames with the people blurred once counted (count and heatmap come from the "
+        "unblurred frame); pages, the API and emails show no frame of it until it is blurred",
+    )
     stale_after_minutes = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1)], help_text="the camera is stale after this long without a frame"
     )

@@ -10,6 +10,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
 from webapp.accounts.roles import Role, has_role
+from webapp.accounts.scope import visible_cameras, visible_sites
 from webapp.cameras.models import Camera, Site
 from webapp.dashboard.overview import attach_results, camera_cards, with_latest
 from webapp.ingest.models import Result
@@ -74,7 +75,7 @@ class SiteListView(APIView):
 
     @extend_schema(responses=SiteRow(many=True))
     def get(self, request):
-        sites = Site.objects.prefetch_related("cameras")
+        sites = visible_sites(request.user, Site.objects.prefetch_related("cameras"))
 
         def rows(page: list[Site]) -> list[dict]:
             return [
@@ -94,7 +95,7 @@ class CameraListView(APIView):
         responses=CameraRow(many=True),
     )
     def get(self, request):
-        cameras = with_latest(Camera.objects.prefetch_related("zones"))
+        cameras = with_latest(visible_cameras(request.user, Camera.objects.prefetch_related("zones")))
         site = request.query_params.get("site")
         if site is not None:
             if not site.isdecimal():

@@ -259,10 +259,10 @@ class SiteGroup:
     cameras: int
 
 
-def fleet_cards(filters: FleetFilters, now: datetime) -> tuple[list[CameraCard], Counter]:
-    """Every camera matching `filters`, sorted and grouped by site (`sort_cards`), and how many of those matching all
-    filters but the attention kind fall in each kind (for the overview's counts)."""
-    cameras = with_latest(Camera.objects.all())
+def fleet_cards(filters: FleetFilters, now: datetime, cameras: QuerySet[Camera]) -> tuple[list[CameraCard], Counter]:
+    """The `cameras` matching `filters`, sorted and grouped by site (`sort_cards`), and how many of those matching
+    all filters but the attention kind fall in each kind (for the overview's counts)."""
+    cameras = with_latest(cameras)
     if filters.site:
         cameras = cameras.filter(site_id=filters.site)
     if filters.search:

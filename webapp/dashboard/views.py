@@ -16,10 +16,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.roles import Role, role_required
+from webapp.accounts.scope import camera_or_404, site_or_404, visible_cameras, visible_sites
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Site, Zone
 from webapp.dashboard import analytics, overview, site_figures
 from webapp.ingest.models import Frame, Result, ZoneCount
+from webapp.ingest.privacy import BLURRED_MARK, image_shown
 
 viewer_required = role_required(Role.VIEWER)
 operator_required = role_required(Role.OPERATOR)
@@ -33,13 +35,13 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 def _site_or_none(request) -> Site | None:
-    """The site named by ?site= (404 for one that is not a site id), or None for every site."""
+    """The site named by ?site= (404 for one that is not a site id, or not the user's), or None for every site."""
     if not request.GET.get("site"):
         return None
     site_id = _int_or_none(request.GET["site"])
     if site_id is None:
         raise Http404("site must be a site's id")
-    return get_object_or_404(Site, pk=site_id)
+    return site_or_404(request.user, site_id)
 
 
 def _page_size(value: str | None) -> int:
@@ -61,7 +63,7 @@ def fleet_overview(request):
         search=request.GET.get("q", "").strip()[:100],
         sort=sort if sort in overview.SORTS else "attention",
     )
-    cards, kinds = overview.fleet_cards(filters, now)
+    cards, kinds = overview.fleet_cards(filters, now, visible_cameras(request.user))
     page = Paginator(cards, _page_size(request.GET.get("per_page"))).get_page(request.GET.get("page"))
     shown = list(page.object_list)
     overview.attach_results(shown)
@@ -78,7 +80,7 @@ def fleet_overview(request):
         "matching": len(cards),
         "kinds": [(kind, label, kinds[kind]) for kind, label in overview.ATTENTION.items() if kinds[kind]],
         "over_count": kinds["over"],
-        "sites": Site.objects.all(),
+        "sites": visible_sites(request.user),
         "filters": filters,
         "site": filters.site,
         "crowding": filters.crowding,
@@ -95,7 +97,7 @@ def fleet_overview(request):
 
 @viewer_required
 def site_map(request):
-    return render(request, "dashboard/map.html", {"sites": Site.objects.all(), "site": _site_or_none(request)})
+    return render(request, "dashboard/map.html", {"sites": visible_sites(request.user), "site": _site_or_none(request)})
 
 
 @viewer_required
@@ -104,7 +106,8 @@ def map_data(request):
     site = _site_or_none(request)
     on_plan = bool(site and site.plan)
     cameras = []
-    registered = overview.with_latest(Camera.objects.filter(site=site) if site else Camera.objects.all())
+    seen = visible_cameras(request.user)
+    registered = overview.with_latest(seen.filter(site=site) if site else seen)
     for card in overview.camera_cards(registered):
         camera = card.camera
         x, y = (camera.plan_x, camera.plan_y) if on_plan else (camera.longitude, camera.latitude)
@@ -137,7 +140,7 @@ def map_data(request):
 
 @viewer_required
 def site_plan(request, pk: int):
-    site = get_object_or_404(Site, pk=pk)
+    site = site_or_404(request.user, pk)
     if not site.plan:
         raise Http404("this site has no plan")
     return FileResponse(site.plan.open("rb"))
@@ -147,7 +150,7 @@ def site_plan(request, pk: int):
 def site_analytics(request, pk: int):
     """A site's usual levels by weekday and hour, its cameras compared, busiest hours and the next hours' forecast:
     figures of the hours complete when the site's hour began, computed once an hour (`site_figures`)."""
-    site = get_object_or_404(Site, pk=pk)
+    site = site_or_404(request.user, pk)
     choices = {str(choice): choice for choice in analytics.COMPARE_DAYS}
     compare_days = choices.get(request.GET.get("days", ""), 7)
     kept = site_figures.site_figures(site, list(site.cameras.all()), timezone.now(), compare_days)
@@ -173,7 +176,7 @@ def _camera_card(camera: Camera) -> overview.CameraCard:
 
 @viewer_required
 def camera_detail(request, pk: int):
-    camera = get_object_or_404(overview.with_latest(Camera.objects.select_related("active_weights")), pk=pk)
+    camera = camera_or_404(request.user, pk, overview.with_latest(Camera.objects.select_related("active_weights")))
     card = _camera_card(camera)
     context = {
         "camera": camera,
@@ -190,7 +193,7 @@ def camera_detail(request, pk: int):
 def camera_frames(request, pk: int):
     """The camera's recent counted frames (up to `SCRUBBER_FRAMES` of the `SCRUBBER_DAYS` before its latest), newest
     last, for the scrubber; and its open alerts, for the banner."""
-    camera = get_object_or_404(overview.with_latest(Camera.objects.all()), pk=pk)
+    camera = camera_or_404(request.user, pk, overview.with_latest(Camera.objects.all()))
     card = _camera_card(camera)
     results = []
     if card.latest:
@@ -209,7 +212,7 @@ def camera_frames(request, pk: int):
             "count": result.count,
             "width": result.frame.width,
             "height": result.frame.height,
-            "image": reverse("api-frame-image", args=[result.frame.pk]) if result.frame.image else None,
+            "image": reverse("api-frame-image", args=[result.frame.pk]) if image_shown(result.frame, camera) else None,
             "density": reverse("api-frame-density-values", args=[result.frame.pk]),
             "zones": {zone.zone_name: zone.count for zone in result.zone_counts.all()},
             "origin": result.origin(),
@@ -221,12 +224,15 @@ def camera_frames(request, pk: int):
 
 @viewer_required
 def zone_list(request, pk: int):
-    camera = get_object_or_404(Camera, pk=pk)
+    camera = camera_or_404(request.user, pk)
     return render(request, "dashboard/zones.html", _zone_editor_context(camera, None))
 
 
 def _zone_editor_context(camera: Camera, zone: Zone | None, errors: dict | None = None, posted=None) -> dict:
-    latest = camera.frames.filter(status=Frame.Status.DONE).exclude(image="").order_by("-captured_at").first()
+    shown = camera.frames.filter(status=Frame.Status.DONE).exclude(image="")
+    if camera.blur_heads:
+        shown = shown.filter(image__contains=BLURRED_MARK)  # webapp.ingest.privacy: only blurred frames are shown
+    latest = shown.order_by("-captured_at").first()
     any_frame = latest or camera.frames.order_by("-captured_at").first()
     values = posted or {}
     return {
@@ -265,7 +271,7 @@ def _optional_float(text: str, field: str, errors: dict) -> float | None:
 @operator_required
 def zone_edit(request, pk: int, zone_id: int | None = None):
     """Create (zone_id None) or change a zone from the polygon drawn in the browser."""
-    camera = get_object_or_404(Camera, pk=pk)
+    camera = camera_or_404(request.user, pk)
     zone = get_object_or_404(Zone, pk=zone_id, camera=camera) if zone_id else None
     if request.method != "POST":
         return render(request, "dashboard/zones.html", _zone_editor_context(camera, zone))
@@ -296,6 +302,6 @@ def zone_edit(request, pk: int, zone_id: int | None = None):
 @operator_required
 @require_POST
 def zone_delete(request, pk: int, zone_id: int):
-    zone = get_object_or_404(Zone, pk=zone_id, camera_id=pk)
+    zone = get_object_or_404(Zone, pk=zone_id, camera=camera_or_404(request.user, pk))
     zone.delete()
     return redirect("dashboard:zones", pk=pk)

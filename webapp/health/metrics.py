@@ -1,4 +1,5 @@
-"""Operations' figures at `/metrics`, in Prometheus's text format, for the networks in CROWDSCOPE_METRICS_NETWORKS.
+"""Operations' figures at `/metrics`, in Prometheus's text format, for clients in CROWDSCOPE_METRICS_NETWORKS (their
+address as `client_address` sees it, through trusted proxies) and for scrapers bearing CROWDSCOPE_METRICS_TOKEN.
 
 Events (frames received, counted and failed, latencies, email deliveries) are the totals every process adds to the
 broker (`webapp.health.events`); state (latest counts, gateways' last contact, calibration jobs, queue lengths) is
@@ -8,6 +9,7 @@ ids to names and sites.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import logging
@@ -24,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from counting.specs import ARCHITECTURE_NAMES
+from webapp.accounts.addresses import client_address
 from webapp.calibration.models import CalibrationJob
 from webapp.cameras.models import Camera, Gateway
 from webapp.health.events import COUNTERS, EVENTS_KEY, HISTOGRAMS, LATENCY_BUCKETS, events_store
@@ -149,12 +152,30 @@ def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(network, strict=False) for network in settings.CROWDSCOPE_METRICS_NETWORKS]
 
 
+def _bears_the_token(request) -> bool:
+    """Whether the request says `Authorization: Bearer <CROWDSCOPE_METRICS_TOKEN>` (never, when no token is set)."""
+    token = settings.CROWDSCOPE_METRICS_TOKEN
+    scheme, _, presented = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+def _in_allowed_networks(address: str) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:  # no address at all
+        return False
+    return any(parsed in network for network in allowed_networks())
+
+
 @never_cache
 @require_GET
 def prometheus_metrics(request) -> HttpResponse:
-    address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", "0.0.0.0"))
-    if not any(address in network for network in allowed_networks()):
-        return HttpResponseForbidden(f"{address} is not in CROWDSCOPE_METRICS_NETWORKS\n", content_type="text/plain")
+    address = client_address(request)
+    if not (_in_allowed_networks(address) or _bears_the_token(request)):
+        refusal = f"{address or 'this client'} is not in CROWDSCOPE_METRICS_NETWORKS and bears no valid token\n"
+        return HttpResponseForbidden(refusal, content_type="text/plain")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Figures())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -24,6 +24,7 @@ from webapp.cameras.models import Camera
 from webapp.ingest import series
 from webapp.ingest.csv_export import CountsCSVRenderer
 from webapp.ingest.models import Frame, Result
+from webapp.ingest.privacy import WITHHELD, image_shown
 from webapp.ingest.schemas import CountSeries, FrameDetail
 from webapp.ingest.storage import StorageUnavailable, read_media_file, unavailable_as_retryable
 
@@ -62,7 +63,7 @@ class FrameDetailView(ReadView):
             "zones": [],
             "model": None,
             "counted_on": "gateway" if frame.counted_on_gateway else "server",
-            "links": {"image": frame_url(request, frame, "api-frame-image") if frame.image else None},
+            "links": {"image": frame_url(request, frame, "api-frame-image") if image_shown(frame) else None},
         }
         result = getattr(frame, "result", None)
         if result is not None:
@@ -127,6 +128,8 @@ class FrameImageView(ReadView):
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     def get(self, request, pk: int):
         frame = readable_frame(request, pk)
+        if frame.image and not image_shown(frame):
+            raise exceptions.NotFound(WITHHELD.format(frame=frame.pk))
         extension = frame.image.name.rsplit(".", 1)[-1] if frame.image else "jpg"
         content_type = {"jpg": "image/jpeg", "tif": "image/tiff"}.get(extension, f"image/{extension}")
         return _stored_file(frame.image, content_type, f"frame-{frame.pk}.{extension}")

@@ -21,6 +21,7 @@ from webapp.alerts.rules import raise_alerts
 from webapp.cameras.models import Camera
 from webapp.health.events import count_event, observe_seconds
 from webapp.ingest.models import Frame, LatestCount, Result, ZoneCount
+from webapp.ingest.privacy import BlurredFrame, blurred_filename, is_blurred
 from webapp.ingest.rollups import add_to_quarter_hours, record_latest, recount_quarter_hour, tally_counts
 from webapp.ingest.series import QUARTER_HOUR, bucket_start
 from webapp.ingest.storage import StorageUnavailable, write_media_file
@@ -81,35 +82,64 @@ def _write_files(result: Result, density_file: bytes, heatmap_file: bytes) -> No
         raise
 
 
-def store_result(frame: Frame, counted: Counted) -> Result | None:
-    """Save the result and mark the frame done, unless another delivery of the task got there first (then None)."""
+def store_result(frame: Frame, counted: Counted, blurred: BlurredFrame | None = None) -> Result | None:
+    """Save the result and mark the frame done, unless another delivery of the task got there first (then None).
+
+    With `blurred` (webapp.ingest.privacy), the frame's image becomes that stored copy in the same transaction, and
+    the upload is deleted once it commits; when the result is not stored, the copy is deleted instead."""
     density_file, heatmap_file = _result_files(frame, counted)
     with transaction.atomic():
-        locked = Frame.objects.select_for_update().get(pk=frame.pk)
-        if Result.objects.filter(frame=locked).exists():
-            return None
-        result = Result(
-            frame=locked,
-            captured_at=locked.captured_at,
-            count=counted.count,
-            model_name=counted.model_name,
-            model_version=counted.model_version,
-            inference_ms=counted.inference_ms,
-        )
-        _write_files(result, density_file, heatmap_file)
         try:
-            result.save()
-            ZoneCount.objects.bulk_create(_zone_rows(result, counted))
-            add_to_quarter_hours(tally_counts(_counts(locked, counted)))
-            record_latest(locked.camera_id, result)
-            locked.status, locked.error = Frame.Status.DONE, ""
-            locked.save(update_fields=["status", "error"])
-            notify_alert_changes(raise_alerts(frame, counted.count, counted.zone_counts))
-        except Exception:
-            result.density.delete(save=False)
-            result.heatmap.delete(save=False)
+            result = _save_result(frame, counted, density_file, heatmap_file, blurred)
+        except BaseException:
+            if blurred is not None:  # rolled back: the frame keeps the upload as its image
+                frame.image.storage.delete(blurred.name)
             raise
-        transaction.on_commit(lambda: _record_counted(locked, counted))
+        if result is None:
+            if blurred is not None:
+                frame.image.storage.delete(blurred.name)
+            return None
+        if blurred is not None:
+            # After the commit: until then the upload is the frame's image, and stays it on a rollback.
+            uploaded = frame.image.name
+            transaction.on_commit(lambda: frame.image.storage.delete(uploaded), robust=True)
+        transaction.on_commit(lambda: _record_counted(result.frame, counted))
+    if blurred is not None:
+        frame.image.name = blurred.name
+    return result
+
+
+def _save_result(
+    frame: Frame, counted: Counted, density_file: bytes, heatmap_file: bytes, blurred: BlurredFrame | None
+) -> Result | None:
+    locked = Frame.objects.select_for_update().get(pk=frame.pk)
+    if Result.objects.filter(frame=locked).exists():
+        return None
+    result = Result(
+        frame=locked,
+        captured_at=locked.captured_at,
+        count=counted.count,
+        model_name=counted.model_name,
+        model_version=counted.model_version,
+        inference_ms=counted.inference_ms,
+    )
+    _write_files(result, density_file, heatmap_file)
+    try:
+        result.save()
+        ZoneCount.objects.bulk_create(_zone_rows(result, counted))
+        add_to_quarter_hours(tally_counts(_counts(locked, counted)))
+        record_latest(locked.camera_id, result)
+        locked.status, locked.error = Frame.Status.DONE, ""
+        changed = ["status", "error"]
+        if blurred is not None:
+            locked.image.name = blurred.name
+            changed.append("image")
+        locked.save(update_fields=changed)
+        notify_alert_changes(raise_alerts(frame, counted.count, counted.zone_counts))
+    except Exception:
+        result.density.delete(save=False)
+        result.heatmap.delete(save=False)
+        raise
     return result
 
 
@@ -172,8 +202,8 @@ def _counts(frame: Frame, counted: Counted) -> list[tuple[int, str, datetime, fl
 
 
 def apply_retention(frame: Frame, rgb: np.ndarray, policy: str, max_side: int) -> None:
-    """After counting: keep the raw frame, delete it, or keep a JPEG of `rgb` (the decoded, upright frame) no
-    larger than `max_side`."""
+    """After counting: keep the frame as stored, delete it, or keep a JPEG of `rgb` (the decoded, upright frame as
+    stored: blurred, where it was) no larger than `max_side`."""
     if policy == "keep" or not frame.image:
         return
     # Save only the image field: this copy of the frame predates counting, and its status must not win.
@@ -186,8 +216,10 @@ def apply_retention(frame: Frame, rgb: np.ndarray, policy: str, max_side: int) -
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     original = frame.image.name
+    # A blurred frame's small copy is made of it (`rgb`, the caller's blurred pixels) and named so: still shown.
+    filename = blurred_filename("frame-small.jpg") if is_blurred(frame.image) else "frame-small.jpg"
     try:
-        write_media_file(frame.image, "frame-small.jpg", buffer.getvalue())
+        write_media_file(frame.image, filename, buffer.getvalue())
     except StorageUnavailable as error:
         log.warning("frame %s: %s; kept as uploaded", frame.pk, error)  # counted all the same
         return

@@ -1,4 +1,5 @@
-"""Checks on an uploaded frame before anything is stored: size, pixel count, and a decode of all its data."""
+"""Checks on an uploaded frame before anything is stored: size, pixel count, and a decode of all its data; then the
+bytes to store, without the metadata a camera or an editor wrote beside the pixels (`image_metadata`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError
 
-from counting.images import ImageError, decoded_size
+from counting.images import decoded_size
+from webapp.ingest.image_metadata import carries_only_pixels, reencoded
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif", "GIF": "gif"}
 
@@ -22,18 +24,20 @@ class UploadRejected(Exception):
 
 @dataclass(frozen=True)
 class CheckedImage:
-    data: bytes
-    sha256: str
+    data: bytes  # what to store: upright, without metadata (the upload itself when it had none)
+    sha256: str  # of the upload as sent, so that a frame can be matched with the camera's own file
     width: int  # upright, after EXIF orientation
     height: int
     extension: str
 
 
 def check_image(upload: UploadedFile, max_bytes: int, max_pixels: int) -> CheckedImage:
-    """The upload's bytes, once they are known to be one whole image of an accepted format and size.
+    """The image to store for the upload, once it is known to be one whole image of an accepted format and size.
 
     The pixel count is read from the header before decoding, so a decompression bomb is refused without being
-    expanded; then all of its data is decoded (`decoded_size`), which catches truncated and corrupt files.
+    expanded; then all of its data is decoded, which catches truncated and corrupt files. A JPEG or PNG holding
+    nothing but image data is stored as sent (`decoded_size` reads it through); any other image is re-encoded
+    upright without its metadata (`reencoded`), so what is stored, served and counted are the same pixels.
     """
     if upload.size == 0:
         raise UploadRejected("the image is empty (zero bytes)")
@@ -57,7 +61,11 @@ def check_image(upload: UploadedFile, max_bytes: int, max_pixels: int) -> Checke
             f"the image is {width}x{height} ({width * height:,} pixels); the limit is {max_pixels:,}", status=413
         )
     try:
-        width, height = decoded_size(data)  # upright, as the workers will decode it
-    except ImageError as error:
+        if carries_only_pixels(data, image_format):
+            stored = data
+            width, height = decoded_size(data)  # upright, as the workers will decode it
+        else:
+            stored, width, height = reencoded(data)
+    except Exception as error:  # ImageError from `decoded_size`; Pillow's many kinds from `reencoded`
         raise UploadRejected(f"the image cannot be decoded (truncated or corrupt?): {error}") from error
-    return CheckedImage(data, hashlib.sha256(data).hexdigest(), width, height, EXTENSIONS[image_format])
+    return CheckedImage(stored, hashlib.sha256(data).hexdigest(), width, height, EXTENSIONS[image_format])

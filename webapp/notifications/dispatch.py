@@ -4,6 +4,10 @@ Each (endpoint, alert, event) is one `Notification` row, made once inside the tr
 alert (or by the escalation sweep) and sent after the commit; a delivered one is never sent again. A worker that dies
 after the receiver took a notification and before its row says so sends it once more: receivers drop a repeat by its
 `X-CrowdScope-Delivery` id (the `id` in the JSON).
+
+Webhooks and brokers are reached only at checked public addresses (egress.py). A failed delivery's `last_error` says
+what failed (an answer's status code and its standard reason, or the connection's error), never what a receiver
+answered: the delivery log must not become a way to read the answers of servers an endpoint should not reach.
 """
 
 from __future__ import annotations
@@ -12,19 +16,25 @@ import hashlib
 import hmac
 import json
 import logging
+import operator
 from datetime import datetime, timedelta
+from functools import reduce
+from http import HTTPStatus
 
-import requests
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from webapp.accounts.scope import sees_camera
 from webapp.alerts.models import Alert
 from webapp.alerts.rules import AlertChanges
+from webapp.cameras.models import Camera
 from webapp.celery_app import enqueue
-from webapp.notifications import mqtt
+from webapp.notifications import egress, mqtt
 from webapp.notifications.models import Endpoint, Notification, NotificationRule
 from webapp.queues import DELIVER_NOTIFICATION
 
@@ -144,6 +154,14 @@ def headline(notification: Notification) -> str:
     )
 
 
+def status_line(status: int) -> str:
+    """An answer's code and its standard phrase ("HTTP 503 Service Unavailable"), never the receiver's own words."""
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
 def deliver(notification: Notification) -> None:
     """Send `notification` to its endpoint; raises on any failure (the caller records it and retries)."""
     endpoint, data = notification.endpoint, payload(notification)
@@ -156,9 +174,10 @@ def deliver(notification: Notification) -> None:
             "X-CrowdScope-Delivery": str(notification.pk),
             "X-CrowdScope-Signature": signature(endpoint.secret, body),
         }
-        answer = requests.post(endpoint.url, data=body, headers=headers, timeout=WEBHOOK_TIMEOUT_S)
-        if not 200 <= answer.status_code < 300:
-            raise ConnectionError(f"HTTP {answer.status_code}: {answer.text[:200]}")
+        status = egress.post(endpoint.url, body, headers, WEBHOOK_TIMEOUT_S)
+        if not 200 <= status < 300:
+            redirect = ": redirect not followed" if 300 <= status < 400 else ""
+            raise ConnectionError(status_line(status) + redirect)
     elif endpoint.kind == Endpoint.Kind.EMAIL:
         alert = notification.alert
         zone = alert.camera.zone
@@ -167,12 +186,14 @@ def deliver(notification: Notification) -> None:
             lines.append(f"Ended at {alert.ended_at.astimezone(zone):%Y-%m-%d %H:%M %Z}")
         lines.append(f"Times in {alert.camera.time_zone}.")
         lines += [f"Peak: {alert.peak:.1f} {alert.get_kind_display()}", "", data["alert"]["url"]]
-        send_mail(f"[CrowdScope] {headline(notification)}", "\n".join(lines), None, endpoint.addresses)
+        recipients = recipients_seeing(endpoint.addresses, alert.camera)
+        if recipients:
+            send_mail(f"[CrowdScope] {headline(notification)}", "\n".join(lines), None, recipients)
     else:
         prefix = endpoint.topic_prefix
         camera_open = Alert.objects.filter(camera_id=notification.alert.camera_id, ended_at__isnull=True).exists()
         mqtt.send(
-            endpoint.url,
+            mqtt.Broker.of_endpoint(endpoint),
             [
                 mqtt.Message(f"{prefix}/alerts", data, retain=False),
                 mqtt.Message(
@@ -182,6 +203,20 @@ def deliver(notification: Notification) -> None:
                 ),
             ],
         )
+
+
+def recipients_seeing(addresses: list[str], camera: Camera) -> list[str]:
+    """The addresses that may hear of `camera`: those of no account here (a team's list, a pager), and those of people
+    who see its site (`webapp.accounts.scope`); a person of another district is left out."""
+    owners: dict[str, list] = {}
+    by_address = reduce(operator.or_, (Q(email__iexact=address) for address in addresses), Q(pk__in=[]))
+    for user in get_user_model().objects.filter(by_address, is_active=True):
+        owners.setdefault(user.email.lower(), []).append(user)
+    return [
+        address
+        for address in addresses
+        if address.lower() not in owners or any(sees_camera(user, camera) for user in owners[address.lower()])
+    ]
 
 
 def attempt(notification_id: int, final: bool) -> Notification | None:

@@ -1,10 +1,13 @@
 """Alert notifications: endpoints (a webhook, email addresses, an MQTT broker), the rules that send an alert's
-events to them, and the log of every delivery."""
+events to them, and the log of every delivery.
+
+An endpoint's secret (a webhook's signing key, an MQTT broker's password) is kept apart from its URL and never shown
+back (see admin.py); its URL names no private address (egress.py)."""
 
 from __future__ import annotations
 
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -12,6 +15,17 @@ from django.db import models
 
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Site
+from webapp.notifications import egress
+
+
+def without_password(url: str) -> tuple[str, str]:
+    """`url` with its user name but without its password, and that password percent-decoded ("" when it has none)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, ""
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
 
 
 class Endpoint(models.Model):
@@ -23,10 +37,16 @@ class Endpoint(models.Model):
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     url = models.CharField(
-        max_length=500, blank=True, help_text="webhook: http(s)://...; MQTT: mqtt://[user:password@]host[:1883]"
+        max_length=500,
+        blank=True,
+        help_text=(
+            "webhook: http(s)://...; MQTT: mqtt://[user@]host[:1883] (a password written here moves to the secret)"
+        ),
     )
     secret = models.CharField(
-        max_length=100, blank=True, help_text="webhook: the HMAC-SHA256 key of the signature (made when left empty)"
+        max_length=200,
+        blank=True,
+        help_text="webhook: the HMAC-SHA256 key of the signature (made when left empty); MQTT: the broker's password",
     )
     recipients = models.TextField(blank=True, help_text="email: addresses, one a line or comma-separated")
     topic_prefix = models.CharField(max_length=100, default="crowdscope", help_text="MQTT: the topics' first level")
@@ -44,11 +64,28 @@ class Endpoint(models.Model):
         return [part.strip() for part in self.recipients.replace(",", "\n").splitlines() if part.strip()]
 
     def clean(self) -> None:
-        scheme = urlsplit(self.url).scheme
-        if self.kind == self.Kind.WEBHOOK and (scheme not in ("http", "https") or not urlsplit(self.url).hostname):
+        """Refuses a URL that cannot work, and one whose host resolves to an address notifications may not reach
+        (egress.refusal). A name that does not resolve yet is taken: every connection checks it again."""
+        try:
+            parts = urlsplit(self.url)
+            port = parts.port or {"http": 80, "https": 443, "mqtt": 1883}.get(parts.scheme)
+        except ValueError as error:  # an unclosed [IPv6 bracket, a port out of range
+            raise ValidationError({"url": f"not a usable URL: {error}"}) from None
+        if self.kind == self.Kind.WEBHOOK and (parts.scheme not in ("http", "https") or not parts.hostname):
             raise ValidationError({"url": "a webhook needs an http:// or https:// URL"})
-        if self.kind == self.Kind.MQTT and (scheme != "mqtt" or not urlsplit(self.url).hostname):
+        if self.kind == self.Kind.MQTT and (parts.scheme != "mqtt" or not parts.hostname):
             raise ValidationError({"url": "an MQTT endpoint needs mqtt://host[:port]"})
+        if self.kind == self.Kind.WEBHOOK and "@" in parts.netloc:
+            raise ValidationError(
+                {"url": "a webhook URL takes no user name or password: receivers check X-CrowdScope-Signature"}
+            )
+        if self.kind in (self.Kind.WEBHOOK, self.Kind.MQTT):
+            try:
+                egress.checked_addresses(parts.hostname, port)
+            except egress.RefusedDestination as refused:
+                raise ValidationError({"url": str(refused)}) from None
+            except egress.UnresolvedHost:
+                pass
         if self.kind == self.Kind.EMAIL:
             if not self.addresses:
                 raise ValidationError({"recipients": "give at least one address"})
@@ -61,6 +98,12 @@ class Endpoint(models.Model):
             raise ValidationError({"topic_prefix": "one topic level, without wildcards"})
 
     def save(self, *args, **kwargs) -> None:
+        """A password in an MQTT URL moves to the secret (replacing the one stored); a webhook without a secret gets
+        one."""
+        if self.kind == self.Kind.MQTT:
+            self.url, password = without_password(self.url)
+            if password:
+                self.secret = password
         if self.kind == self.Kind.WEBHOOK and not self.secret:
             self.secret = secrets.token_urlsafe(32)
         super().save(*args, **kwargs)

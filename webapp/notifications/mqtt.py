@@ -8,6 +8,9 @@ Topics under the endpoint's prefix P (default "crowdscope"), camera and zone by 
 - P/camera/ID/alert (retained): {"state": "on"|"off", "alert"}, on while any episode of the camera is open
 - P/alerts (not retained): every raise, escalation and clear, the webhook's JSON
 - homeassistant/{sensor,binary_sensor}/crowdscope_ID[_zone_ZONE_ID|_alert]/config (retained), with discovery on
+
+A broker's host is checked (egress.checked_addresses) before each connection, and the connection goes to the address
+checked, never to a new resolution of the name.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Frame
+from webapp.notifications import egress
 from webapp.notifications.models import Endpoint
 
 log = logging.getLogger(__name__)
@@ -36,13 +40,27 @@ CONNECT_TIMEOUT_S = 10
 class Broker:
     host: str
     port: int
-    auth: dict[str, str] | None
+    username: str
+    password: str = field(repr=False)  # never in a log line
 
     @classmethod
-    def of(cls, url: str) -> Broker:
+    def of(cls, url: str, password: str = "") -> Broker:
+        """The broker of an endpoint's `url` (mqtt://[user@]host[:port]) and secret (`password`)."""
         parts = urlsplit(url)
-        auth = {"username": parts.username, "password": parts.password or ""} if parts.username else None
-        return cls(parts.hostname or "", parts.port or 1883, auth)
+        return cls(parts.hostname or "", parts.port or 1883, unquote(parts.username or ""), password)
+
+    @classmethod
+    def of_endpoint(cls, endpoint: Endpoint) -> Broker:
+        return cls.of(endpoint.url, endpoint.secret)
+
+    def client(self) -> tuple[paho.Client, str]:
+        """A client with this broker's credentials, and the address to connect it to: the host's, checked now.
+        Raises egress.RefusedDestination or egress.UnresolvedHost."""
+        address = egress.checked_addresses(self.host, self.port)[0]
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        if self.username:  # MQTT sends no password without a user name
+            client.username_pw_set(self.username, self.password or None)
+        return client, address
 
 
 @dataclass(frozen=True)
@@ -134,13 +152,11 @@ def discovery_messages(prefix: str, camera: Camera, zones: list[dict]) -> list[M
     return messages
 
 
-def send(url: str, messages: list[Message]) -> None:
-    """Publish `messages` at QoS 1 and return once the broker has them; raises OSError or TimeoutError otherwise."""
-    broker = Broker.of(url)
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
-    if broker.auth:
-        client.username_pw_set(broker.auth["username"], broker.auth["password"])
-    client.connect(broker.host, broker.port, keepalive=CONNECT_TIMEOUT_S)
+def send(broker: Broker, messages: list[Message]) -> None:
+    """Publish `messages` at QoS 1 and return once the broker has them; raises OSError (egress.UnresolvedHost
+    included), TimeoutError or egress.RefusedDestination otherwise."""
+    client, address = broker.client()
+    client.connect(address, broker.port, keepalive=CONNECT_TIMEOUT_S)
     client.loop_start()
     try:
         for message in messages:
@@ -159,32 +175,30 @@ class CountFeed:
     lost one: the state topics are retained, not a log)."""
 
     def __init__(self) -> None:
-        self._clients: dict[str, paho.Client] = {}
+        self._clients: dict[Broker, paho.Client] = {}
         self._newest: dict[int, datetime] = {}  # camera id -> the newest frame time published by this process
-        self._discovered: set[tuple[str, str]] = set()  # (broker, the configs' JSON) published by this process
+        self._discovered: set[tuple[Broker, str]] = set()  # (broker, the configs' JSON) published by this process
         self._lock = threading.Lock()
 
-    def _client(self, url: str) -> paho.Client:
+    def _client(self, broker: Broker) -> paho.Client:
+        """The broker's client, connected (and reconnected) to the address checked when it was made."""
         with self._lock:
-            if url not in self._clients:
-                broker = Broker.of(url)
-                client = paho.Client(paho.CallbackAPIVersion.VERSION2)
-                if broker.auth:
-                    client.username_pw_set(broker.auth["username"], broker.auth["password"])
+            if broker not in self._clients:
+                client, address = broker.client()
                 client.max_queued_messages_set(1000)  # while away: bounded, oldest kept (retained state anyway)
-                client.connect_async(broker.host, broker.port, keepalive=60)
+                client.connect_async(address, broker.port, keepalive=60)
                 client.loop_start()
-                self._clients[url] = client
-            return self._clients[url]
+                self._clients[broker] = client
+            return self._clients[broker]
 
-    def publish(self, url: str, messages: list[Message], discovery: list[Message]) -> None:
+    def publish(self, broker: Broker, messages: list[Message], discovery: list[Message]) -> None:
         """`discovery` goes out the first time this process sees it (again after a camera or zone changes)."""
-        client = self._client(url)
+        client = self._client(broker)
         configs = json.dumps([message.as_paho() for message in discovery])
-        if discovery and (url, configs) not in self._discovered:
+        if discovery and (broker, configs) not in self._discovered:
             for message in discovery:
                 client.publish(**message.as_paho())
-            self._discovered.add((url, configs))
+            self._discovered.add((broker, configs))
         for message in messages:
             client.publish(**message.as_paho())
 
@@ -253,6 +267,6 @@ def publish_counts(frame: Frame, count: float, zone_counts: dict[int, float]) ->
         for endpoint in endpoints:
             messages = count_messages(endpoint.topic_prefix, camera, captured_at, count, zones)
             discovery = discovery_messages(endpoint.topic_prefix, camera, zones) if endpoint.discovery else []
-            count_feed.publish(endpoint.url, messages, discovery)
+            count_feed.publish(Broker.of_endpoint(endpoint), messages, discovery)
     except Exception:
         log.warning("MQTT: the counts of camera %s were not published", frame.camera_id, exc_info=True)

@@ -17,6 +17,7 @@ from PIL import Image, ImageFilter
 
 from webapp.cameras.models import Camera
 from webapp.ingest.models import Result
+from webapp.ingest.privacy import image_shown
 
 PEAK_IMAGE_WIDTH = 480
 
@@ -66,7 +67,7 @@ def peak_heatmap(peak: Result, frames: str) -> bytes | None:
         heat = Image.open(handle).convert("RGBA")
     heat.thumbnail((PEAK_IMAGE_WIDTH, PEAK_IMAGE_WIDTH), Image.Resampling.LANCZOS)
     base = Image.new("RGB", heat.size, (34, 34, 34))
-    if frames != "none" and peak.frame.image:
+    if frames != "none" and image_shown(peak.frame):  # a camera that blurs heads: only its blurred frames
         try:
             with peak.frame.image.open("rb") as handle:
                 base = Image.open(handle).convert("RGB").resize(heat.size, Image.Resampling.LANCZOS)

@@ -2,6 +2,7 @@ from zoneinfo import available_timezones
 
 from django import forms
 
+from webapp.accounts.scope import visible_cameras, visible_sites
 from webapp.reports.models import Subscription
 
 
@@ -17,3 +18,9 @@ class SubscriptionForm(forms.ModelForm):
             "send_at": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
         }
         labels = {"active": "Send me the daily report", "send_at": "Local time of day"}
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        """Offers only the cameras and sites `user` sees."""
+        super().__init__(*args, **kwargs)
+        self.fields["cameras"].queryset = visible_cameras(user, self.fields["cameras"].queryset)
+        self.fields["sites"].queryset = visible_sites(user, self.fields["sites"].queryset)

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from webapp.accounts.scope import visible_cameras
 from webapp.cameras.models import Camera, Site
 
 
@@ -106,10 +107,15 @@ class Subscription(models.Model):
     def __str__(self) -> str:
         return f"daily report for {self.user} at {self.send_at:%H:%M} {self.timezone}"
 
-    def report_cameras(self) -> list[Camera]:
+    def chosen_cameras(self) -> models.QuerySet[Camera]:
         """The chosen cameras and those of the chosen sites."""
-        chosen = Camera.objects.filter(models.Q(subscriptions=self) | models.Q(site__subscriptions=self))
-        return list(chosen.distinct().select_related("site").order_by("site__name", "name"))
+        return Camera.objects.filter(models.Q(subscriptions=self) | models.Q(site__subscriptions=self)).distinct()
+
+    def report_cameras(self) -> list[Camera]:
+        """The chosen cameras the subscriber sees now: a scope narrowed after subscribing narrows the email too, and a
+        subscriber with no role any more sees none."""
+        seen = visible_cameras(self.user, self.chosen_cameras())
+        return list(seen.select_related("site").order_by("site__name", "name"))
 
     def day_due(self, now: datetime) -> date | None:
         """The latest local day whose report was due by `now` (a day's report is due at `send_at` the next local

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.roles import Role, role_required
+from webapp.accounts.scope import sees_every_site, visible_cameras
+from webapp.cameras.models import Camera
 from webapp.celery_app import enqueue
 from webapp.queues import ANSWER_QUESTION, GENERATE_REPORT
 from webapp.reports.forms import SubscriptionForm
@@ -22,9 +24,16 @@ from webapp.reports.tables import event_rows, series_table, told_rows
 MAX_QUESTION_LENGTH = Question._meta.get_field("text").max_length
 
 
+def readable_reports(user):
+    """The reports on cameras that `user` all sees: one that also tells of another site's camera is not theirs."""
+    if sees_every_site(user):
+        return Report.objects.all()
+    return Report.objects.exclude(cameras__in=Camera.objects.exclude(pk__in=visible_cameras(user)))
+
+
 def _list_page(request, error: str = "", status: int = 200):
     context = {
-        "reports": Report.objects.prefetch_related("cameras").defer("facts")[:100],
+        "reports": readable_reports(request.user).prefetch_related("cameras").defer("facts")[:100],
         "yesterday": timezone.localdate() - timedelta(days=1),
         "error": error,
     }
@@ -38,7 +47,7 @@ def report_list(request):
 
 @role_required(Role.VIEWER)
 def report_detail(request, pk: int):
-    report = get_object_or_404(Report.objects.prefetch_related("cameras", "questions"), pk=pk)
+    report = get_object_or_404(readable_reports(request.user).prefetch_related("cameras", "questions"), pk=pk)
     busy = report.status == Report.Status.PENDING or any(not q.answer for q in report.questions.all())
     context: dict[str, Any] = {"report": report, "busy": busy}
     if report.status == Report.Status.DONE:
@@ -59,7 +68,8 @@ def request_report(request):
         day = date.fromisoformat(request.POST.get("period", ""))
     except ValueError:
         return _list_page(request, "Choose a day to report on.", status=400)
-    report = create_report(day, user=request.user)
+    cameras = None if sees_every_site(request.user) else list(visible_cameras(request.user))
+    report = create_report(day, cameras, user=request.user)
     enqueue(GENERATE_REPORT, report.pk)
     return redirect("reports:detail", pk=report.pk)
 
@@ -67,7 +77,7 @@ def request_report(request):
 @role_required(Role.OPERATOR)
 @require_POST
 def ask(request, pk: int):
-    report = get_object_or_404(Report, pk=pk, status=Report.Status.DONE)
+    report = get_object_or_404(readable_reports(request.user), pk=pk, status=Report.Status.DONE)
     text = request.POST.get("question", "").strip()
     if not text or len(text) > MAX_QUESTION_LENGTH:
         return redirect("reports:detail", pk=report.pk)
@@ -82,7 +92,7 @@ def subscription(request):
     current = Subscription.objects.filter(user=request.user).first() or Subscription(
         user=request.user, timezone=settings.TIME_ZONE
     )
-    form = SubscriptionForm(request.POST or None, instance=current)
+    form = SubscriptionForm(request.POST or None, instance=current, user=request.user)
     if request.method == "POST" and form.is_valid():
         form.save()
         return redirect("reports:subscription")

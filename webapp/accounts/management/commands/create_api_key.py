@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from webapp.accounts.models import ApiKey
+from webapp.cameras.models import Site
 
 
 class Command(BaseCommand):
@@ -11,12 +12,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--role", choices=["viewer"], default="viewer", help="what the key may do: read as a viewer (the only one)"
         )
+        parser.add_argument("--sites", nargs="+", metavar="SITE", help="only these sites (by name); default every site")
 
     def handle(self, name: str, **options) -> None:
         if ApiKey.objects.filter(name=name).exists():
             raise CommandError(f"an API key named {name!r} exists already")
-        api_key = ApiKey(name=name)
+        sites = list(Site.objects.filter(name__in=options["sites"] or []))
+        unknown = sorted(set(options["sites"] or []) - {site.name for site in sites})
+        if unknown:
+            raise CommandError(f"no site named {', '.join(map(repr, unknown))}")
+        api_key = ApiKey(name=name, all_sites=not options["sites"])
         key = api_key.issue_key()
         api_key.save()
+        api_key.sites.set(sites)
         self.stdout.write(key)
-        self.stderr.write(f"API key {name!r} (id {api_key.pk}, role viewer): send it as 'Authorization: Bearer <key>'")
+        scope = ", ".join(sorted(site.name for site in sites)) or "every site"
+        self.stderr.write(
+            f"API key {name!r} (id {api_key.pk}, role viewer, {scope}): send it as 'Authorization: Bearer <key>'"
+        )

@@ -29,7 +29,7 @@ class Command(BaseCommand):
         failed = 0
         for subscription in subscriptions:
             name = subscription.user.get_username()
-            if not subscription.report_cameras():
+            if not subscription.chosen_cameras().exists():
                 self.stdout.write(f"{name}: no cameras, nothing sent")
                 continue
             delivery, _ = open_delivery(subscription, report_day)
