@@ -14,7 +14,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crowdscope
 # loopback) or local (MEDIA_ROOT on disk): `make test TEST_STORAGE=local`.
 TEST_STORAGE ?= s3
 
-.PHONY: setup lock services audit test lint demo bench
+.PHONY: setup lock services audit test test-fast lint demo bench
 
 setup: $(STAMP)
 
@@ -43,11 +43,19 @@ lock: setup
 	$(COMPILE) -o requirements.lock pyproject.toml
 	$(COMPILE) --extra dev --constraint requirements.lock -o requirements-dev.lock pyproject.toml
 
-lint: setup
+# Biome, the linter and formatter of the pages' JavaScript (one binary in its npm package), from package-lock.json.
+BIOME := node_modules/.bin/biome
+NODE_PACKAGES := node_modules/.package-lock.json
+$(NODE_PACKAGES): package-lock.json
+	npm ci --no-audit --no-fund
+
+lint: setup $(NODE_PACKAGES)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	# counting, edge and llm_reports ([tool.mypy] in pyproject.toml).
 	$(PY) -m mypy
+	# The pages' JavaScript and CSS (static/): lint and format, as biome.json says.
+	$(BIOME) ci
 
 # PostgreSQL and Redis started when down; docker-compose installed to validate docker-compose.yml.
 services:
@@ -66,6 +74,14 @@ OIDC_PROVIDER := tests/oidc_provider/node_modules/.package-lock.json
 $(OIDC_PROVIDER): tests/oidc_provider/package-lock.json
 	npm ci --prefix tests/oidc_provider --no-audit --no-fund
 test: $(OIDC_PROVIDER)
+
+# The quick run while working: every test but the browser and end-to-end ones (marked by tests/conftest.py), with no
+# lint or audit, media on the local disk; it says how long it took. PYTEST_ARGS adds to it (`-x`, `--durations=30`).
+test-fast: setup services $(OIDC_PROVIDER)
+	@started=$$(date +%s); \
+	CROWDSCOPE_TEST_STORAGE=local DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not e2e and not browser" \
+	  $(PYTEST_ARGS); \
+	status=$$?; echo "make test-fast: $$(( $$(date +%s) - started )) s"; exit $$status
 
 # The whole system on SQLite: web server, worker, beat and a simulated gateway uploading $(IMAGES); Ctrl-C stops it.
 demo: setup

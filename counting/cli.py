@@ -1,4 +1,21 @@
-"""`python -m counting {count,evaluate,train,compare,export,widen,import,bench,adapt,adapt-references,adapt-bench}`."""
+"""`python -m counting COMMAND`: the counting library's command line, one subcommand each.
+
+- count: count people in images (a line each, or JSON), with --overlay writing each frame with its heatmap.
+- evaluate: MAE, MSE and GAME on an annotated split (a ShanghaiTech part or a point folder), per image to --csv.
+- train: train on the train split, a validation slice held out; --resume continues a run from its last checkpoint.
+- compare: the shipping rule on a run's validation slices, old weights against new, with paired standard errors.
+- export: shipping weights from a checkpoint (float16, a fitted count scale), or an ONNX graph (float or int8).
+- widen: start a wider CSRNet from trained narrower weights (Net2Net), counting the same.
+- import: copy a head-annotated public set (SCUT-HEAD, Beijing BRT, Mall, Pascal VOC boxes, .mat points) into the
+  point folders that train and evaluate read.
+- bench: images/s and test MAE per architecture and precision, and with --calibration-frames a calibration job.
+- adapt: adapt weights to one camera's unlabeled frames (batch-norm statistics) when the adaptation rule calls for it.
+- adapt-references: write beside weights the statistics of the sets they trained on, which adapt compares with.
+- adapt-bench: adaptation's leave-out benchmark, per camera MAE and bias before and after.
+
+`main` returns the command's exit status: 0, 1 when `count` could not read some images, 2 on bad input (a missing or
+unreadable path, unusable weights or images, a bad value), which it reports as `error: ...` on stderr.
+"""
 
 from __future__ import annotations
 

@@ -10,13 +10,13 @@ one part that may be cut, oldest lines first, so the period itself is the last t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from llm_reports.events import Event
-from llm_reports.facts import Facts, format_day, format_people, format_time
-from llm_reports.history import Bucket, History
+from llm_reports.facts import Facts, UnusualValue, format_day, format_people, format_time
+from llm_reports.history import AlertRecord, Bucket, History
 
 SYSTEM_PROMPT = (
     "You write short, factual reports about crowd counts for city operators. You state only the facts you are given."
@@ -95,68 +95,98 @@ def context_lines(history: History, facts: Facts) -> list[ContextLine]:
     """
     zone_info = ZoneInfo(history.timezone)
     period_start, period_end = history.period_start.astimezone(UTC), history.period_end.astimezone(UTC)
+    ranks = {camera: rank for rank, camera in enumerate(dict.fromkeys(series.camera for series in history.series))}
     unusual = {(value.camera, value.at.astimezone(UTC)): value for value in facts.unusual}
-    camera_buckets: dict[tuple[str, datetime], Bucket] = {}
-    zone_buckets: dict[tuple[str, datetime], list[tuple[str, Bucket, float | None]]] = {}
-    camera_thresholds: dict[str, float | None] = {}
-    camera_order: list[str] = []
+    placed = []
+    for slot in _camera_slots(history, period_end):
+        text = _slot_text(slot, zone_info, unusual.get((slot.camera, slot.start)))
+        line = ContextLine(slot.start >= period_start, text)
+        placed.append(_PlacedLine(slot.start, False, ranks[slot.camera], line))
+    for alert in history.alerts:
+        raised = alert.raised_at.astimezone(UTC)
+        if raised < period_end:
+            line = ContextLine(raised >= period_start, _alert_text(alert, zone_info))
+            placed.append(_PlacedLine(raised, True, ranks.get(alert.camera, len(ranks)), line))
+    return [entry.line for entry in sorted(placed)]
+
+
+@dataclass(frozen=True)
+class _ZoneBucket:
+    zone: str
+    bucket: Bucket
+    threshold: float | None
+
+
+@dataclass
+class _CameraSlot:
+    """The buckets of one camera that start at one instant: its whole view's (None when that had no frames) and its
+    zones'."""
+
+    camera: str
+    start: datetime  # UTC
+    bucket: Bucket | None = None
+    threshold: float | None = None  # the whole view's
+    zones: list[_ZoneBucket] = field(default_factory=list)
+
+
+@dataclass(frozen=True, order=True)
+class _PlacedLine:
+    """A context line and its place: by time, a bucket before an alert of the same minute, then by camera in the
+    history's order (a camera with no series last)."""
+
+    at: datetime
+    is_alert: bool
+    camera_rank: int
+    line: ContextLine = field(compare=False)
+
+
+def _camera_slots(history: History, period_end: datetime) -> list[_CameraSlot]:
+    """The history's buckets that start before `period_end`, gathered by camera and start."""
+    slots: dict[tuple[str, datetime], _CameraSlot] = {}
     for series in history.series:
-        if series.camera not in camera_order:
-            camera_order.append(series.camera)
         for bucket in series.buckets:
             start = bucket.start.astimezone(UTC)
             if start >= period_end:
                 continue
+            slot = slots.setdefault((series.camera, start), _CameraSlot(series.camera, start))
             if series.zone is None:
-                camera_buckets[(series.camera, start)] = bucket
-                camera_thresholds[series.camera] = series.threshold
+                slot.bucket, slot.threshold = bucket, series.threshold
             else:
-                zone_buckets.setdefault((series.camera, start), []).append((series.zone, bucket, series.threshold))
+                slot.zones.append(_ZoneBucket(series.zone, bucket, series.threshold))
+    return list(slots.values())
 
-    lines = []
-    for camera, start in {*camera_buckets, *zone_buckets}:
-        local = start.astimezone(zone_info)
-        parts = [f"{format_day(local)} {format_time(local)}", camera]
-        camera_bucket = camera_buckets.get((camera, start))
+
+def _slot_text(slot: _CameraSlot, zone_info: ZoneInfo, unusual: UnusualValue | None) -> str:
+    local = slot.start.astimezone(zone_info)
+    parts = [f"{format_day(local)} {format_time(local)}", slot.camera]
+    bucket = slot.bucket
+    parts.append(f"mean {format_people(bucket.mean)} peak {format_people(bucket.peak)}" if bucket else "no count")
+    if slot.zones:
         parts.append(
-            f"mean {format_people(camera_bucket.mean)} peak {format_people(camera_bucket.peak)}"
-            if camera_bucket
-            else "no count"
-        )
-        zones = zone_buckets.get((camera, start), [])
-        if zones:
-            parts.append(
-                ", ".join(
-                    f"{zone} {format_people(zone_bucket.mean)}/{format_people(zone_bucket.peak)}"
-                    for zone, zone_bucket, _ in zones
-                )
+            ", ".join(
+                f"{zone.zone} {format_people(zone.bucket.mean)}/{format_people(zone.bucket.peak)}"
+                for zone in slot.zones
             )
-        threshold = camera_thresholds.get(camera)
-        if camera_bucket and threshold is not None and camera_bucket.peak > threshold:
-            parts.append(f"over threshold {format_people(threshold)}")
-        parts += [
-            f"{zone} over threshold {format_people(limit)}"
-            for zone, zone_bucket, limit in zones
-            if limit is not None and zone_bucket.peak > limit
-        ]
-        if (camera, start) in unusual:
-            value = unusual[(camera, start)]
-            parts.append(f"{value.direction} usual {format_people(value.usual)}")
-        lines.append((start, 0, camera_order.index(camera), ContextLine(start >= period_start, " | ".join(parts))))
-
-    for alert in history.alerts:
-        raised = alert.raised_at.astimezone(UTC)
-        if raised >= period_end:
-            continue
-        local = raised.astimezone(zone_info)
-        where = alert.camera + (f" {alert.zone}" if alert.zone else "")
-        text = (
-            f"{format_day(local)} {format_time(local)} | {where} | ALERT {format_people(alert.count)} people, "
-            f"threshold {format_people(alert.threshold)}" + (", acknowledged" if alert.acknowledged else "")
         )
-        order = camera_order.index(alert.camera) if alert.camera in camera_order else len(camera_order)
-        lines.append((raised, 1, order, ContextLine(raised >= period_start, text)))
-    return [line for *_, line in sorted(lines, key=lambda entry: entry[:3])]
+    if bucket and slot.threshold is not None and bucket.peak > slot.threshold:
+        parts.append(f"over threshold {format_people(slot.threshold)}")
+    parts += [
+        f"{zone.zone} over threshold {format_people(zone.threshold)}"
+        for zone in slot.zones
+        if zone.threshold is not None and zone.bucket.peak > zone.threshold
+    ]
+    if unusual is not None:
+        parts.append(f"{unusual.direction} usual {format_people(unusual.usual)}")
+    return " | ".join(parts)
+
+
+def _alert_text(alert: AlertRecord, zone_info: ZoneInfo) -> str:
+    local = alert.raised_at.astimezone(zone_info)
+    where = alert.camera + (f" {alert.zone}" if alert.zone else "")
+    return (
+        f"{format_day(local)} {format_time(local)} | {where} | ALERT {format_people(alert.count)} people, "
+        f"threshold {format_people(alert.threshold)}" + (", acknowledged" if alert.acknowledged else "")
+    )
 
 
 def _header(history: History, facts: Facts) -> str:

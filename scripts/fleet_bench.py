@@ -52,7 +52,7 @@ cameras = list(site.cameras.order_by("pk"))
 tokens = []
 for index, camera in enumerate(cameras[:{UPLOAD_GATEWAYS}]):
     gateway = Gateway(name=f"fleet-bench-{{index}}")
-    tokens.append((camera.pk, gateway.issue_token()))
+    tokens.append((camera.pk, gateway.issue_secret()))
     gateway.save()
     gateway.cameras.set([camera])
 print(json.dumps({{"site": site.pk, "site_cameras": len(cameras), "camera": cameras[0].pk, "uploads": tokens}}))
@@ -208,7 +208,7 @@ def simulate(environment: dict[str, str], cameras: int, days: float, every: int)
 
 
 def bench_environment(folder: Path) -> dict[str, str]:
-    """Production settings over plain HTTP on loopback, as tests/e2e/conftest.py's stacks run them."""
+    """Production settings over plain HTTP on loopback, as tests/e2e/stack.py's stacks run them."""
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "webapp.settings",

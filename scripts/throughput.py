@@ -42,7 +42,7 @@ site = Site.objects.create(name="Bench")
 for index in range({GATEWAYS}):
     camera = Camera.objects.create(site=site, name=f"Bench {{index}}")
     gateway = Gateway(name=f"bench-{{index}}")
-    token = gateway.issue_token()
+    token = gateway.issue_secret()
     gateway.save()
     gateway.cameras.set([camera])
     print("camera", camera.pk, token)

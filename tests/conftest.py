@@ -1,19 +1,35 @@
+"""Fixtures of every test (the shared data, the session's S3 server) and the markers each test gets from where it is
+and what it reads: `e2e` (tests/e2e), `browser` (tests/browser) and `needs_data` (reads ../shared/data), so that
+`make test-fast` can leave the slow ones out."""
+
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 import requests
 
+from tests import REPO
 from tests import settings as test_settings
+from tests.loopback import S3Server
 
-REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+MARKED_FOLDERS = {TESTS / "e2e": "e2e", TESTS / "browser": "browser"}
+# The fixtures that read ../shared/data; a test that uses one, however indirectly, needs the data.
+SHARED_DATA_FIXTURES = {"shared_data", "pypa_advisories"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for folder, marker in MARKED_FOLDERS.items():
+            if item.path.is_relative_to(folder):
+                item.add_marker(marker)
+        if SHARED_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("needs_data")
 
 
 @pytest.fixture(scope="session")
@@ -33,46 +49,6 @@ def shanghaitech(shared_data: Path) -> Path:
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ground-truth caches written by tests go to a temporary folder, never into the repository."""
     monkeypatch.setenv("CROWDSCOPE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
-@dataclass(frozen=True)
-class S3Server:
-    """The session's S3 server on loopback (moto's server mode) and its bucket."""
-
-    endpoint_url: str
-    bucket: str
-
-    def client(self, endpoint_url: str | None = None):
-        return boto3.client(
-            "s3",
-            endpoint_url=endpoint_url or self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="crowdscope-tests",
-            aws_secret_access_key="crowdscope-tests",
-        )
-
-    def storage(self, location: str, endpoint_url: str | None = None) -> dict:
-        """STORAGES["default"] for the bucket's folder `location` (through `endpoint_url`, a proxy in front of the
-        server, when given), as webapp/settings.py makes it for CROWDSCOPE_STORAGE=s3 but quick to give up."""
-        from botocore.config import Config
-
-        options = {
-            "bucket_name": self.bucket,
-            "endpoint_url": endpoint_url or self.endpoint_url,
-            "region_name": "us-east-1",
-            "access_key": "crowdscope-tests",
-            "secret_key": "crowdscope-tests",
-            "location": location,
-            "default_acl": None,
-            "file_overwrite": True,
-            "client_config": Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2}),
-        }
-        return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
-
-    def keys(self, prefix: str) -> list[str]:
-        """Every object's key under `prefix/` in the bucket, read from the server itself."""
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{prefix}/")
-        return sorted(entry["Key"] for page in pages for entry in page.get("Contents", ()))
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from collections.abc import Collection
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests import REPO
 
 SERVICES = {"web", "worker", "reports-worker", "beat", "redis", "postgres"}
 

@@ -1,6 +1,7 @@
 """The repository's shape: the libraries stay free of the web stack, dependencies point one way (workers -> webapp
--> {counting, llm_reports}; edge -> counting; counting.training -> counting) with no import cycle, the web process never
-loads torch, a counting worker never loads the training code, and the Django project starts."""
+-> {counting, llm_reports}; edge -> counting; counting.training -> counting) with no import cycle, the web apps import
+each other one way (APP_ORDER) and share one layout, the web process never loads torch, a counting worker never loads
+the training code, and the Django project starts."""
 
 import ast
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests import REPO
 
 WEB_STACK = {"django", "rest_framework", "celery", "webapp", "workers"}
 
@@ -262,3 +263,119 @@ def test_a_counting_worker_never_loads_the_training_code():
     loaded = set(worker["loaded"])
     assert {"workers.tasks", "counting.engine", "torch"} <= loaded, "the worker's path was not taken"
     assert sorted(module for module in loaded if outside_the_library(module)) == []
+
+
+# The web apps, lowest first (docs/development.md, "Apps one way"): an app imports only the apps before it, anywhere in
+# its files (inside functions too). A lower app that must tell a higher one sends a signal from its events module
+# (webapp.ingest.events, webapp.alerts.events) that the higher one connects in its ready().
+APP_ORDER = (
+    "cameras",
+    "accounts",
+    "ingest",
+    "alerts",
+    "notifications",
+    "calibration",
+    "health",
+    "dashboard",
+    "reports",
+    "demo",
+    "audit",
+)
+# The project's modules beside the apps (webapp/*.py): the base that any app may import, which imports no app; and the
+# wiring (settings, URLs, WSGI), which imports any app and which no app imports.
+BASE_MODULES = (
+    "audit_records",
+    "celery_app",
+    "metric_events",
+    "pagination",
+    "period_query",
+    "queues",
+    "request_ids",
+    "staticfinders",
+    "staticstorage",
+)
+WIRING_MODULES = ("settings", "urls", "wsgi")
+
+
+def webapp_part(module: str) -> str | None:
+    """The app or project module of webapp that `module` belongs to (webapp.ingest.api -> ingest); None outside."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "webapp" and len(parts) > 1 else None
+
+
+def imports_against_the_order(graph: dict[str, set[str]], order: tuple[str, ...], base: tuple[str, ...]) -> list[str]:
+    """Each import of `graph` from a webapp app or base module that is not allowed: an app importing an app listed
+    after it or the wiring, a base module importing any app or the wiring."""
+    rank = {app: position for position, app in enumerate(order)}
+    offenders = []
+    for module in sorted(graph):
+        source = webapp_part(module)
+        if source not in rank and source not in base:
+            continue
+        for target in sorted(graph[module]):
+            destination = webapp_part(target)
+            if destination is None or destination == source or destination in base:
+                continue
+            if source in base or destination not in rank or rank[destination] > rank[source]:
+                offenders.append(f"{module} -> {target}")
+    return offenders
+
+
+def test_every_part_of_webapp_is_placed():
+    parts = {path.stem for path in (REPO / "webapp").glob("*.py") if path.stem != "__init__"}
+    parts |= {path.parent.name for path in (REPO / "webapp").glob("*/__init__.py")}
+    assert sorted(parts) == sorted({*APP_ORDER, *BASE_MODULES, *WIRING_MODULES})
+
+
+def test_the_apps_import_each_other_one_way():
+    offenders = imports_against_the_order(import_graph(), APP_ORDER, BASE_MODULES)
+    assert offenders == [], "imports against APP_ORDER:\n" + "\n".join(offenders)
+
+
+def test_imports_against_the_order_are_found():
+    graph = {
+        "webapp.low.models": set(),
+        "webapp.high.views": {"webapp.low.models", "webapp.base"},
+        "webapp.low.rules": {"webapp.high.views"},  # a lower app importing a higher one
+        "webapp.base": {"webapp.low.models"},  # a base module importing an app
+        "webapp.high.api": {"webapp.urls"},  # an app importing the wiring
+        "webapp.urls": {"webapp.high.views"},
+        "workers.tasks": {"webapp.high.views"},
+    }
+    assert imports_against_the_order(graph, ("low", "high"), ("base",)) == [
+        "webapp.base -> webapp.low.models",
+        "webapp.high.api -> webapp.urls",
+        "webapp.low.rules -> webapp.high.views",
+    ]
+
+
+# One layout for every app: pages in views.py, routed by urls.py; the REST API in api.py, routed by api_urls.py under
+# /api/v1/. The project's own routes are Django's admin and sign-in, the OIDC callbacks and the API's description.
+PROJECT_VIEW_MODULES = ("django.", "drf_spectacular.", "webapp.accounts.oidc")
+
+
+def url_patterns(patterns, prefix: str = "") -> list[tuple[str, str]]:
+    """(route, the module of its view) for each pattern under `patterns`, included ones too."""
+    from django.urls import URLResolver
+
+    found = []
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            found += url_patterns(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            view = getattr(pattern.callback, "view_class", pattern.callback)
+            found.append((prefix + str(pattern.pattern), view.__module__))
+    return found
+
+
+def test_pages_come_from_views_and_the_api_from_api():
+    from django.urls import get_resolver
+
+    offenders = []
+    for route, module in url_patterns(get_resolver().url_patterns):
+        if module.startswith(PROJECT_VIEW_MODULES) or route.startswith("admin/"):
+            continue
+        expected = "api" if route.startswith("api/v1/") else "views"
+        if module.split(".")[0] != "webapp" or module.split(".")[2:] != [expected]:
+            offenders.append(f"{route}: {module}")
+    assert offenders == [], "routes not served by the app's views.py (pages) or api.py (API):\n" + "\n".join(offenders)

@@ -13,7 +13,7 @@ from contextvars import Token
 
 from celery import Celery, signals
 
-from webapp.health.logs import NO_REQUEST, request_id
+from webapp.request_ids import NO_REQUEST, request_id
 
 # Celery sets up Django in its workers and closes their database connections around tasks only when this names the
 # settings as the app is created.

@@ -98,7 +98,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: the time it gives holds everything else the request costs in this process.
     "webapp.health.timing.ServerTimingMiddleware",
-    "webapp.health.logs.RequestIdMiddleware",
+    "webapp.request_ids.RequestIdMiddleware",
     "webapp.health.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -156,6 +156,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "webapp.accounts.context_processors.role",
+                "webapp.alerts.context_processors.open_alerts",
             ],
         },
     },
@@ -305,7 +306,7 @@ else:
     raise ImproperlyConfigured(f"CROWDSCOPE_STORAGE must be local or s3, not {CROWDSCOPE_STORAGE!r}")
 STORAGES = {
     "default": _media_storage,
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "webapp.staticstorage.ModuleManifestStaticFilesStorage"},
 }
 
 REST_FRAMEWORK = {
@@ -533,7 +534,7 @@ if LOG_FORMAT not in ("text", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "webapp.health.logs.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "webapp.request_ids.RequestIdFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {

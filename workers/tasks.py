@@ -1,4 +1,18 @@
-"""Celery tasks: thin wrappers that load a frame through the Django models, count it, and store the result."""
+"""Every Celery task the workers run, registered under the names of `webapp.queues` (the web side sends them by
+name); each is a thin wrapper over the webapp module that does the work.
+
+- Counting (the queue of the camera's model, `count.<arch>`): `count_frame` and `count_frame_in_batch` load a
+  frame, count it with its camera's weights, store it blurred where the camera asks, store the result and apply
+  frame retention.
+- Reports (the `reports` queue, where the LLM is loaded): `generate_report`, `answer_question`, `send_report_email`.
+- Calibration (the `calibrate` queue, minutes each): `calibrate_camera`, `adapt_camera`, and `recount_period`, which
+  recounts a camera's period with the weights it uses now.
+- Notifications (the default queue): `deliver_notification`, retried with back-off.
+- Run by the beat (CELERY_BEAT_SCHEDULE, on the default queue): `requeue_stale_frames`, `expire_by_age`,
+  `send_due_reports`, `adapt_new_cameras`, `sweep_notifications`, `check_unusual_levels`, `warm_site_analytics`.
+
+The report and calibration jobs are imported inside their tasks, so a counting worker never loads the LLM code.
+"""
 
 from __future__ import annotations
 
@@ -94,6 +108,12 @@ COUNT_FRAME_OPTIONS = {
 
 
 def _count_frame(self: CountFrameTask, frame_id: int) -> float | None:
+    """Count the frame and store its result; the count, or None when nothing was stored (the frame is gone, done
+    already, failed for good, or its result was stored by another delivery).
+
+    A frame whose worker died too often, or whose image or weights cannot be read, is marked failed; unreadable media
+    storage retries later (up to STORAGE_RETRIES), and a database or broker hiccup retries with back-off
+    (`COUNT_FRAME_OPTIONS`)."""
     frame = Frame.objects.select_related("camera__active_weights").filter(pk=frame_id).first()
     if frame is None:
         log.warning("frame %s no longer exists", frame_id)
@@ -194,6 +214,7 @@ def generate_report(report_id: int) -> str:
 
 @app.task(name=ANSWER_QUESTION, acks_late=True, reject_on_worker_lost=True)
 def answer_question(question_id: int) -> str:
+    """Answer a report's follow-up question with the LLM; the answer (an answered question is not asked again)."""
     from webapp.reports.generation import answer, shared_llm
     from webapp.reports.models import Question
 
@@ -237,6 +258,10 @@ def send_due_reports() -> int:
     soft_time_limit=int(ATTEMPT_TIME_LIMIT.total_seconds()),
 )
 def send_report_email(self, delivery_id: int) -> str:
+    """Send one daily report email (webapp.reports.delivery.deliver, which writes the day's report or reuses it);
+    what happened, in words. A delivery that went out or that another attempt holds is left alone; an error is
+    recorded on the delivery and retried after EMAIL_RETRY_DELAYS, final after the last retry or at once when the
+    delivery cannot be made at all (CannotDeliver)."""
     from webapp.reports.delivery import CannotDeliver, SentUnrecorded, claim, deliver, record_failure
     from webapp.reports.generation import shared_llm
 

@@ -33,7 +33,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,23 +136,55 @@ def _steps_per_epoch(frames: int, config: CalibrationConfig) -> int:
     return math.ceil(frames / config.batch_size)
 
 
-def _fine_tune(
-    base: nn.Module,
-    arch: str,
-    samples: list[AnnotatedImage],
-    cache: GroundTruthCache,
-    config: CalibrationConfig,
-    progress: _Progress,
-    label: str,
-) -> nn.Module:
-    """A copy of `base` fine-tuned on `samples`; raises CalibrationError when the loss stops being finite."""
-    model = copy.deepcopy(base).to(config.device)
+def _work_units(frames: int, folds: list[list[int]], config: CalibrationConfig) -> int:
+    """The whole job in `_Progress` units: every fine-tune's training steps and every frame counted."""
+    fold_steps = sum(_steps_per_epoch(frames - len(fold), config) for fold in folds) * config.epochs
+    final_steps = _steps_per_epoch(frames, config) * config.epochs
+    # Counting: every frame before, each fold's held-out frames, and with the count scale every fine-tune's
+    # training frames (each frame in k - 1 folds, then all of them for the final fine-tune).
+    counted = frames * (2 + (config.folds if config.fit_count_scale else 0))
+    return counted + 2 * (fold_steps + final_steps)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every fine-tune of one calibration starts from and reports to."""
+
+    base: nn.Module  # on `config.device`
+    arch: str
+    samples: list[AnnotatedImage]
+    images: list[np.ndarray]  # each sample's frame, decoded once for all the counting
+    cache: GroundTruthCache
+    config: CalibrationConfig
+    progress: _Progress
+
+
+@contextmanager
+def _out_of_memory_is_a_calibration_error(frames: int) -> Iterator[None]:
+    """Raise running out of memory, on the host (MemoryError) or on the device (torch's RuntimeError saying so), as
+    CalibrationError; every other error passes unchanged."""
+    try:
+        yield
+    except MemoryError as error:
+        raise CalibrationError(f"ran out of memory while calibrating on {frames} frames: {error}") from error
+    except RuntimeError as error:
+        if "out of memory" in str(error).lower():
+            raise CalibrationError(
+                f"ran out of memory while calibrating on {frames} frames (try a smaller crop or batch): {error}"
+            ) from error
+        raise
+
+
+def _fine_tune(job: _Job, samples: list[AnnotatedImage], label: str) -> nn.Module:
+    """A copy of `job.base` fine-tuned on `samples`; raises CalibrationError when the loss stops being finite."""
+    config = job.config
+    model = copy.deepcopy(job.base).to(config.device)
     train_config = TrainConfig(
-        arch=arch, data=[], out="", weight_decay=config.weight_decay, head_lr_scale=config.head_lr_scale
+        arch=job.arch, data=[], out="", weight_decay=config.weight_decay, head_lr_scale=config.head_lr_scale
     )
     optimizer = torch.optim.AdamW(optimizer_groups(model, train_config), lr=config.lr)
     augmentation = Augmentation(config.crop, config.scale_range, photometric=config.photometric)
-    dataset = CrowdCrops(samples, augmentation, cache, config.seed)
+    dataset = CrowdCrops(samples, augmentation, job.cache, config.seed)
     steps_per_epoch = _steps_per_epoch(len(samples), config)
     total_steps, warmup_steps = steps_per_epoch * config.epochs, steps_per_epoch * config.warmup_epochs
     generator = torch.Generator().manual_seed(config.seed)
@@ -183,7 +216,7 @@ def _fine_tune(
             nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             optimizer.step()
             step += 1
-            progress.advance(2, f"{label}: epoch {epoch + 1}/{config.epochs}, loss {loss.item():.3f}")
+            job.progress.advance(2, f"{label}: epoch {epoch + 1}/{config.epochs}, loss {loss.item():.3f}")
     return model.eval()
 
 
@@ -195,6 +228,8 @@ def _counts(
     progress: _Progress,
     label: str,
 ) -> dict[int, float]:
+    """Each of the frames `indices` counted whole by `model`, as inference counts; raises CalibrationError on a count
+    that is not finite."""
     counts = {}
     for index in indices:
         density = frame_density(model, images[index], config.precision, config.device)
@@ -205,31 +240,49 @@ def _counts(
     return counts
 
 
-def _tuned(
-    base: nn.Module,
-    arch: str,
-    samples: list[AnnotatedImage],
-    training: list[int],
-    images: list[np.ndarray],
-    cache: GroundTruthCache,
-    config: CalibrationConfig,
-    progress: _Progress,
-    label: str,
-) -> nn.Module:
-    """`base` fine-tuned on the `training` frames and, with `config.fit_count_scale`, its counts scaled to theirs.
+def _tuned(job: _Job, training: list[int], label: str) -> nn.Module:
+    """`job.base` fine-tuned on the `training` frames and, with `config.fit_count_scale`, its counts scaled to theirs.
 
     The training recipe learns where people are better than how much density to put there (it counted about 14%
     under on Part B, see `counting.training.count_scale`), and the base's own count scale, folded into its density
     head, is trained away with it: on 20 Part B frames the fine-tunes counted 10-30% under without this. The factor
     comes from the training frames only, so the held-out frames stay held out.
     """
-    model = _fine_tune(base, arch, [samples[i] for i in training], cache, config, progress, label)
-    if config.fit_count_scale:
-        counted = sum(_counts(model, training, images, config, progress, f"{label}, count scale").values())
-        annotated = sum(samples[i].count for i in training)
+    model = _fine_tune(job, [job.samples[i] for i in training], label)
+    if job.config.fit_count_scale:
+        counted = sum(_counts(model, training, job.images, job.config, job.progress, f"{label}, count scale").values())
+        annotated = sum(job.samples[i].count for i in training)
         if counted > 0 and annotated > 0:
             fold_count_scale(model, annotated / counted)
     return model
+
+
+def _held_out_counts(job: _Job, folds: list[list[int]]) -> dict[int, float]:
+    """Every frame counted by the fine-tune of the folds it is not in (see the module docstring)."""
+    counts: dict[int, float] = {}
+    for number, fold in enumerate(folds, start=1):
+        training = [index for index in range(len(job.samples)) if index not in fold]
+        label = f"fold {number}/{len(folds)}"
+        counts |= _counts(_tuned(job, training, label), fold, job.images, job.config, job.progress, label)
+    return counts
+
+
+def _mae(counts: dict[int, float], samples: list[AnnotatedImage]) -> float:
+    return CountErrors.of([counts[i] for i in range(len(samples))], [sample.count for sample in samples]).mae
+
+
+def _save_tuned(job: _Job, out: Path, base_path: Path, mae_before: float, mae_after: float) -> None:
+    """Fine-tune on every marked frame and write those weights to `out` atomically, with the calibration's record."""
+    final = _tuned(job, list(range(len(job.samples))), "all frames")
+    record = {
+        "base_weights": str(base_path),
+        "frames": [sample.image_path.name for sample in job.samples],
+        "folds": job.config.folds,
+        "epochs": job.config.epochs,
+        "held_out_mae_before": mae_before,
+        "held_out_mae_after": mae_after,
+    }
+    save_weights_atomically(final, job.arch, out, calibration=record)
 
 
 def calibrate(
@@ -251,63 +304,21 @@ def calibrate(
     _check(samples, config)
     configure_threads(config.threads)
     torch.manual_seed(config.seed)
-    out = Path(out)
-    try:
+    with _out_of_memory_is_a_calibration_error(len(samples)):
         base, arch, base_path = load_model(arch, base_weights)
-        base = base.to(config.device)
         folds = fold_indices(len(samples), config.folds, config.seed)
-        fold_steps = sum(_steps_per_epoch(len(samples) - len(fold), config) for fold in folds) * config.epochs
-        final_steps = _steps_per_epoch(len(samples), config) * config.epochs
-        # Counting: every frame before, each fold's held-out frames, and with the count scale every fine-tune's
-        # training frames (each frame in k - 1 folds, then all of them for the final fine-tune).
-        counted = len(samples) * (2 + (config.folds if config.fit_count_scale else 0))
-        tracker = _Progress(counted + 2 * (fold_steps + final_steps), progress)
+        tracker = _Progress(_work_units(len(samples), folds, config), progress)
         images = [load_rgb(sample.image_path) for sample in samples]
-        cache = GroundTruthCache()
-        before = _counts(base, list(range(len(samples))), images, config, tracker, "current weights")
-        after: dict[int, float] = {}
-        for number, fold in enumerate(folds, start=1):
-            training = [index for index in range(len(samples)) if index not in fold]
-            label = f"fold {number}/{len(folds)}"
-            tuned = _tuned(base, arch, samples, training, images, cache, config, tracker, label)
-            after |= _counts(tuned, fold, images, config, tracker, label)
-        annotated = [sample.count for sample in samples]
-        mae_before = CountErrors.of([before[i] for i in range(len(samples))], annotated).mae
-        mae_after = CountErrors.of([after[i] for i in range(len(samples))], annotated).mae
+        job = _Job(base.to(config.device), arch, samples, images, GroundTruthCache(), config, tracker)
+        before = _counts(job.base, list(range(len(samples))), images, config, tracker, "current weights")
+        after = _held_out_counts(job, folds)
+        mae_before, mae_after = _mae(before, samples), _mae(after, samples)
         switched = mae_after < mae_before
-        summary = f"held-out error {mae_before:.1f} -> {mae_after:.1f} on {len(samples)} marked frames"
-        weights = None
         if switched:
-            everything = list(range(len(samples)))
-            final = _tuned(base, arch, samples, everything, images, cache, config, tracker, "all frames")
-            meta = {
-                "calibration": {
-                    "base_weights": str(base_path),
-                    "frames": [sample.image_path.name for sample in samples],
-                    "folds": config.folds,
-                    "epochs": config.epochs,
-                    "held_out_mae_before": mae_before,
-                    "held_out_mae_after": mae_after,
-                }
-            }
-            save_weights_atomically(final, arch, out, **meta)
-            weights = out
-            reason = f"{summary}: switched"
-        else:
-            reason = f"{summary}, not lower: kept the current weights"
-    except MemoryError as error:
-        raise CalibrationError(f"ran out of memory while calibrating on {len(samples)} frames: {error}") from error
-    except RuntimeError as error:
-        if "out of memory" in str(error).lower():
-            raise CalibrationError(
-                f"ran out of memory while calibrating on {len(samples)} frames (try a smaller crop or batch): {error}"
-            ) from error
-        raise
+            _save_tuned(job, Path(out), base_path, mae_before, mae_after)
+    summary = f"held-out error {mae_before:.1f} -> {mae_after:.1f} on {len(samples)} marked frames"
+    reason = f"{summary}: switched" if switched else f"{summary}, not lower: kept the current weights"
     tracker.finish(reason)
-    per_frame = [
-        {"name": sample.image_path.name, "annotated": sample.count, "before": before[i], "after": after[i]}
-        for i, sample in enumerate(samples)
-    ]
     return CalibrationOutcome(
         frames=len(samples),
         folds=config.folds,
@@ -316,6 +327,9 @@ def calibrate(
         switched=switched,
         reason=reason,
         seconds=time.perf_counter() - started,
-        per_frame=per_frame,
-        weights=weights,
+        per_frame=[
+            {"name": sample.image_path.name, "annotated": sample.count, "before": before[i], "after": after[i]}
+            for i, sample in enumerate(samples)
+        ],
+        weights=Path(out) if switched else None,
     )

@@ -9,12 +9,13 @@ many of the told sentences it chose and in how many reports it chose anything bu
 from __future__ import annotations
 
 import statistics
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from llm_reports.evaluation.check import Checker, names_event
 from llm_reports.evaluation.scenarios import PLANTED_KINDS, Planted, Scenario, build_scenarios
 from llm_reports.llm import LocalLLM
-from llm_reports.report import ReportSettings, write_report
+from llm_reports.report import ReportSettings, WrittenReport, write_report
 from llm_reports.snapkv import SnapKVConfig
 
 EVAL_SETTINGS: dict[str, ReportSettings | None] = {
@@ -51,77 +52,109 @@ def run_eval(
     }
 
 
+@dataclass
+class _Recall:
+    """Of one kind's planted events, how many some sentence named."""
+
+    named: int = 0
+    planted: int = 0
+
+
+@dataclass(frozen=True)
+class _UntrueSentence:
+    scenario: str
+    sentence: str
+    reason: str
+    unchecked: bool  # the checker could not decide it: counted untrue all the same
+
+
+@dataclass(frozen=True)
+class _ReportFigures:
+    """One scenario's report under one setting."""
+
+    scenario: str
+    sentences: int
+    chosen_by_model: int
+    words: int
+    seconds: float
+    kv_cache_mb: float
+    prompt_tokens: int
+    kept_tokens: int
+    model_reply: str
+    differs_from_ranking: bool
+
+    @classmethod
+    def of(cls, scenario: str, written: WrittenReport) -> _ReportFigures:
+        chosen = written.model_reply.split(", ") if written.model_reply else []
+        return cls(
+            scenario=scenario,
+            sentences=len(written.sentences),
+            chosen_by_model=sum(told.chosen_by_model for told in written.sentences),
+            words=len(written.text.split()),
+            seconds=written.seconds,
+            kv_cache_mb=written.kv_cache_mb,
+            prompt_tokens=written.prompt_tokens,
+            kept_tokens=written.kept_tokens,
+            model_reply=written.model_reply,
+            # What the model adds: whether it chose anything but the top of the code's ranking, in that order.
+            differs_from_ranking=bool(chosen) and chosen != [event.id for event in written.events[: len(chosen)]],
+        )
+
+
 def _evaluate(
     llm: LocalLLM | None, settings: ReportSettings | None, scenarios: list[Scenario], checkers: dict[str, Checker]
 ) -> dict[str, Any]:
-    recall = {kind: {"named": 0, "planted": 0} for kind in PLANTED_KINDS}
-    # JSON-able rows.
-    untrue: list[dict[str, Any]] = []
+    """One setting's outcome over `scenarios`, JSON-able: recall, untrue sentences, missed events, the figures of
+    each report and their totals or means, and whether it meets the targets."""
+    recall: dict[str, _Recall] = {kind: _Recall() for kind in PLANTED_KINDS}
+    untrue: list[_UntrueSentence] = []
     missed: list[dict[str, Any]] = []
-    reports: list[dict[str, Any]] = []
+    reports: list[_ReportFigures] = []
     for scenario in scenarios:
         written = write_report(llm if settings is not None else None, scenario.history, settings)
         sentences = [told.text for told in written.sentences]
-        chosen = written.model_reply.split(", ") if written.model_reply else []
-        for verdict in map(checkers[scenario.name].check, sentences):
-            if not verdict.true:
-                untrue.append(
-                    {
-                        "scenario": scenario.name,
-                        "sentence": verdict.sentence,
-                        "reason": verdict.reason,
-                        "unchecked": verdict.unchecked,
-                    }
-                )
+        untrue += [
+            _UntrueSentence(scenario.name, verdict.sentence, verdict.reason, verdict.unchecked)
+            for verdict in map(checkers[scenario.name].check, sentences)
+            if not verdict.true
+        ]
         for planted in scenario.planted:
             named = names_event(planted, sentences)
-            recall[planted.kind]["planted"] += 1
-            recall[planted.kind]["named"] += named
+            recall[planted.kind].planted += 1
+            recall[planted.kind].named += named
             if not named:
                 missed.append({"scenario": scenario.name, **_planted(planted)})
-        reports.append(
-            {
-                "scenario": scenario.name,
-                "sentences": len(sentences),
-                "chosen_by_model": sum(told.chosen_by_model for told in written.sentences),
-                "words": len(written.text.split()),
-                "seconds": written.seconds,
-                "kv_cache_mb": written.kv_cache_mb,
-                "prompt_tokens": written.prompt_tokens,
-                "kept_tokens": written.kept_tokens,
-                "model_reply": written.model_reply,
-                # What the model adds: whether it chose anything but the top of the code's ranking, in that order.
-                "differs_from_ranking": bool(written.model_reply)
-                and written.model_reply.split(", ") != [event.id for event in written.events[: len(chosen)]],
-            }
-        )
-    named_total = sum(kind["named"] for kind in recall.values())
-    planted_total = sum(kind["planted"] for kind in recall.values())
-    seconds = [report["seconds"] for report in reports]
-    summary = {
-        "recall": {kind: counts for kind, counts in recall.items() if counts["planted"]},
-        "recall_total": {
-            "named": named_total,
-            "planted": planted_total,
-            "share": named_total / planted_total if planted_total else 1.0,
-        },
-        "sentences": sum(report["sentences"] for report in reports),
-        "chosen_by_model": sum(report["chosen_by_model"] for report in reports),
-        "differs_from_ranking": sum(report["differs_from_ranking"] for report in reports),
-        "untrue": untrue,
-        "unchecked": sum(item["unchecked"] for item in untrue),
+        reports.append(_ReportFigures.of(scenario.name, written))
+    return _summary(recall, untrue, missed, reports)
+
+
+def _summary(
+    recall: dict[str, _Recall],
+    untrue: list[_UntrueSentence],
+    missed: list[dict[str, Any]],
+    reports: list[_ReportFigures],
+) -> dict[str, Any]:
+    named_total = sum(kind.named for kind in recall.values())
+    planted_total = sum(kind.planted for kind in recall.values())
+    share = named_total / planted_total if planted_total else 1.0
+    seconds = [report.seconds for report in reports]
+    return {
+        "recall": {kind: asdict(counts) for kind, counts in recall.items() if counts.planted},
+        "recall_total": {"named": named_total, "planted": planted_total, "share": share},
+        "sentences": sum(report.sentences for report in reports),
+        "chosen_by_model": sum(report.chosen_by_model for report in reports),
+        "differs_from_ranking": sum(report.differs_from_ranking for report in reports),
+        "untrue": [asdict(item) for item in untrue],
+        "unchecked": sum(item.unchecked for item in untrue),
         "missed": missed,
-        "words_per_report": statistics.fmean(report["words"] for report in reports),
+        "words_per_report": statistics.fmean(report.words for report in reports),
         "seconds_per_report": {"mean": statistics.fmean(seconds), "max": max(seconds)},
-        "kv_cache_mb": statistics.fmean(report["kv_cache_mb"] for report in reports),
-        "prompt_tokens": statistics.fmean(report["prompt_tokens"] for report in reports),
-        "kept_tokens": statistics.fmean(report["kept_tokens"] for report in reports),
-        "reports": reports,
+        "kv_cache_mb": statistics.fmean(report.kv_cache_mb for report in reports),
+        "prompt_tokens": statistics.fmean(report.prompt_tokens for report in reports),
+        "kept_tokens": statistics.fmean(report.kept_tokens for report in reports),
+        "reports": [asdict(report) for report in reports],
+        "meets_targets": share >= TARGET_RECALL and not untrue and max(seconds) <= TARGET_SECONDS,
     }
-    summary["meets_targets"] = (
-        summary["recall_total"]["share"] >= TARGET_RECALL and not untrue and max(seconds) <= TARGET_SECONDS
-    )
-    return summary
 
 
 def _planted(planted: Planted) -> dict[str, Any]:

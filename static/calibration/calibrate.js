@@ -3,6 +3,7 @@
 // unlabeled frames; and picks (or rolls back) the version in use.
 // Each frame's points are saved when the operator leaves the frame (or presses Save); a failed save keeps them
 // in memory, says why, and is tried again on the next save.
+import { fetchJSON } from "../dashboard/fetch.js";
 import { HeadMarker } from "./marker.js";
 
 const root = document.getElementById("calibrate");
@@ -14,10 +15,34 @@ const FINISHED_JOB_STATES = new Set(["switched", "kept", "failed"]);
 
 const elements = Object.fromEntries(
   [
-    "frame-list", "frame-title", "point-total", "save-state", "marker-error", "marked-summary", "previous", "next",
-    "undo", "clear", "fit", "save", "unmark", "add-frame", "add-frame-id", "recent-frames", "add-frame-error",
-    "tune", "tune-advice", "tune-progress", "tune-status", "versions", "use-default", "versions-error",
-    "adapt", "rollback", "adapt-progress", "adapt-status",
+    "frame-list",
+    "frame-title",
+    "point-total",
+    "save-state",
+    "marker-error",
+    "marked-summary",
+    "previous",
+    "next",
+    "undo",
+    "clear",
+    "fit",
+    "save",
+    "unmark",
+    "add-frame",
+    "add-frame-id",
+    "recent-frames",
+    "add-frame-error",
+    "tune",
+    "tune-advice",
+    "tune-progress",
+    "tune-status",
+    "versions",
+    "use-default",
+    "versions-error",
+    "adapt",
+    "rollback",
+    "adapt-progress",
+    "adapt-status",
   ].map((id) => [id, document.getElementById(id)]),
 );
 
@@ -28,48 +53,6 @@ const entries = [];
 let current = -1;
 
 const marker = new HeadMarker(document.getElementById("marker"), { onChange: () => refreshCurrent() });
-
-function csrfToken() {
-  const cookie = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="));
-  return cookie ? decodeURIComponent(cookie.slice("csrftoken=".length)) : root.dataset.csrfToken;
-}
-
-// The API's own words for a refusal ({"detail": ...}, {"field": [...]}, or a list), else the HTTP status.
-function messageOf(body, response) {
-  if (typeof body === "string" && body) return body;
-  if (Array.isArray(body)) return body.map((item) => messageOf(item, response)).join(" ");
-  if (body && typeof body === "object") {
-    if (body.detail) return String(body.detail);
-    if (body.message) return String(body.message);
-    return Object.entries(body).map(([field, problem]) => `${field}: ${messageOf(problem, response)}`).join("; ");
-  }
-  return `${response.status} ${response.statusText}`;
-}
-
-async function api(method, url, body) {
-  const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (method !== "GET") options.headers["X-CSRFToken"] = csrfToken();
-  if (body !== undefined) {
-    options.headers["Content-Type"] = "application/json";
-    options.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(url, options);
-  } catch (error) {
-    throw new Error("the server could not be reached");
-  }
-  const text = await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch (error) {
-    // An HTML page (a lapsed session's login page, a proxy's error) is no answer to show the operator.
-    throw new Error(response.ok ? "unexpected answer: sign in again?" : `${response.status} ${response.statusText}`);
-  }
-  if (!response.ok) throw new Error(messageOf(data, response));
-  return data;
-}
 
 function fill(template, values) {
   return template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(values[name]));
@@ -194,7 +177,7 @@ function refreshCurrent() {
   const points = entry.sheet.points || [];
   const proposed = points.filter((point) => point.proposed).length;
   elements["point-total"].textContent =
-    `${points.length} head${points.length === 1 ? "" : "s"}` + (proposed ? ` (${proposed} proposed by the model)` : "");
+    `${points.length} head${points.length === 1 ? "" : "s"}${proposed ? ` (${proposed} proposed by the model)` : ""}`;
   elements["frame-title"].textContent =
     `${entryName(entry)} (${current + 1} of ${entries.length})` +
     (entry.capturedAt ? ` · ${describeTime(entry.capturedAt)}` : "");
@@ -239,7 +222,7 @@ async function loadPoints(entry) {
     entry.sheet.points = entry.savedPoints.map(([x, y]) => ({ x, y, proposed: false }));
   } else {
     try {
-      const body = await api("GET", fill(urls.proposals, { frame: entry.frame }));
+      const body = await fetchJSON(fill(urls.proposals, { frame: entry.frame }));
       entry.sheet.points = body.points.map(([x, y]) => ({ x, y, proposed: true }));
     } catch (error) {
       entry.sheet.points = [];
@@ -266,14 +249,17 @@ async function saveNow(entry) {
   const points = framePoints(entry.sheet.points);
   const key = pointsKey(entry.sheet.points);
   try {
-    const marked = entry.markedId === null
-      ? await api("POST", urls.marked, { frame: entry.frame, points })
-      : await api("PUT", fill(urls.markedOne, { id: entry.markedId }), { points });
+    const marked =
+      entry.markedId === null
+        ? await fetchJSON(urls.marked, { method: "POST", body: { frame: entry.frame, points } })
+        : await fetchJSON(fill(urls.markedOne, { id: entry.markedId }), { method: "PUT", body: { points } });
     applyMarked(entry, { id: marked.id ?? entry.markedId, points });
     entry.baseline = key;
     entry.error = "";
     // Saved points are the operator's, proposals accepted included.
-    entry.sheet.points.forEach((point) => { point.proposed = false; });
+    entry.sheet.points.forEach((point) => {
+      point.proposed = false;
+    });
     if (entries[current] === entry) marker.drawPoints();
   } catch (error) {
     entry.error = `${entryName(entry)} not saved: ${error.message}`;
@@ -283,7 +269,7 @@ async function saveNow(entry) {
 async function unmark(entry) {
   if (!window.confirm(`Forget the ${entry.savedCount} heads marked on ${entryName(entry)}?`)) return;
   try {
-    await api("DELETE", fill(urls.markedOne, { id: entry.markedId }));
+    await fetchJSON(fill(urls.markedOne, { id: entry.markedId }), { method: "DELETE" });
   } catch (error) {
     entry.error = `${entryName(entry)}: marks not removed: ${error.message}`;
     refreshCurrent();
@@ -308,20 +294,44 @@ document.addEventListener("keydown", (event) => {
   const key = event.key;
   const handled = () => event.preventDefault();
   if (event.ctrlKey) {
-    if (key === "z" || key === "Z") { handled(); marker.undo(); }
-    else if (key === "s") { handled(); if (entries[current]) save(entries[current]); }
+    if (key === "z" || key === "Z") {
+      handled();
+      marker.undo();
+    } else if (key === "s") {
+      handled();
+      if (entries[current]) save(entries[current]);
+    }
     return;
   }
-  if (key === "ArrowRight" || key === "n") { handled(); openFrame(current + 1); }
-  else if (key === "ArrowLeft" || key === "p") { handled(); openFrame(current - 1); }
-  else if (key === "u") { handled(); marker.undo(); }
-  else if (key === "Delete") { handled(); marker.clear(); }
-  else if (key === "+" || key === "=") { handled(); marker.zoom(1.5); }
-  else if (key === "-") { handled(); marker.zoom(1 / 1.5); }
-  else if (key === "0") { handled(); marker.fit(); }
-  else if (key === " ") { handled(); marker.setSpaceHeld(true); }
+  if (key === "ArrowRight" || key === "n") {
+    handled();
+    openFrame(current + 1);
+  } else if (key === "ArrowLeft" || key === "p") {
+    handled();
+    openFrame(current - 1);
+  } else if (key === "u") {
+    handled();
+    marker.undo();
+  } else if (key === "Delete") {
+    handled();
+    marker.clear();
+  } else if (key === "+" || key === "=") {
+    handled();
+    marker.zoom(1.5);
+  } else if (key === "-") {
+    handled();
+    marker.zoom(1 / 1.5);
+  } else if (key === "0") {
+    handled();
+    marker.fit();
+  } else if (key === " ") {
+    handled();
+    marker.setSpaceHeld(true);
+  }
 });
-document.addEventListener("keyup", (event) => { if (event.key === " ") marker.setSpaceHeld(false); });
+document.addEventListener("keyup", (event) => {
+  if (event.key === " ") marker.setSpaceHeld(false);
+});
 
 window.addEventListener("beforeunload", (event) => {
   if (entries.some((entry) => isUnsaved(entry) || entry.saving || entry.error)) event.preventDefault();
@@ -335,7 +345,7 @@ async function addFrame(frameId) {
   if (known >= 0) return openFrame(known);
   let frame;
   try {
-    frame = await api("GET", fill(urls.frame, { frame: frameId }));
+    frame = await fetchJSON(fill(urls.frame, { frame: frameId }));
   } catch (error) {
     elements["add-frame-error"].textContent = `Frame ${frameId}: ${error.message}`;
     return;
@@ -366,13 +376,16 @@ elements["recent-frames"].addEventListener("change", () => {
 });
 
 async function loadRecentFrames() {
-  const body = await api("GET", urls.recentFrames);
-  const options = body.frames.filter((frame) => frame.image).reverse().map((frame) => {
-    const option = document.createElement("option");
-    option.value = frame.id;
-    option.textContent = `${describeTime(frame.time)} · ${Math.round(frame.count)} counted · frame ${frame.id}`;
-    return option;
-  });
+  const body = await fetchJSON(urls.recentFrames);
+  const options = body.frames
+    .filter((frame) => frame.image)
+    .reverse()
+    .map((frame) => {
+      const option = document.createElement("option");
+      option.value = frame.id;
+      option.textContent = `${describeTime(frame.time)} · ${Math.round(frame.count)} counted · frame ${frame.id}`;
+      return option;
+    });
   elements["recent-frames"].append(...options);
 }
 
@@ -396,13 +409,13 @@ function formatError(value) {
 
 function describeJob(job) {
   if (job.status === "queued") return "Waiting for a calibration worker…";
-  if (job.status === "running") return `Tuning… ${Math.round((job.progress || 0) * 100)}%${job.message ? `: ${job.message}` : ""}`;
+  if (job.status === "running")
+    return `Tuning… ${Math.round((job.progress || 0) * 100)}%${job.message ? `: ${job.message}` : ""}`;
   if (job.status === "failed") return `Tuning failed; the camera keeps its weights. ${job.message || ""}`.trim();
-  const errors = `Held-out error ${formatError(job.held_out_mae_before)} → ${formatError(job.held_out_mae_after)}` +
+  const errors =
+    `Held-out error ${formatError(job.held_out_mae_before)} → ${formatError(job.held_out_mae_after)}` +
     ` on ${job.frames} frames`;
-  const outcome = job.switched
-    ? `switched to version ${job.version}`
-    : "kept the current weights";
+  const outcome = job.switched ? `switched to version ${job.version}` : "kept the current weights";
   return `${errors}: ${outcome}.${job.message ? ` ${job.message}` : ""}`;
 }
 
@@ -419,7 +432,7 @@ async function followJob(statusUrl) {
   renderTuneAdvice();
   try {
     for (;;) {
-      const job = await api("GET", statusUrl);
+      const job = await fetchJSON(statusUrl);
       showJob(job);
       if (FINISHED_JOB_STATES.has(job.status)) break;
       await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
@@ -439,7 +452,7 @@ elements.tune.addEventListener("click", async () => {
   const pending = entries.filter((entry) => isUnsaved(entry) || entry.error).map((entry) => save(entry));
   await Promise.all(pending);
   try {
-    const job = await api("POST", urls.calibrations);
+    const job = await fetchJSON(urls.calibrations, { method: "POST" });
     showJob(job);
     await followJob(job.status_url);
   } catch (error) {
@@ -451,7 +464,7 @@ elements.tune.addEventListener("click", async () => {
 
 // A job started earlier (by anyone, maybe in another tab) is followed; a finished one's outcome is shown.
 async function showLatestJob() {
-  const [latest] = await api("GET", urls.calibrations);
+  const [latest] = await fetchJSON(urls.calibrations);
   if (!latest) return;
   if (FINISHED_JOB_STATES.has(latest.status)) showJob(latest, `Last tuning, ${describeTime(latest.finished_at)}: `);
   else await followJob(latest.status_url);
@@ -504,7 +517,7 @@ function renderVersions(body) {
 
 async function loadVersions() {
   try {
-    renderVersions(await api("GET", urls.weights));
+    renderVersions(await fetchJSON(urls.weights));
     elements["versions-error"].textContent = "";
   } catch (error) {
     elements["versions-error"].textContent = `Versions not loaded: ${error.message}`;
@@ -513,7 +526,7 @@ async function loadVersions() {
 
 async function activate(versionId) {
   try {
-    renderVersions(await api("POST", urls.activate, { version: versionId }));
+    renderVersions(await fetchJSON(urls.activate, { method: "POST", body: { version: versionId } }));
     elements["versions-error"].textContent = "";
   } catch (error) {
     elements["versions-error"].textContent = `Not switched: ${error.message}`;
@@ -525,7 +538,7 @@ elements["use-default"].addEventListener("click", () => activate(null));
 elements.rollback.addEventListener("click", async () => {
   elements.rollback.disabled = true;
   try {
-    renderVersions(await api("POST", urls.rollback));
+    renderVersions(await fetchJSON(urls.rollback, { method: "POST" }));
     elements["versions-error"].textContent = "";
   } catch (error) {
     elements["versions-error"].textContent = `Not rolled back: ${error.message}`;
@@ -539,7 +552,8 @@ let adapting = false;
 
 function describeAdaptation(job) {
   if (job.status === "queued") return "Waiting for a calibration worker…";
-  if (job.status === "running") return `Adapting… ${Math.round((job.progress || 0) * 100)}%${job.message ? `: ${job.message}` : ""}`;
+  if (job.status === "running")
+    return `Adapting… ${Math.round((job.progress || 0) * 100)}%${job.message ? `: ${job.message}` : ""}`;
   if (job.status === "failed") return `Adaptation failed; the camera keeps its weights. ${job.message || ""}`.trim();
   if (job.switched) return `Adapted: switched to version ${job.version}. ${job.message || ""}`.trim();
   return `Kept the current weights. ${job.message || ""}`.trim();
@@ -557,7 +571,7 @@ async function followAdaptation(statusUrl) {
   elements.adapt.disabled = true;
   try {
     for (;;) {
-      const job = await api("GET", statusUrl);
+      const job = await fetchJSON(statusUrl);
       showAdaptation(job);
       if (FINISHED_JOB_STATES.has(job.status)) break;
       await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
@@ -575,7 +589,7 @@ elements.adapt.addEventListener("click", async () => {
   if (adapting) return;
   elements.adapt.disabled = true;
   try {
-    const job = await api("POST", urls.adaptations);
+    const job = await fetchJSON(urls.adaptations, { method: "POST" });
     showAdaptation(job);
     await followAdaptation(job.status_url);
   } catch (error) {
@@ -587,7 +601,7 @@ elements.adapt.addEventListener("click", async () => {
 
 // An adaptation started earlier (automatically, or by anyone) is followed; a finished one's outcome is shown.
 async function showLatestAdaptation() {
-  const [latest] = await api("GET", urls.adaptations);
+  const [latest] = await fetchJSON(urls.adaptations);
   if (!latest) return;
   if (FINISHED_JOB_STATES.has(latest.status)) {
     showAdaptation(latest, `Last adaptation, ${describeTime(latest.finished_at)}: `);
@@ -600,7 +614,7 @@ async function showLatestAdaptation() {
 
 async function start() {
   try {
-    const [marked, suggested] = await Promise.all([api("GET", urls.marked), api("GET", urls.suggested)]);
+    const [marked, suggested] = await Promise.all([fetchJSON(urls.marked), fetchJSON(urls.suggested)]);
     for (const item of marked) {
       const entry = newEntry(item);
       applyMarked(entry, item);
@@ -626,7 +640,7 @@ async function start() {
   });
   if (entries.length) {
     const firstToMark = entries.findIndex((entry) => entry.markedId === null);
-    await openFrame(firstToMark >= 0 ? firstToMark : 0);
+    await openFrame(Math.max(firstToMark, 0));
   } else {
     elements["frame-title"].textContent = "No frame of this camera to mark yet: add one by its id.";
   }

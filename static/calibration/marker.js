@@ -26,7 +26,9 @@ export class HeadMarker {
     svg.addEventListener("pointerdown", (event) => this.pointerDown(event));
     svg.addEventListener("pointermove", (event) => this.pointerMove(event));
     svg.addEventListener("pointerup", (event) => this.pointerUp(event));
-    svg.addEventListener("pointercancel", () => { this.gesture = null; });
+    svg.addEventListener("pointercancel", () => {
+      this.gesture = null;
+    });
     svg.addEventListener("wheel", (event) => this.wheel(event), { passive: false });
     svg.addEventListener("contextmenu", (event) => event.preventDefault());
     // A resized SVG changes how many frame pixels a screen pixel covers, hence the points' drawn radius.
@@ -71,13 +73,13 @@ export class HeadMarker {
   }
 
   undo() {
-    if (!this.sheet || !this.sheet.history.length) return;
+    if (!this.sheet?.history.length) return;
     this.sheet.points = this.sheet.history.pop();
     this.changed();
   }
 
   clear() {
-    if (!this.sheet || !this.sheet.points.length) return;
+    if (!this.sheet?.points.length) return;
     this.remember();
     this.sheet.points = [];
     this.changed();

@@ -2,7 +2,6 @@
 // data-live-every seconds, while the page is visible. A failed poll keeps the last contents and says so.
 // A redraw keeps keyboard focus on the same control (same card, row, link or form), and a fragment's
 // data-live-summary, when it changes, is announced politely through the page's #live-status.
-"use strict";
 
 const CONTROLS = "a[href], button, input, select, textarea, [tabindex]";
 
@@ -27,9 +26,15 @@ function startLiveRegion(element) {
     if (busy || document.hidden) return;
     busy = true;
     try {
-      const response = await fetch(element.dataset.liveUrl, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      const response = await fetch(element.dataset.liveUrl, {
+        credentials: "same-origin",
+        headers: { Accept: "text/html" },
+      });
       // A lapsed session answers with the login page: show it instead of pasting it into the region.
-      if (response.redirected) { window.location.reload(); return; }
+      if (response.redirected) {
+        window.location.reload();
+        return;
+      }
       if (!response.ok) throw new Error(String(response.status));
       const html = await response.text();
       if (html !== element.dataset.liveLast) {
@@ -48,7 +53,7 @@ function startLiveRegion(element) {
       }
       element.classList.remove("live-failed");
       element.dataset.liveUpdatedAt = new Date().toISOString();
-    } catch (error) {
+    } catch (_error) {
       element.classList.add("live-failed");
     } finally {
       busy = false;
@@ -56,7 +61,9 @@ function startLiveRegion(element) {
   }
   if (!element.hasAttribute("tabindex")) element.setAttribute("tabindex", "-1");
   setInterval(refresh, every);
-  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refresh();
+  });
 }
 
 document.querySelectorAll("[data-live-url]").forEach(startLiveRegion);

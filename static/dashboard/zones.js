@@ -1,7 +1,6 @@
 // Zone editor: clicks on the frame place the polygon's corners (in frame pixels); the form posts them as JSON.
 // From the keyboard: on the focused frame the arrow keys move a cross (Shift: ten times as far), Enter or Space
 // places a corner there, Backspace or Delete removes the last one.
-"use strict";
 
 const canvas = document.getElementById("zone-canvas");
 const drawn = document.getElementById("drawn");
@@ -24,7 +23,8 @@ function render() {
     corners.appendChild(dot);
   }
   polygonInput.value = JSON.stringify(points);
-  cornerCount.textContent = points.length < 3 ? `${points.length} corner(s): at least 3 needed` : `${points.length} corners`;
+  cornerCount.textContent =
+    points.length < 3 ? `${points.length} corner(s): at least 3 needed` : `${points.length} corners`;
 }
 
 canvas.addEventListener("click", (event) => {
@@ -52,7 +52,10 @@ canvas.addEventListener("keydown", (event) => {
   if (event.key in MOVES) {
     const step = Math.max(1, Math.round(Math.max(frameWidth, frameHeight) / (event.shiftKey ? 10 : 100)));
     const [dx, dy] = MOVES[event.key];
-    crossAt = [Math.min(Math.max(crossAt[0] + dx * step, 0), frameWidth), Math.min(Math.max(crossAt[1] + dy * step, 0), frameHeight)];
+    crossAt = [
+      Math.min(Math.max(crossAt[0] + dx * step, 0), frameWidth),
+      Math.min(Math.max(crossAt[1] + dy * step, 0), frameHeight),
+    ];
     showCross();
   } else if (event.key === "Enter" || event.key === " ") {
     points.push([...crossAt]);
@@ -65,11 +68,20 @@ canvas.addEventListener("keydown", (event) => {
   }
   event.preventDefault();
 });
-canvas.addEventListener("focus", () => { showCross(); cross.classList.add("shown"); });
+canvas.addEventListener("focus", () => {
+  showCross();
+  cross.classList.add("shown");
+});
 canvas.addEventListener("blur", () => cross.classList.remove("shown"));
 
-document.getElementById("undo").addEventListener("click", () => { points.pop(); render(); });
-document.getElementById("clear").addEventListener("click", () => { points = []; render(); });
+document.getElementById("undo").addEventListener("click", () => {
+  points.pop();
+  render();
+});
+document.getElementById("clear").addEventListener("click", () => {
+  points = [];
+  render();
+});
 document.getElementById("zone-form").addEventListener("submit", (event) => {
   if (points.length < 3) {
     event.preventDefault();

@@ -4,7 +4,6 @@ server on the test database, with frames counted by the real model through the r
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,25 +12,10 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.webapp.conftest import store_frame, user_with_role
+from tests.browser.pages import CHROMIUM, CHROMIUM_ARGS, signed_in_page
+from tests.factories import frame_counted_by_model
 from webapp.accounts.roles import Role
 from webapp.cameras.models import Camera, Site, Zone
-from webapp.ingest.models import Frame
-from workers.tasks import count_frame
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# The flags that keep chromium from reaching for the network these machines do not have.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "browser-test-password"
-VIEWPORT = {"width": 1280, "height": 800}
 
 # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make between browser steps are
 # ordinary blocking calls, which Django would otherwise refuse next to a running loop.
@@ -68,25 +52,6 @@ def screenshots(tmp_path) -> Path:
     return folder
 
 
-def sign_in(browser: Browser, live_server, username: str, timezone_id: str | None = None) -> Page:
-    """A new page signed in as `username`, in a browser whose clock is in `timezone_id` (the machine's if None)."""
-    page = browser.new_page(viewport=VIEWPORT, accept_downloads=True, timezone_id=timezone_id)
-    page.set_default_timeout(20_000)
-    page.goto(f"{live_server.url}/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page
-
-
-def signed_in_page(browser: Browser, live_server, username: str, role: Role, timezone_id: str | None = None) -> Page:
-    user = user_with_role(username, role)
-    user.set_password(PASSWORD)
-    user.save()
-    return sign_in(browser, live_server, username, timezone_id)
-
-
 @pytest.fixture
 def operator_page(browser, live_server) -> Iterator[Page]:
     page = signed_in_page(browser, live_server, "olivia", Role.OPERATOR)
@@ -99,15 +64,6 @@ def viewer_page(browser, live_server) -> Iterator[Page]:
     page = signed_in_page(browser, live_server, "victor", Role.VIEWER)
     yield page
     page.close()
-
-
-def count_through_the_task(camera: Camera, image: bytes, **fields) -> Frame:
-    """A stored frame counted by the real worker task (in this process), as a worker counts an upload."""
-    frame = store_frame(camera, image, **fields)
-    count_frame.apply(args=[frame.pk]).get()
-    frame.refresh_from_db()
-    assert frame.status == Frame.Status.DONE, frame.error
-    return frame
 
 
 @pytest.fixture
@@ -123,10 +79,10 @@ def station(transactional_db, shanghaitech) -> dict:
     images = sorted((shanghaitech / "part_B/test/images").glob("IMG_*.jpg"))[:4]
     now = timezone.now()
     frames = [
-        count_through_the_task(
+        frame_counted_by_model(
             concourse, path.read_bytes(), captured_at=now - timedelta(minutes=40 - 20 * i, seconds=30)
         )
         for i, path in enumerate(images[:3])
     ]
-    count_through_the_task(platform, images[3].read_bytes(), captured_at=now - timedelta(minutes=1))
+    frame_counted_by_model(platform, images[3].read_bytes(), captured_at=now - timedelta(minutes=1))
     return {"site": site, "concourse": concourse, "platform": platform, "frames": frames, "images": images}

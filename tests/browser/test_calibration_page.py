@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page
 
-from tests.webapp.conftest import store_frame
+from tests.factories import queued_frame
 from webapp.calibration.models import MIN_MARKED_FRAMES, CalibrationJob, MarkedFrame, WeightsVersion
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -194,7 +194,7 @@ def test_tune_waits_for_enough_marked_frames(operator_page, live_server, station
     page = operator_page
     # All but one frame marked through the API, as another operator would have: the counted frames but the first,
     # and stored frames beyond them (any frame of the camera can be marked).
-    extra = [store_frame(camera, path.read_bytes()) for path in station["images"][: MIN_MARKED_FRAMES - len(frames)]]
+    extra = [queued_frame(camera, path.read_bytes()) for path in station["images"][: MIN_MARKED_FRAMES - len(frames)]]
     page.goto(f"{live_server.url}/cameras/{camera.pk}/")
     token = next(cookie["value"] for cookie in page.context.cookies() if cookie["name"] == "csrftoken")
     for frame in [*frames[1:], *extra]:

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from tests.browser.conftest import count_through_the_task, signed_in_page
-from tests.webapp.conftest import counted_frames
+from tests.browser.pages import signed_in_page
+from tests.factories import count_history, frame_counted_by_model
 from webapp.accounts.roles import Role
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Zone
@@ -45,7 +45,7 @@ def test_the_overview_updates_without_a_reload(operator_page, station):
     page.evaluate("window.notReloaded = true")
     card = page.locator(f'.card[data-camera="{station["platform"].pk}"] .count')
     before = card.inner_text()
-    frame = count_through_the_task(station["platform"], station["images"][0].read_bytes(), captured_at=timezone.now())
+    frame = frame_counted_by_model(station["platform"], station["images"][0].read_bytes(), captured_at=timezone.now())
     expected = f"{frame.result.count:.0f}"
     assert expected != before
     page.wait_for_function(
@@ -97,6 +97,37 @@ def test_the_camera_page_draws_the_heatmap_the_series_and_walks_through_frames(
     )
     assert not page.locator("#follow").is_checked()
     page.screenshot(path=screenshots / "camera.png", full_page=True)
+
+
+def test_the_camera_page_leads_with_the_frame_and_folds_its_open_alerts_under_their_number(
+    operator_page, live_server, station
+):
+    """The frame, its count and the series come first; the open alerts below them, folded under "3 open alerts", a
+    number that follows a new alert without a reload."""
+    camera, frame = station["concourse"], station["frames"][-1]
+
+    def raise_alert(value: float) -> Alert:
+        return Alert.objects.create(
+            camera=camera, threshold=100, value=value, peak=value, frame=frame, raised_at=frame.captured_at
+        )
+
+    alerts = [raise_alert(value) for value in (120, 130, 140)]
+    page = operator_page
+    page.goto(f"{live_server.url}/cameras/{camera.pk}/")
+    page.locator("#heatmap .hm image").wait_for(state="attached")
+    tops = {name: page.locator(name).bounding_box()["y"] for name in ("#frame-count", "#heatmap", "#series")}
+    fold = page.locator("details#camera-alerts")
+    assert tops["#frame-count"] < tops["#heatmap"] < tops["#series"] < fold.bounding_box()["y"]
+    assert fold.locator("summary").inner_text() == "3 open alerts"
+    assert not fold.evaluate("details => details.open")
+    assert not page.locator(f'tr[data-alert="{alerts[0].pk}"]').is_visible()
+
+    fold.locator("summary").click()
+    for alert in alerts:
+        assert page.locator(f'tr[data-alert="{alert.pk}"] button.ack').is_visible()
+    raise_alert(150)
+    page.wait_for_function("document.querySelector('#camera-alerts summary').textContent === '4 open alerts'")
+    assert fold.evaluate("details => details.open")  # the poll left the operator's fold as it was
 
 
 def test_the_series_sits_on_the_sites_clock_in_a_browser_in_shanghai(browser, live_server, station):
@@ -204,7 +235,7 @@ def alert(station) -> Alert:
     camera = station["concourse"]
     camera.alert_threshold = 1
     camera.save()
-    count_through_the_task(camera, station["images"][1].read_bytes(), captured_at=timezone.now())
+    frame_counted_by_model(camera, station["images"][1].read_bytes(), captured_at=timezone.now())
     return Alert.objects.get(camera=camera, state=Alert.State.OPEN)
 
 
@@ -287,8 +318,8 @@ def test_the_site_page_shows_usual_levels_a_forecast_and_busiest_hours(browser, 
     def rush(scale: float):
         return lambda moment: scale * (8 + (60 if moment.astimezone(paris).hour in (8, 17) else 0) + moment.weekday())
 
-    counted_frames(station["concourse"], [hour + timedelta(minutes=7) for hour in hours], rush(1.0))
-    counted_frames(station["platform"], [hour + timedelta(minutes=37) for hour in hours], rush(0.5))
+    count_history(station["concourse"], [hour + timedelta(minutes=7) for hour in hours], rush(1.0))
+    count_history(station["platform"], [hour + timedelta(minutes=37) for hour in hours], rush(0.5))
 
     page = signed_in_page(browser, live_server, "sita", Role.VIEWER, timezone_id="Asia/Shanghai")
     page.goto(f"{live_server.url}/sites/{station['site'].pk}/")

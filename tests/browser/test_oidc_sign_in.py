@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.browser.conftest import VIEWPORT
+from tests.browser.pages import VIEWPORT
 from tests.oidc_provider import CALLBACK_PATH, LoopbackProvider, running_provider
 from webapp.accounts.roles import Role, role_of
 from webapp.accounts.scope import visible_site_ids

@@ -8,8 +8,8 @@ import io
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import count_through_the_task
-from tests.webapp.conftest import stored_bytes
+from tests.factories import frame_counted_by_model
+from tests.stored_media import stored_bytes
 from webapp.cameras.models import Camera, Site
 from webapp.ingest.privacy import is_blurred
 
@@ -25,7 +25,7 @@ def test_the_camera_page_shows_the_blurred_frame_under_the_heatmap(
     camera = Camera.objects.create(
         site=Site.objects.create(name="Nanjing Road"), name="Pedestrian street", place="east end", blur_heads=True
     )
-    frame = count_through_the_task(camera, (shanghaitech / "part_B/test/images/IMG_1.jpg").read_bytes())
+    frame = frame_counted_by_model(camera, (shanghaitech / "part_B/test/images/IMG_1.jpg").read_bytes())
     assert is_blurred(frame.image)
 
     page = operator_page

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from counting.cli import main
-from tests.conftest import REPO
+from tests import REPO
 
 
 @pytest.fixture(scope="module")

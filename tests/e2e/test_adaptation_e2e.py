@@ -17,8 +17,8 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import REPO
-from tests.e2e.conftest import REDIS_DATABASES, Stack, running_stack
+from tests import REPO
+from tests.e2e.stack import REDIS_DATABASES, Stack, running_stack
 from webapp.queues import ADAPT_NEW_CAMERAS
 
 FRAMES = 12

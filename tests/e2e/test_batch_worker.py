@@ -21,8 +21,8 @@ import pytest
 import redis
 from PIL import Image
 
-from tests.conftest import REPO
-from tests.e2e.conftest import Stack, running_stack
+from tests import REPO
+from tests.e2e.stack import Stack, running_stack
 from tests.e2e.test_faults import OwnRedis
 
 BATCH = 4

@@ -30,8 +30,8 @@ from counting.onnx_export import OnnxCounter, export_onnx
 from counting.versions import weights_version
 from edge.outbox import Outbox, Outgoing
 from edge.uploader import DeliveryState, Uploader
-from tests.conftest import REPO
-from tests.e2e.conftest import REDIS_DATABASES, Stack, running_stack
+from tests import REPO
+from tests.e2e.stack import REDIS_DATABASES, Stack, running_stack
 from tests.loopback import free_port
 from webapp.demo.simulator import drop_frame
 

@@ -22,7 +22,7 @@ import redis
 import requests
 from PIL import Image
 
-from tests.e2e.conftest import Stack, running_stack
+from tests.e2e.stack import Stack, running_stack
 from tests.loopback import free_port
 
 FRAMES = 60

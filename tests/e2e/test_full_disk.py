@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REDIS_DATABASES, Stack, running_stack
+from tests.e2e.stack import REDIS_DATABASES, Stack, running_stack
 
 DISK_MB = 8
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO
+from tests import REPO
 
 FRAMES = ["IMG_1.jpg", "IMG_2.jpg", "IMG_3.jpg"]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import requests
 from celery import Celery
 
-from tests.conftest import S3Server
-from tests.e2e.conftest import REDIS_DATABASES, Stack, running_stack
+from tests.e2e.stack import REDIS_DATABASES, Stack, running_stack
+from tests.loopback import S3Server
 
 FRAMES = 10
 HOSTS = ("host-a", "host-b")

@@ -9,6 +9,7 @@ from llm_reports.facts import compute_facts
 from llm_reports.report import (
     MAX_TOLD,
     MIN_TOLD,
+    NO_FACT,
     ReportSettings,
     answer_follow_up,
     answering_events,
@@ -20,6 +21,7 @@ from llm_reports.report import (
 )
 from llm_reports.snapkv import SnapKVConfig
 from tests.llm_reports.sample_history import build_history
+from tests.llm_reports.stubbed_model import model_replies
 
 SETTINGS = ReportSettings(snapkv=SnapKVConfig(budget=512), max_prompt_tokens=1800)
 HISTORY = build_history()
@@ -103,19 +105,31 @@ def test_questions_are_answered_from_the_facts_about_what_they_ask():
     }
 
 
-def test_a_follow_up_answer_is_the_sentences_of_facts_about_the_question(llm, report, kept):
+BUSIEST_QUESTION = "Which camera was busiest?"
+
+
+@pytest.mark.parametrize(
+    ("named", "answered"),
+    [((-1,), (-1,)), ((-1, 0), (-1, 0)), ((NO_FACT,), ()), ((0, NO_FACT, -1), (0,))],
+    ids=["one-fact", "two-facts-in-the-models-order", "none", "facts-after-none-are-hedging"],
+)
+def test_a_follow_up_answer_is_the_sentences_of_the_facts_the_model_names(
+    llm, report, kept, monkeypatch, named, answered
+):
+    """The model's reply is pinned (tests/llm_reports/stubbed_model.py): the answer must be exactly what it names."""
     assert kept.prefilled.positions == report.prompt_tokens
     assert kept.prefilled.cache.layers[0].keys.shape[2] == 512
-    answer = answer_follow_up(llm, kept, report.model_reply, report.events, "When was West gate over its threshold?")
+    candidates = [event.id for event in answering_events(report.events, BUSIEST_QUESTION)]
+    assert len(candidates) >= 2, "the sample history has several facts about the busiest camera"
+    offered = model_replies(monkeypatch, ", ".join(NO_FACT if pick == NO_FACT else candidates[pick] for pick in named))
+
+    answer = answer_follow_up(llm, kept, report.model_reply, report.events, BUSIEST_QUESTION)
+
+    assert [constraint.options for constraint in offered] == [{NO_FACT, *candidates}]
+    expected = tuple(candidates[pick] for pick in answered)
+    assert answer.fact_ids == expected
     sentences = {event.id: event.sentence for event in report.events}
-    if answer.fact_ids:
-        assert answer.text == " ".join(sentences[fact_id] for fact_id in answer.fact_ids)
-        assert all(
-            fact_id in {event.id for event in answering_events(report.events, "West gate threshold")}
-            for fact_id in answer.fact_ids
-        )
-    else:
-        assert answer.text == refusal(report.events)
+    assert answer.text == (" ".join(sentences[fact_id] for fact_id in expected) if expected else refusal(report.events))
 
 
 def test_a_question_no_fact_answers_is_refused_with_what_the_facts_cover(llm, report, kept):

@@ -1,35 +1,21 @@
-"""Fixtures for the Django project: media in a temporary folder, cameras, gateways with tokens, frames and results."""
+"""Fixtures for the Django project: media in a temporary folder, signed-in clients, a site with cameras, gateways with
+tokens, real frames and an SMTP server. The plain functions that make rows are in tests/factories.py."""
 
-import hashlib
 import io
-import posixpath
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
-from django.conf import settings as django_settings
-from django.contrib.auth import get_user_model
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
 from tests import settings as test_settings
+from tests.factories import gateway_with_token, token_client, user_with_role
 from tests.loopback import Inbox, free_port
-from webapp.accounts.roles import Role, assign_role
-from webapp.cameras.models import Camera, Gateway, Site, Zone
-from webapp.ingest.models import Frame, Result, ZoneCount
-from webapp.ingest.results import Counted, store_result
-from webapp.ingest.rollups import add_stored_results
-from webapp.ingest.storage import local_copy
-
-FRAMES_URL = "/api/v1/frames/"
+from webapp.accounts.roles import Role
+from webapp.cameras.models import Camera, Gateway, Site
 
 
 @pytest.fixture(autouse=True)
@@ -57,55 +43,6 @@ def local_disk(settings, media_root) -> Path:
     """The media storage on the local disk (MEDIA_ROOT), whatever the run's: for tests of the disk itself."""
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
     return media_root
-
-
-def stored_files(folder: str = "") -> list[str]:
-    """The name of every file in the media storage (the local disk or the bucket) under `folder`."""
-    try:
-        folders, files = default_storage.listdir(folder)
-    except FileNotFoundError:  # a folder of the local disk that no file has made yet
-        return []
-    names = [posixpath.join(folder, name) for name in files]
-    for inner in folders:
-        names += stored_files(posixpath.join(folder, inner))
-    return sorted(names)
-
-
-def stored_bytes(name: str) -> bytes:
-    with default_storage.open(name, "rb") as handle:
-        return handle.read()
-
-
-def stored_copy(field_file) -> Path:
-    """A local copy of a stored file, for what reads only paths (checkpoints), as the workers make one."""
-    return local_copy(field_file, django_settings.CROWDSCOPE_WEIGHTS_CACHE_DIR)
-
-
-def replace_stored(name: str, data: bytes) -> None:
-    """Put `data` in place of the stored file `name` (a file damaged in storage)."""
-    default_storage.delete(name)
-    assert default_storage.save(name, ContentFile(data)) == name
-
-
-def image_file(data: bytes, name: str = "frame.jpg", content_type: str = "image/jpeg") -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type=content_type)
-
-
-def make_gateway(name: str, *cameras: Camera, active: bool = True) -> Gateway:
-    """A saved gateway for `cameras`; its plain token (shown once in real life) is kept on `.token` for the tests."""
-    gateway = Gateway(name=name, is_active=active)
-    token = gateway.issue_token()
-    gateway.save()
-    gateway.cameras.set(cameras)
-    gateway.token = token
-    return gateway
-
-
-def user_with_role(username: str, role: Role | None, **fields):
-    """A saved user in `role`'s group (None: signed in, but with no role)."""
-    user = get_user_model().objects.create_user(username, password="not-used", **fields)
-    assign_role(user, role)
-    return user
 
 
 @pytest.fixture
@@ -137,12 +74,6 @@ def operator(sign_in):
     return sign_in(Role.OPERATOR)
 
 
-def token_client(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return client
-
-
 @pytest.fixture
 def site(db) -> Site:
     return Site.objects.create(name="Central Station")
@@ -155,7 +86,7 @@ def camera(site) -> Camera:
 
 @pytest.fixture
 def gateway(camera) -> Gateway:
-    return make_gateway("station-gateway", camera)
+    return gateway_with_token("station-gateway", camera)
 
 
 @pytest.fixture
@@ -171,7 +102,7 @@ def other_camera(site) -> Camera:
 @pytest.fixture
 def other_gateway(other_camera) -> Gateway:
     """A second gateway, with a camera of its own."""
-    return make_gateway("platform-gateway", other_camera)
+    return gateway_with_token("platform-gateway", other_camera)
 
 
 @pytest.fixture(scope="session")
@@ -194,90 +125,6 @@ def small_jpeg_bytes(jpeg_path) -> bytes:
     return buffer.getvalue()
 
 
-def store_frame(camera: Camera, data: bytes, extension: str = "jpg", **fields) -> Frame:
-    """A frame saved through the ORM with its image in storage, as an upload leaves it (queued, nothing counted)."""
-    with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
-    now = timezone.now()
-    frame = Frame(
-        camera=camera,
-        captured_at=fields.pop("captured_at", now),
-        received_at=now,
-        content_hash=hashlib.sha256(data).hexdigest(),
-        width=width,
-        height=height,
-        **fields,
-    )
-    frame.image.save(f"frame.{extension}", ContentFile(data), save=False)
-    frame.save()
-    return frame
-
-
-def counted_frame(camera: Camera, captured_at, count: float, zones: dict[Zone | str, float] | None = None) -> Frame:
-    """A done frame with a result, made through the ORM at a known time (no image, no model run), added to the
-    quarter hours and the camera's latest count as counting adds it. A zone given by name alone is counted as a deleted
-    zone's counts stay (no zone row)."""
-    frame = Frame.objects.create(
-        camera=camera,
-        captured_at=captured_at,
-        content_hash="0" * 64,
-        width=1024,
-        height=768,
-        status=Frame.Status.DONE,
-    )
-    result = Result.objects.create(
-        frame=frame, count=count, model_name="csrnet-lite", model_version="test.pt@000000000000", inference_ms=1.0
-    )
-    for zone, zone_count in (zones or {}).items():
-        if isinstance(zone, str):
-            ZoneCount.objects.create(result=result, zone=None, zone_name=zone, count=zone_count)
-        else:
-            ZoneCount.objects.create(result=result, zone=zone, zone_name=zone.name, count=zone_count)
-    add_stored_results([result])
-    return frame
-
-
-def counted_frames(camera: Camera, times: list, count: Callable[[datetime], float]) -> None:
-    """Done frames with results at `times`, `count(time)` people each, made in a few queries (weeks of history) and
-    added to the quarter hours and the camera's latest count."""
-    frames = Frame.objects.bulk_create(
-        Frame(camera=camera, captured_at=moment, content_hash="0" * 64, width=64, height=64, status=Frame.Status.DONE)
-        for moment in times
-    )
-    results = Result.objects.bulk_create(
-        Result(
-            frame=frame,
-            captured_at=moment,
-            count=count(moment),
-            model_name="csrnet-lite",
-            model_version="t",
-            inference_ms=1.0,
-        )
-        for frame, moment in zip(frames, times, strict=True)
-    )
-    add_stored_results(results)
-
-
-def stored_count(camera: Camera, captured_at: datetime, count: float, zones: dict[Zone, float] | None = None) -> Frame:
-    """A frame at `captured_at` whose result (`count` people, `zones` their zone counts) goes through store_result,
-    as a worker stores it: alerts raised, notifications made."""
-    frame = Frame.objects.create(camera=camera, captured_at=captured_at, content_hash="0" * 64, width=64, height=64)
-    zones = zones or {}
-    store_result(
-        Frame.objects.select_related("camera").get(pk=frame.pk),
-        Counted(
-            count=count,
-            density=np.full((8, 8), count / 64, dtype=np.float32),
-            zone_counts={zone.pk: value for zone, value in zones.items()},
-            zone_names={zone.pk: zone.name for zone in zones},
-            model_name="csrnet-lite",
-            model_version="test.pt@000000000000",
-            inference_ms=1.0,
-        ),
-    )
-    return frame
-
-
 @pytest.fixture
 def smtp_inbox(settings) -> Iterator[Inbox]:
     """An SMTP server on loopback (aiosmtpd) that Django's email settings point at; what it is sent is kept."""
@@ -289,16 +136,3 @@ def smtp_inbox(settings) -> Iterator[Inbox]:
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     yield handler
     controller.stop()
-
-
-def halves(width: int, height: int) -> dict[str, list[list[int]]]:
-    """Two zones splitting a frame into its left and right halves."""
-    middle = width // 2
-    return {
-        "left": [[0, 0], [middle, 0], [middle, height], [0, height]],
-        "right": [[middle, 0], [width, 0], [width, height], [middle, height]],
-    }
-
-
-def ago(**delta):
-    return timezone.now() - timedelta(**delta)

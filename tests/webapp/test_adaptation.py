@@ -19,7 +19,8 @@ from PIL import Image
 from counting.engine import CountingEngine, resolve_precision
 from counting.images import load_rgb
 from counting.models import default_weights, read_checkpoint
-from tests.webapp.conftest import make_gateway, replace_stored, store_frame, stored_bytes, stored_copy, token_client
+from tests.factories import gateway_with_token, queued_frame, token_client
+from tests.stored_media import replace_stored, stored_bytes, stored_copy
 from tests.webapp.test_calibration_jobs import FRAMES, folder, mark_folder  # noqa: F401  (`folder` is a fixture)
 from webapp import queues
 from webapp.accounts.roles import Role
@@ -70,7 +71,7 @@ def counted_frames(camera, frames: int, hours: int, start: datetime | None = Non
     made = []
     for index in range(frames):
         captured = start + timedelta(hours=index % hours, minutes=index // hours)
-        frame = store_frame(camera, drawn_jpeg(first_seed + index), status=Frame.Status.DONE, captured_at=captured)
+        frame = queued_frame(camera, drawn_jpeg(first_seed + index), status=Frame.Status.DONE, captured_at=captured)
         Result.objects.create(frame=frame, count=3.0, model_name="csrnet-lite", model_version="t@0", inference_ms=1)
         made.append(frame)
     return made
@@ -361,7 +362,7 @@ def test_a_calibration_tunes_the_adapted_version_and_its_guard_measures_against_
     settings.CROWDSCOPE_CALIBRATION_OPTIONS = {"crop": (128, 128), "folds": 2, "lr": 3e-4, "warmup_epochs": 0}
     for index, image in enumerate(sorted(folder.glob("*.jpg"))):  # the camera's stored frames: the marked ones
         captured = timezone.now() - timedelta(hours=index)
-        frame = store_frame(camera, image.read_bytes(), status=Frame.Status.DONE, captured_at=captured)
+        frame = queued_frame(camera, image.read_bytes(), status=Frame.Status.DONE, captured_at=captured)
         Result.objects.create(frame=frame, count=0, model_name="csrnet-lite", model_version="t@0", inference_ms=1)
     adaptation = AdaptationJob.objects.create(camera=camera)
     with django_capture_on_commit_callbacks(execute=True):
@@ -503,5 +504,5 @@ def test_viewers_follow_adaptations_but_only_operators_start_one(sign_in, camera
     viewer = sign_in(Role.VIEWER)
     assert viewer.get(url).json() == []
     assert post(viewer, url).status_code == 403
-    assert token_client(make_gateway("edge", camera).token).post(url).status_code == 403
+    assert token_client(gateway_with_token("edge", camera).token).post(url).status_code == 403
     assert not AdaptationJob.objects.exists()

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
-from tests.webapp.conftest import user_with_role
+from tests.factories import user_with_role
 from webapp.accounts.roles import Role, role_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pages")]

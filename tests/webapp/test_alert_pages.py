@@ -2,14 +2,14 @@
 
 import pytest
 
-from tests.webapp.conftest import ago, counted_frame
+from tests.factories import ago, frame_with_result
 from webapp.alerts.models import Alert
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pages")]
 
 
 def make_alert(camera, value: float, minutes_ago: int, **fields) -> Alert:
-    frame = counted_frame(camera, ago(minutes=minutes_ago), value)
+    frame = frame_with_result(camera, ago(minutes=minutes_ago), value)
     return Alert.objects.create(
         camera=camera, threshold=50, value=value, peak=value, frame=frame, raised_at=frame.captured_at, **fields
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from tests.webapp.conftest import ago, counted_frame, stored_count
+from tests.factories import ago, frame_counted_by_worker, frame_with_result
 from webapp.alerts.models import Alert, Crossing
 from webapp.alerts.unusual import check_last_hour
 from webapp.cameras.models import Zone
@@ -23,7 +23,7 @@ START = ago(hours=1)
 
 
 def stored(camera, minute: int, count: float, zones: dict[Zone, float] | None = None) -> Frame:
-    return stored_count(camera, START + timedelta(minutes=minute), count, zones)
+    return frame_counted_by_worker(camera, START + timedelta(minutes=minute), count, zones)
 
 
 @pytest.fixture
@@ -176,10 +176,10 @@ def test_an_hour_far_above_the_usual_level_raises_an_unusual_alert_once_and_ends
     camera.site.save()
     hour = datetime(2026, 11, 30, 18, 0, tzinfo=ZoneInfo("Asia/Kolkata"))  # a Monday, 18:00 in Kolkata
     for weeks, count in ((1, 20), (2, 24), (3, 16)):  # usual 20: the limit is max(20 x 1.5, 20 + 10) = 30
-        counted_frame(camera, hour - timedelta(weeks=weeks, minutes=-10), count)
-    counted_frame(camera, hour + timedelta(minutes=5), 40)
-    busiest = counted_frame(camera, hour + timedelta(minutes=35), 60)
-    counted_frame(camera, hour - timedelta(minutes=10), 500)  # the hour before: not this hour's
+        frame_with_result(camera, hour - timedelta(weeks=weeks, minutes=-10), count)
+    frame_with_result(camera, hour + timedelta(minutes=5), 40)
+    busiest = frame_with_result(camera, hour + timedelta(minutes=35), 60)
+    frame_with_result(camera, hour - timedelta(minutes=10), 500)  # the hour before: not this hour's
 
     changes = check_last_hour(hour + timedelta(hours=1, minutes=5))
     [alert] = changes.raised
@@ -187,15 +187,15 @@ def test_an_hour_far_above_the_usual_level_raises_an_unusual_alert_once_and_ends
     assert alert.frame == busiest  # Kolkata's hour, 12:30 to 13:30 UTC: both frames, not half of them
     assert check_last_hour(hour + timedelta(hours=1, minutes=20)).raised == []  # the same hour again: once
 
-    counted_frame(camera, hour + timedelta(hours=1, minutes=30), 25)
+    frame_with_result(camera, hour + timedelta(hours=1, minutes=30), 25)
     assert check_last_hour(hour + timedelta(hours=2, minutes=5)).ended == []  # 19:00 has no usual level: kept open
     for weeks in (1, 2):
-        counted_frame(camera, hour + timedelta(hours=2, minutes=10) - timedelta(weeks=weeks), 20)
-    counted_frame(camera, hour + timedelta(hours=2, minutes=10), 22)
+        frame_with_result(camera, hour + timedelta(hours=2, minutes=10) - timedelta(weeks=weeks), 20)
+    frame_with_result(camera, hour + timedelta(hours=2, minutes=10), 22)
     [ended] = check_last_hour(hour + timedelta(hours=3, minutes=5)).ended
     assert ended == alert and ended.ended_at == hour + timedelta(hours=2)
 
 
 def test_cameras_without_a_percent_are_not_watched_for_unusual_levels(camera):
-    counted_frame(camera, ago(minutes=70), 900)
+    frame_with_result(camera, ago(minutes=70), 900)
     assert check_last_hour(timezone.now()).raised == []

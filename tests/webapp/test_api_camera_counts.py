@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from tests.webapp.conftest import counted_frame, token_client, user_with_role
+from tests.factories import frame_with_result, token_client, user_with_role
 from webapp.accounts.roles import Role
 from webapp.cameras.models import Zone
 
@@ -46,7 +46,7 @@ def series(camera, zones):
         24 * 60 + 1: (100.0, 50.0, 50.0),
     }
     for minutes, (count, east_count, west_count) in counts.items():
-        counted_frame(camera, at(minutes), count, {east: east_count, west: west_count})
+        frame_with_result(camera, at(minutes), count, {east: east_count, west: west_count})
     return counts
 
 
@@ -76,15 +76,15 @@ def test_the_window_includes_from_and_excludes_to(api, camera, series):
 
 
 def test_the_window_defaults_to_the_last_day(api, camera):
-    counted_frame(camera, timezone.now() - timedelta(hours=1), 5.0)
-    counted_frame(camera, timezone.now() - timedelta(hours=25), 9.0)
+    frame_with_result(camera, timezone.now() - timedelta(hours=1), 5.0)
+    frame_with_result(camera, timezone.now() - timedelta(hours=25), 9.0)
     response = get_counts(api, camera)
     assert response.status_code == 200
     assert [point["count"] for point in response.json()["points"]] == [5.0]
 
 
 def test_only_counted_frames_of_this_camera_are_listed(api, camera, other_camera, series):
-    counted_frame(other_camera, at(10), 999.0)
+    frame_with_result(other_camera, at(10), 999.0)
     response = get_counts(api, camera, **{"from": iso(T0), "to": iso(at(60))})
     assert 999.0 not in [point["count"] for point in response.json()["points"]]
 
@@ -135,8 +135,8 @@ def test_day_buckets_start_at_midnight_on_the_sites_clock(api, camera):
     """A day is the site's day, and every time is on its clock: 20:00 UTC is already the next day in Kolkata."""
     camera.site.time_zone = "Asia/Kolkata"
     camera.site.save()
-    counted_frame(camera, datetime(2025, 3, 10, 17, 0, tzinfo=UTC), 10.0)  # 22:30 on the 10th in Kolkata
-    counted_frame(camera, datetime(2025, 3, 10, 20, 0, tzinfo=UTC), 30.0)  # 01:30 on the 11th
+    frame_with_result(camera, datetime(2025, 3, 10, 17, 0, tzinfo=UTC), 10.0)  # 22:30 on the 10th in Kolkata
+    frame_with_result(camera, datetime(2025, 3, 10, 20, 0, tzinfo=UTC), 30.0)  # 01:30 on the 11th
 
     got = buckets(get_counts(api, camera, bucket="1d", **{"from": iso(T0), "to": iso(at(24 * 60))}))
 

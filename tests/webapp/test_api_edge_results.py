@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from tests.factories import half_zones, token_client
 from tests.hostile_files import inflating_npz
-from tests.webapp.conftest import halves, stored_files, token_client
+from tests.stored_media import stored_files
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Zone
 from webapp.ingest.models import Frame, Result
@@ -49,7 +50,7 @@ def fields(camera, density=None, **changes) -> dict:
 
 
 def test_an_edge_result_is_stored_like_a_counted_frame(api, camera):
-    for name, polygon in halves(WIDTH, HEIGHT).items():
+    for name, polygon in half_zones(WIDTH, HEIGHT).items():
         Zone.objects.create(camera=camera, name=name, polygon=polygon)
     camera.alert_threshold = 10
     camera.save()

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
-from tests.webapp.conftest import FRAMES_URL, halves, image_file, store_frame, token_client, user_with_role
+from tests.factories import FRAMES_URL, half_zones, image_upload, queued_frame, token_client, user_with_role
 from webapp.accounts.roles import Role
 from webapp.cameras.models import Zone
 from webapp.ingest.models import Frame
@@ -19,14 +19,14 @@ pytestmark = pytest.mark.django_db
 
 
 def upload(api, camera, data: bytes) -> Frame:
-    response = api.post(FRAMES_URL, {"camera": camera.pk, "image": image_file(data)}, format="multipart")
+    response = api.post(FRAMES_URL, {"camera": camera.pk, "image": image_upload(data)}, format="multipart")
     assert response.status_code == 202, response.content
     return Frame.objects.get(pk=response.json()["id"])
 
 
 @pytest.fixture
 def queued(api, camera, jpeg_bytes) -> Frame:
-    for name, polygon in halves(1024, 768).items():
+    for name, polygon in half_zones(1024, 768).items():
         Zone.objects.create(camera=camera, name=name, polygon=polygon)
     return upload(api, camera, jpeg_bytes)
 
@@ -45,7 +45,7 @@ def counted(queued, settings) -> Frame:
 def with_result(camera, jpeg_bytes, settings) -> Frame:
     """A frame with a result stored by the real code path, from a made-up density map (no model run)."""
     settings.CROWDSCOPE_HEATMAP_MAX_SIDE = 64
-    frame = store_frame(camera, jpeg_bytes)
+    frame = queued_frame(camera, jpeg_bytes)
     density = np.full((96, 128), 0.01, dtype=np.float32)
     store_result(
         frame,

@@ -15,8 +15,9 @@ from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
+from tests.factories import FRAMES_URL, gateway_with_token, image_upload, token_client
 from tests.hostile_files import text_bomb_png
-from tests.webapp.conftest import FRAMES_URL, image_file, make_gateway, stored_bytes, stored_files, token_client
+from tests.stored_media import stored_bytes, stored_files
 from webapp.ingest.models import Frame
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +45,7 @@ def bomb_png(side: int = 20_000) -> bytes:
 def post_frame(client, camera_id, data: bytes | None, **extra):
     body = {"camera": camera_id}
     if data is not None:
-        body["image"] = image_file(data)
+        body["image"] = image_upload(data)
     return client.post(FRAMES_URL, body, format="multipart", **extra)
 
 
@@ -71,7 +72,7 @@ def test_a_real_frame_is_stored_and_queued(api, camera, jpeg_bytes, django_captu
 def test_captured_at_with_a_zone_is_stored(api, camera, small_jpeg_bytes):
     response = api.post(
         FRAMES_URL,
-        {"camera": camera.pk, "image": image_file(small_jpeg_bytes), "captured_at": "2025-03-10T08:15:30+05:30"},
+        {"camera": camera.pk, "image": image_upload(small_jpeg_bytes), "captured_at": "2025-03-10T08:15:30+05:30"},
         format="multipart",
     )
     assert response.status_code == 202, response.content
@@ -85,7 +86,7 @@ def test_captured_at_without_a_zone_is_utc(api, camera, small_jpeg_bytes, settin
     settings.TIME_ZONE = "Asia/Kolkata"
     response = api.post(
         FRAMES_URL,
-        {"camera": camera.pk, "image": image_file(small_jpeg_bytes), "captured_at": "2025-03-10T08:15:30"},
+        {"camera": camera.pk, "image": image_upload(small_jpeg_bytes), "captured_at": "2025-03-10T08:15:30"},
         format="multipart",
     )
     assert response.status_code == 202, response.content
@@ -141,7 +142,7 @@ def wrong_token(ctx):
 
 
 def inactive_gateway(ctx):
-    revoked = make_gateway("revoked-gateway", ctx.camera, active=False)
+    revoked = gateway_with_token("revoked-gateway", ctx.camera, active=False)
     return post_frame(token_client(revoked.token), ctx.camera.pk, ctx.jpeg)
 
 
@@ -162,7 +163,9 @@ def missing_image(ctx):
 
 
 def text_file(ctx):
-    return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": image_file(b"people: 12\n" * 100, "frame.jpg")})
+    return ctx.api.post(
+        FRAMES_URL, {"camera": ctx.camera.pk, "image": image_upload(b"people: 12\n" * 100, "frame.jpg")}
+    )
 
 
 def truncated_jpeg(ctx):
@@ -189,28 +192,28 @@ def over_the_pixel_limit(ctx):
 
 
 def decompression_bomb(ctx):
-    bomb = image_file(bomb_png(), "frame.png", "image/png")
+    bomb = image_upload(bomb_png(), "frame.png", "image/png")
     return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": bomb})
 
 
 def text_chunk_bomb(ctx):
-    bomb = image_file(text_bomb_png(), "frame.png", "image/png")
+    bomb = image_upload(text_bomb_png(), "frame.png", "image/png")
     return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": bomb})
 
 
 def captured_in_the_future(ctx):
     ahead = (timezone.now() + timedelta(minutes=6)).isoformat()
-    return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": image_file(ctx.jpeg), "captured_at": ahead})
+    return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": image_upload(ctx.jpeg), "captured_at": ahead})
 
 
 def captured_too_long_ago(ctx):
     ctx.settings.CROWDSCOPE_MAX_FRAME_AGE_DAYS = 7
     old = (timezone.now() - timedelta(days=8)).isoformat()
-    return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": image_file(ctx.jpeg), "captured_at": old})
+    return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": image_upload(ctx.jpeg), "captured_at": old})
 
 
 def unknown_field(ctx):
-    return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": image_file(ctx.jpeg), "people": "12"})
+    return ctx.api.post(FRAMES_URL, {"camera": ctx.camera.pk, "image": image_upload(ctx.jpeg), "people": "12"})
 
 
 def idempotency_key_too_long(ctx):
@@ -317,7 +320,7 @@ def test_unusual_images_are_accepted_and_counted(
 
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the on-commit enqueue counts the frame in this process
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = api.post(FRAMES_URL, {"camera": camera.pk, "image": image_file(data, f"frame.{extension}")})
+        response = api.post(FRAMES_URL, {"camera": camera.pk, "image": image_upload(data, f"frame.{extension}")})
 
     assert response.status_code == 202, response.content
     assert len(callbacks) == 2  # the count sent; then, as the task ran here, its figures recorded (metrics)

@@ -105,7 +105,7 @@ def test_the_schema_and_its_ui_are_refused_to_people_without_a_role(sign_in, pat
 def test_the_swagger_ui_answers_viewers_and_api_keys(viewer):
     assert viewer.get("/api/docs/").status_code == 200
     key = ApiKey(name="bi-tool")
-    secret = key.issue_key()
+    secret = key.issue_secret()
     key.save()
     assert APIClient(HTTP_AUTHORIZATION=f"Bearer {secret}").get("/api/schema/").status_code == 200
 

@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from tests.webapp.conftest import ago, counted_frame, stored_count, user_with_role
+from tests.factories import ago, frame_counted_by_worker, frame_with_result, user_with_role
 from webapp.accounts.models import ApiKey
 from webapp.accounts.roles import Role
 from webapp.alerts.models import Alert
@@ -292,7 +292,7 @@ def test_a_site_scope_set_by_the_command_is_recorded_as_no_persons(site):
 
 def test_an_api_keys_sites_changed_in_the_admin_are_recorded(admin_client, admin_user, site):
     key = ApiKey(name="home-assistant")
-    key.issue_key()
+    key.issue_secret()
     key.save()
     mark = latest_pk()
     admin_post(admin_client, f"/admin/accounts/apikey/{key.pk}/change/", {"all_sites": "", "sites": [str(site.pk)]})
@@ -370,7 +370,7 @@ def test_a_weights_switch_by_a_calibration_job_is_recorded_as_no_persons(camera,
 
 
 def test_an_acknowledgement_is_recorded_once(operator_person, camera):
-    frame = counted_frame(camera, ago(minutes=5), 60)
+    frame = frame_with_result(camera, ago(minutes=5), 60)
     alert = Alert.objects.create(
         camera=camera, threshold=50, value=60, peak=60, frame=frame, raised_at=frame.captured_at
     )
@@ -391,7 +391,7 @@ def test_alerts_raised_followed_and_ended_by_the_workers_write_nothing(camera):
     camera.save()
     mark = latest_pk()
     for minutes_ago, count in zip([40, 30, 20, 10], [60, 75, 70, 40], strict=True):  # raised, peak, ended
-        stored_count(camera, ago(minutes=minutes_ago), count)
+        frame_counted_by_worker(camera, ago(minutes=minutes_ago), count)
     alert = Alert.objects.get()
     assert alert.peak == 75 and alert.ended_at is not None
     assert entries_since(mark) == []

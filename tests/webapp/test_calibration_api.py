@@ -11,7 +11,8 @@ from django.utils import timezone
 from PIL import Image
 
 from counting.density_files import density_npz
-from tests.webapp.conftest import make_gateway, store_frame, stored_files, token_client
+from tests.factories import gateway_with_token, queued_frame, token_client
+from tests.stored_media import stored_files
 from webapp.accounts.roles import Role
 from webapp.calibration.models import CalibrationJob, MarkedFrame, WeightsVersion
 from webapp.ingest.models import Frame, Result
@@ -57,7 +58,7 @@ def version(camera, number: int, onnx: bytes = b"onnx-bytes") -> WeightsVersion:
 
 
 def done_frame(camera, data: bytes, count: float, density: np.ndarray | None = None, **fields) -> Frame:
-    frame = store_frame(camera, data, status=Frame.Status.DONE, **fields)
+    frame = queued_frame(camera, data, status=Frame.Status.DONE, **fields)
     result = Result(frame=frame, count=count, model_name="csrnet-lite", model_version="t@0", inference_ms=1.0)
     grid = density if density is not None else np.full((frame.height // 8, frame.width // 8), 0.0)
     result.density.save("density.npz", ContentFile(density_npz(grid)), save=False)
@@ -69,7 +70,7 @@ def done_frame(camera, data: bytes, count: float, density: np.ndarray | None = N
 
 
 def test_an_operator_marks_an_uploaded_frame_and_the_image_is_copied(operator, camera, small_jpeg_bytes):
-    frame = store_frame(camera, small_jpeg_bytes)
+    frame = queued_frame(camera, small_jpeg_bytes)
 
     response = post_json(operator, url(camera, "marked-frames/"), {"frame": frame.pk, "points": [[10, 20], [319.5, 0]]})
 
@@ -105,7 +106,7 @@ def test_an_image_that_was_never_a_frame_is_marked_with_multipart(operator, came
     ],
 )
 def test_bad_points_are_refused_and_nothing_is_stored(operator, camera, small_jpeg_bytes, points, says):
-    frame = store_frame(camera, small_jpeg_bytes)
+    frame = queued_frame(camera, small_jpeg_bytes)
     body = json.dumps({"frame": frame.pk, "points": points}).replace('"INF"', "1e999")  # parses as infinity
 
     response = operator.post(url(camera, "marked-frames/"), body, content_type="application/json")
@@ -116,7 +117,7 @@ def test_bad_points_are_refused_and_nothing_is_stored(operator, camera, small_jp
 
 
 def test_a_frame_of_another_camera_is_refused(operator, camera, other_camera, small_jpeg_bytes):
-    theirs = store_frame(other_camera, small_jpeg_bytes)
+    theirs = queued_frame(other_camera, small_jpeg_bytes)
 
     response = post_json(operator, url(camera, "marked-frames/"), {"frame": theirs.pk, "points": []})
 
@@ -126,7 +127,7 @@ def test_a_frame_of_another_camera_is_refused(operator, camera, other_camera, sm
 
 
 def test_a_frame_is_marked_once_then_edited(operator, camera, small_jpeg_bytes):
-    frame = store_frame(camera, small_jpeg_bytes)
+    frame = queued_frame(camera, small_jpeg_bytes)
     first = post_json(operator, url(camera, "marked-frames/"), {"frame": frame.pk, "points": [[1, 1]]}).json()
 
     again = post_json(operator, url(camera, "marked-frames/"), {"frame": frame.pk, "points": []})
@@ -273,7 +274,7 @@ def test_the_gateway_fetches_the_active_onnx_once(camera, other_camera, gateway)
     again = client.get(url(camera, "weights.onnx"), HTTP_IF_NONE_MATCH=f'"cam{camera.pk}-v1"')
     assert again.status_code == 304 and again["X-Weights-Version"] == f"cam{camera.pk}-v1"
     assert client.get(url(other_camera, "weights.onnx")).status_code == 403
-    other = make_gateway("elsewhere", other_camera)
+    other = gateway_with_token("elsewhere", other_camera)
     assert token_client(other.token).get(url(camera, "weights.onnx")).status_code == 403
 
 

@@ -17,7 +17,8 @@ from PIL import Image
 
 from counting.engine import CountingEngine
 from counting.images import load_rgb
-from tests.webapp.conftest import ago, store_frame, stored_copy
+from tests.factories import ago, queued_frame
+from tests.stored_media import stored_copy
 from webapp.calibration.models import CalibrationJob, MarkedFrame, RecountJob, WeightsVersion
 from webapp.ingest.models import Frame
 from workers.tasks import count_frame
@@ -79,7 +80,7 @@ def test_a_calibration_switches_the_camera_and_its_frames_name_the_version(
     operator, camera, folder, tiny_tuning, eager, django_capture_on_commit_callbacks
 ):
     mark_folder(camera, folder)
-    earlier = store_frame(camera, (folder / "frame-1.jpg").read_bytes(), captured_at=ago(hours=2))
+    earlier = queued_frame(camera, (folder / "frame-1.jpg").read_bytes(), captured_at=ago(hours=2))
     count_frame.apply(args=[earlier.pk]).get()
     default_count = Frame.objects.get(pk=earlier.pk).result.count
 
@@ -99,7 +100,7 @@ def test_a_calibration_switches_the_camera_and_its_frames_name_the_version(
     assert version.frames_used.count() == FRAMES
 
     # A frame uploaded now is counted by the tuned weights, and its result names them.
-    frame = store_frame(camera, (folder / "frame-2.jpg").read_bytes())
+    frame = queued_frame(camera, (folder / "frame-2.jpg").read_bytes())
     count_frame.apply(args=[frame.pk]).get()
     result = Frame.objects.get(pk=frame.pk).result
     assert result.model_version.startswith(f"cam{camera.pk}-v1 v1.pt@")

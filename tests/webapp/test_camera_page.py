@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.webapp.conftest import ago, counted_frame
+from tests.factories import ago, frame_with_result
 from tests.webapp.test_api_edge_results import fields as edge_fields
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Zone
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pages")]
 
 def test_the_page_shows_the_latest_frame_zones_and_the_series(viewer, camera):
     zone = Zone.objects.create(camera=camera, name="ticket hall", polygon=[[0, 0], [512, 0], [512, 768], [0, 768]])
-    frame = counted_frame(camera, datetime(2025, 3, 10, 9, 0, tzinfo=UTC), 37.4, {zone: 20.4})
+    frame = frame_with_result(camera, datetime(2025, 3, 10, 9, 0, tzinfo=UTC), 37.4, {zone: 20.4})
     Frame.objects.create(camera=camera, captured_at=frame.captured_at, content_hash="1" * 64, width=8, height=8)
 
     response = viewer.get(f"/cameras/{camera.pk}/")
@@ -44,7 +44,7 @@ def test_an_unknown_camera_is_not_found(viewer):
 
 def test_the_scrubber_gets_recent_frames_oldest_first(viewer, camera):
     zone = Zone.objects.create(camera=camera, name="left", polygon=[[0, 0], [10, 0], [10, 10]])
-    made = [counted_frame(camera, ago(minutes=minutes), float(minutes), {zone: 1.0}) for minutes in (30, 5, 20)]
+    made = [frame_with_result(camera, ago(minutes=minutes), float(minutes), {zone: 1.0}) for minutes in (30, 5, 20)]
 
     data = viewer.get(f"/cameras/{camera.pk}/frames.json").json()
 
@@ -75,7 +75,7 @@ def test_a_frame_counted_on_the_gateway_says_so_and_shows_its_heatmap_without_th
 
 
 def open_alert(camera: Camera) -> Alert:
-    frame = counted_frame(camera, ago(minutes=1), 80.0)
+    frame = frame_with_result(camera, ago(minutes=1), 80.0)
     return Alert.objects.create(
         camera=camera, threshold=50, value=80, peak=80, frame=frame, raised_at=frame.captured_at
     )

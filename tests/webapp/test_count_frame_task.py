@@ -14,7 +14,8 @@ from PIL import Image
 from counting.engine import CountingEngine
 from counting.images import load_rgb
 from counting.zones import zone_counts
-from tests.webapp.conftest import halves, replace_stored, store_frame, stored_bytes, stored_files
+from tests.factories import half_zones, queued_frame
+from tests.stored_media import replace_stored, stored_bytes, stored_files
 from webapp.cameras.models import Zone
 from webapp.ingest.models import Frame, Result, ZoneCount
 from webapp.ingest.results import Counted, store_result
@@ -40,7 +41,7 @@ def stored_density(result: Result) -> np.ndarray:
 
 
 def test_the_count_is_the_engines_count_of_the_same_file(camera, jpeg_path, jpeg_bytes, engine):
-    frame = run_task(store_frame(camera, jpeg_bytes))
+    frame = run_task(queued_frame(camera, jpeg_bytes))
 
     assert frame.status == Frame.Status.DONE and frame.error == ""
     expected = engine.count(load_rgb(jpeg_path)).count
@@ -50,10 +51,10 @@ def test_the_count_is_the_engines_count_of_the_same_file(camera, jpeg_path, jpeg
 
 
 def test_zone_counts_integrate_the_stored_density(camera, jpeg_bytes):
-    polygons = halves(1024, 768)
+    polygons = half_zones(1024, 768)
     zones = {Zone.objects.create(camera=camera, name=name, polygon=p).pk: name for name, p in polygons.items()}
 
-    result = run_task(store_frame(camera, jpeg_bytes)).result
+    result = run_task(queued_frame(camera, jpeg_bytes)).result
 
     stored = {row.zone_id: row for row in result.zone_counts.all()}
     assert {row.zone_name for row in stored.values()} == {"left", "right"}
@@ -66,9 +67,9 @@ def test_zone_counts_integrate_the_stored_density(camera, jpeg_bytes):
 
 def test_a_frame_is_never_counted_twice(camera, small_jpeg_bytes):
     """A redelivered task, and a racing delivery that reaches the store step second, leave one result."""
-    for name, polygon in halves(320, 240).items():
+    for name, polygon in half_zones(320, 240).items():
         Zone.objects.create(camera=camera, name=name, polygon=polygon)
-    frame = run_task(store_frame(camera, small_jpeg_bytes))
+    frame = run_task(queued_frame(camera, small_jpeg_bytes))
     first = frame.result
 
     assert count_frame.apply(args=[frame.pk]).get() is None
@@ -83,7 +84,7 @@ def test_a_frame_is_never_counted_twice(camera, small_jpeg_bytes):
 
 
 def test_a_corrupt_stored_frame_fails_with_a_readable_error(camera, jpeg_bytes):
-    frame = store_frame(camera, jpeg_bytes)
+    frame = queued_frame(camera, jpeg_bytes)
     replace_stored(frame.image.name, jpeg_bytes[: len(jpeg_bytes) // 3])
 
     frame = run_task(frame)
@@ -94,7 +95,7 @@ def test_a_corrupt_stored_frame_fails_with_a_readable_error(camera, jpeg_bytes):
 
 
 def test_a_missing_stored_frame_fails(camera, jpeg_bytes):
-    frame = store_frame(camera, jpeg_bytes)
+    frame = queued_frame(camera, jpeg_bytes)
     default_storage.delete(frame.image.name)
 
     frame = run_task(frame)
@@ -106,7 +107,7 @@ def test_a_missing_stored_frame_fails(camera, jpeg_bytes):
 
 def test_retention_delete_removes_the_frame_after_counting(camera, jpeg_bytes, settings):
     settings.CROWDSCOPE_FRAME_RETENTION = "delete"
-    frame = store_frame(camera, jpeg_bytes)
+    frame = queued_frame(camera, jpeg_bytes)
     name = frame.image.name
 
     frame = run_task(frame)
@@ -120,7 +121,7 @@ def test_retention_delete_removes_the_frame_after_counting(camera, jpeg_bytes, s
 def test_retention_downscale_keeps_a_small_jpeg(camera, jpeg_bytes, settings):
     settings.CROWDSCOPE_FRAME_RETENTION = "downscale"
     settings.CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = 200
-    frame = store_frame(camera, jpeg_bytes)
+    frame = queued_frame(camera, jpeg_bytes)
     original = frame.image.name
 
     frame = run_task(frame)
@@ -137,7 +138,7 @@ def test_retention_downscale_keeps_a_small_jpeg(camera, jpeg_bytes, settings):
 
 def test_retention_keep_keeps_the_original(camera, jpeg_bytes, settings):
     settings.CROWDSCOPE_FRAME_RETENTION = "keep"
-    frame = store_frame(camera, jpeg_bytes)
+    frame = queued_frame(camera, jpeg_bytes)
     name = frame.image.name
 
     frame = run_task(frame)
@@ -151,11 +152,11 @@ def test_requeue_resends_only_frames_queued_too_long(camera, small_jpeg_bytes, s
     settings.CROWDSCOPE_REQUEUE_AFTER_SECONDS = 600
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the re-sent tasks run in this process
     long_ago, lately = timezone.now() - timedelta(seconds=700), timezone.now() - timedelta(seconds=500)
-    stale = store_frame(camera, small_jpeg_bytes, enqueued_at=long_ago)
-    stuck = store_frame(camera, small_jpeg_bytes, enqueued_at=long_ago, status=Frame.Status.PROCESSING)
-    recent = store_frame(camera, small_jpeg_bytes, enqueued_at=lately)
-    never_sent = store_frame(camera, small_jpeg_bytes, enqueued_at=None)  # the broker was down at upload
-    failed = store_frame(camera, small_jpeg_bytes, enqueued_at=long_ago, status=Frame.Status.FAILED, error="bad")
+    stale = queued_frame(camera, small_jpeg_bytes, enqueued_at=long_ago)
+    stuck = queued_frame(camera, small_jpeg_bytes, enqueued_at=long_ago, status=Frame.Status.PROCESSING)
+    recent = queued_frame(camera, small_jpeg_bytes, enqueued_at=lately)
+    never_sent = queued_frame(camera, small_jpeg_bytes, enqueued_at=None)  # the broker was down at upload
+    failed = queued_frame(camera, small_jpeg_bytes, enqueued_at=long_ago, status=Frame.Status.FAILED, error="bad")
 
     before = timezone.now()
     assert requeue_stale_frames.apply().get() == 3
@@ -174,11 +175,11 @@ def test_a_frame_left_processing_by_a_dead_worker_is_sent_again_within_minutes(c
     settings.CROWDSCOPE_PROCESSING_TIMEOUT_SECONDS = 300
     settings.CELERY_TASK_ALWAYS_EAGER = True
     started = timezone.now() - timedelta(seconds=400)
-    orphan = store_frame(
+    orphan = queued_frame(
         camera, small_jpeg_bytes, status=Frame.Status.PROCESSING, processing_since=started, enqueued_at=started
     )
     lately = timezone.now() - timedelta(seconds=60)
-    busy = store_frame(
+    busy = queued_frame(
         camera, small_jpeg_bytes, status=Frame.Status.PROCESSING, processing_since=lately, enqueued_at=lately
     )
     assert requeue_stale_frames.apply().get() == 1
@@ -193,7 +194,7 @@ def test_a_frame_whose_workers_keep_dying_is_failed_past_the_limit(camera, small
     """Found processing as a task starts, the frame lost its last worker: one more interruption; past
     CROWDSCOPE_MAX_INTERRUPTIONS (3) it is not tried again (a frame that kills workers would take them all down)."""
     settings.CROWDSCOPE_MAX_INTERRUPTIONS = 3
-    frame = store_frame(camera, small_jpeg_bytes, status=Frame.Status.PROCESSING, interruptions=before)
+    frame = queued_frame(camera, small_jpeg_bytes, status=Frame.Status.PROCESSING, interruptions=before)
     frame = run_task(frame)
     assert (frame.status, frame.interruptions) == (ends, before + 1)
     if ends == Frame.Status.FAILED:
@@ -215,7 +216,7 @@ class DiskFullTwice(FileSystemStorage):
 
 def test_a_full_disk_is_retried_later_not_a_failure(camera, small_jpeg_bytes, settings, local_disk, caplog):
     """The local disk: a bucket that refuses writes is tests/webapp/test_object_storage.py's."""
-    frame = store_frame(camera, small_jpeg_bytes)  # stored while there was room
+    frame = queued_frame(camera, small_jpeg_bytes)  # stored while there was room
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": f"{__name__}.DiskFullTwice"}}
     DiskFullTwice.failures = 2
     frame = run_task(frame)  # in this process the retries follow at once, each after the last

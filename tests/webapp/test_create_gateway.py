@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.webapp.conftest import token_client
+from tests.factories import token_client
 from webapp.cameras.auth import LAST_SEEN_RESOLUTION
 from webapp.cameras.models import Gateway, hash_token
 

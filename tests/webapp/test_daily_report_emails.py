@@ -16,8 +16,8 @@ from django.utils import timezone as django_timezone
 from PIL import Image
 
 from llm_reports.facts import round_shown
+from tests.factories import queued_frame, user_with_role
 from tests.loopback import free_port
-from tests.webapp.conftest import store_frame, user_with_role
 from webapp.accounts.roles import Role, assign_role
 from webapp.cameras.models import Camera, Site
 from webapp.reports.delivery import SENDING_LEASE, due_deliveries
@@ -48,7 +48,7 @@ def quay(small_jpeg_bytes) -> Camera:
     """A camera with two real frames counted by the task on the report day (Shanghai time)."""
     camera = Camera.objects.create(site=Site.objects.create(name="Waterfront"), name="Quay", alert_threshold=90)
     for hour in (9, 18):
-        frame = store_frame(camera, small_jpeg_bytes, captured_at=local(REPORT_DAY, hour))
+        frame = queued_frame(camera, small_jpeg_bytes, captured_at=local(REPORT_DAY, hour))
         count_frame.apply(args=[frame.pk]).get()
     return camera
 
@@ -125,7 +125,7 @@ def test_four_cameras_email_stays_small_and_frames_can_be_blurred_or_left_out(jp
     site = Site.objects.create(name="Centre")
     cameras = [Camera.objects.create(site=site, name=f"Gate {number}") for number in range(4)]
     for camera in cameras:  # full-size 1024x768 frames, as the demo's gateways send
-        count_frame.apply(args=[store_frame(camera, jpeg_bytes, captured_at=local(REPORT_DAY, 12)).pk]).get()
+        count_frame.apply(args=[queued_frame(camera, jpeg_bytes, captured_at=local(REPORT_DAY, 12)).pk]).get()
     report = written_report(REPORT_DAY, cameras)
 
     settings.CROWDSCOPE_EMAIL_FRAMES = "frame"

@@ -11,7 +11,8 @@ from PIL import Image, ImageCms, PngImagePlugin
 from PIL.ExifTags import GPS, IFD, Base
 
 from counting.images import load_rgb
-from tests.webapp.conftest import FRAMES_URL, image_file, stored_bytes
+from tests.factories import FRAMES_URL, image_upload
+from tests.stored_media import stored_bytes
 from webapp.ingest.image_metadata import carries_only_pixels
 from webapp.ingest.models import Frame
 from webapp.ingest.uploads import UploadRejected, check_image
@@ -76,7 +77,7 @@ def test_an_uploaded_jpeg_is_served_and_counted_upright_without_its_exif(api, ca
     with Image.open(io.BytesIO(upload)) as sent:
         assert sent.getexif()[Base.Make] == MAKER and sent.size == (320, 240)
 
-    response = api.post(FRAMES_URL, {"camera": camera.pk, "image": image_file(upload)}, format="multipart")
+    response = api.post(FRAMES_URL, {"camera": camera.pk, "image": image_upload(upload)}, format="multipart")
     assert response.status_code == 202, response.content
     frame = Frame.objects.get(pk=response.json()["id"])
     served = api.get(api.get(f"{FRAMES_URL}{frame.pk}/").json()["links"]["image"])

@@ -15,7 +15,8 @@ from django.test import override_settings
 from llm_reports.events import MUST_TELL, find_events
 from llm_reports.facts import compute_facts
 from llm_reports.history import History
-from tests.webapp.conftest import counted_frame, stored_bytes
+from tests.factories import frame_with_result
+from tests.stored_media import stored_bytes
 from webapp.cameras.models import Camera, Site, Zone
 from webapp.ingest.models import Frame
 from webapp.reports.history import build_history, day_period
@@ -47,8 +48,8 @@ def store_history() -> list[Camera]:
             spike = 25 if days_before == 0 and hour == 11 else 0
             for minute, step in ((10, 0), (40, 4)):
                 east_count = 30 + hour + extra + step + spike
-                counted_frame(east, local(day, hour, minute), east_count, {far_side: east_count / 2})
-                counted_frame(west, local(day, hour, minute), 12 + step + extra / 2)
+                frame_with_result(east, local(day, hour, minute), east_count, {far_side: east_count / 2})
+                frame_with_result(west, local(day, hour, minute), 12 + step + extra / 2)
     return [east, west]
 
 

@@ -12,7 +12,7 @@ from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from tests.webapp.conftest import ago, counted_frame
+from tests.factories import ago, frame_with_result
 from webapp.accounts.models import ApiKey
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Site, Zone, hash_token
@@ -54,7 +54,7 @@ def test_the_printed_key_is_stored_as_a_hash_and_a_revoked_one_reads_nothing(sit
 
 def test_cameras_come_with_their_zones_state_and_latest_count(reader, camera, other_camera):
     zone = Zone.objects.create(camera=camera, name="gate", polygon=[[0, 0], [10, 0], [10, 10]], alert_threshold=5)
-    frame = counted_frame(camera, ago(minutes=1), 42.0, {zone: 7.0})
+    frame = frame_with_result(camera, ago(minutes=1), 42.0, {zone: 7.0})
 
     body = reader.get("/api/v1/cameras/").json()
 
@@ -85,7 +85,7 @@ def test_sites_list_their_cameras(reader, camera, other_camera):
 def test_every_list_pages_with_a_cursor_alerts_included(reader, site, camera):
     for number in range(5):
         Camera.objects.create(site=site, name=f"Extra {number}")
-    frame = counted_frame(camera, ago(hours=1), 80.0)
+    frame = frame_with_result(camera, ago(hours=1), 80.0)
     for minutes in range(7):
         Alert.objects.create(
             camera=camera, threshold=50, value=60, peak=60, frame=frame, raised_at=ago(minutes=minutes)

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from tests.webapp.conftest import ago, counted_frame
+from tests.factories import ago, frame_with_result
 from webapp.cameras.models import Camera, Site
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pages")]
@@ -20,7 +20,7 @@ def plan_png(width: int, height: int) -> bytes:
 
 def test_cameras_are_placed_by_latitude_and_longitude(viewer, site):
     placed = Camera.objects.create(site=site, name="placed", latitude=31.23, longitude=121.47, alert_threshold=50)
-    counted_frame(placed, ago(minutes=1), 30.0)
+    frame_with_result(placed, ago(minutes=1), 30.0)
     Camera.objects.create(site=site, name="nowhere")  # no position: not on the map
 
     data = viewer.get("/map/data.json").json()

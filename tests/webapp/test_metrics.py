@@ -13,13 +13,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO
-from tests.webapp.conftest import FRAMES_URL, counted_frame, image_file
+from tests import REPO
+from tests.factories import FRAMES_URL, frame_with_result, image_upload
 from webapp.calibration.models import CalibrationJob
 from webapp.cameras.models import Camera, Zone
-from webapp.health.events import count_event, observe_seconds
-from webapp.health.logs import RequestIdFilter
 from webapp.ingest.models import Frame
+from webapp.metric_events import count_event, observe_seconds
+from webapp.request_ids import RequestIdFilter
 
 pytestmark = pytest.mark.django_db
 EVENTS_REDIS = "redis://127.0.0.1:6379/11"  # a database of its own: no other test's events, no real queue
@@ -51,7 +51,7 @@ def test_an_upload_counted_shows_in_every_figure_of_its_camera(
 ):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     with django_capture_on_commit_callbacks(execute=True):
-        response = api.post(FRAMES_URL, {"camera": camera.pk, "image": image_file(small_jpeg_bytes)})
+        response = api.post(FRAMES_URL, {"camera": camera.pk, "image": image_upload(small_jpeg_bytes)})
     assert response.status_code == 202
     frame = Frame.objects.select_related("result").get(pk=response.json()["id"])
     assert frame.status == Frame.Status.DONE, frame.error
@@ -172,7 +172,7 @@ def test_a_request_id_is_answered_and_follows_the_upload_into_its_counting_task(
     try:
         response = api.post(
             FRAMES_URL,
-            {"camera": camera.pk, "image": image_file(small_jpeg_bytes)},
+            {"camera": camera.pk, "image": image_upload(small_jpeg_bytes)},
             headers={"X-Request-ID": "gateway-7f3a9c21"},
         )
     finally:
@@ -210,8 +210,8 @@ def test_a_scrape_reads_the_latest_counts_in_the_same_queries_for_one_camera_or_
     def add_counted_camera(index: int) -> None:
         camera = Camera.objects.create(site=site, name=f"Gate {index}")
         zone = Zone.objects.create(camera=camera, name="gate", polygon=[[0, 0], [8, 0], [8, 8]])
-        counted_frame(camera, datetime(2026, 12, 1, 9, 59, tzinfo=UTC), 100.0 + index)  # older: not the latest
-        counted_frame(camera, datetime(2026, 12, 1, 10, tzinfo=UTC), index, {zone: index / 2})
+        frame_with_result(camera, datetime(2026, 12, 1, 9, 59, tzinfo=UTC), 100.0 + index)  # older: not the latest
+        frame_with_result(camera, datetime(2026, 12, 1, 10, tzinfo=UTC), index, {zone: index / 2})
 
     def queries() -> tuple[int, dict]:
         with CaptureQueriesContext(connection) as captured:
@@ -232,7 +232,7 @@ def test_a_scrape_reads_the_latest_counts_in_the_same_queries_for_one_camera_or_
 def test_a_camera_without_a_site_is_scraped_with_an_empty_site(client, events):
     """Sites are optional: such a camera once made /metrics answer 500 ('NoneType' object has no attribute 'name')."""
     camera = Camera.objects.create(name="Loose")
-    counted_frame(camera, datetime(2026, 12, 1, 10, tzinfo=UTC), 7.0)
+    frame_with_result(camera, datetime(2026, 12, 1, 10, tzinfo=UTC), 7.0)
     figures = scrape(client)
     assert figures["crowdscope_camera_info", (("camera", "Loose"), ("camera_id", str(camera.pk)), ("site", ""))] == 1
     assert figures["crowdscope_latest_count", (("camera_id", str(camera.pk)),)] == 7.0

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from tests.webapp.conftest import stored_count
+from tests.factories import frame_counted_by_worker
 from webapp.cameras.models import Camera
 from webapp.notifications import egress, mqtt
 from webapp.notifications.models import Endpoint, Notification
@@ -144,7 +144,7 @@ def raise_alert(camera: Camera, endpoint: Endpoint, capture) -> Notification:
     """An alert of `camera` sent to `endpoint` alone (retried to the last attempt); its notification."""
     endpoint.rules.create(camera=camera, on_clear=False)
     with capture(execute=True):
-        stored_count(camera, timezone.now() - datetime.timedelta(minutes=5), 80)
+        frame_counted_by_worker(camera, timezone.now() - datetime.timedelta(minutes=5), 80)
     return Notification.objects.get(endpoint=endpoint)
 
 

@@ -19,8 +19,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from tests.factories import frame_counted_by_worker
 from tests.loopback import free_port
-from tests.webapp.conftest import stored_count
 from webapp.alerts.models import Alert
 from webapp.notifications import mqtt
 from webapp.notifications.models import Endpoint, Notification
@@ -116,7 +116,7 @@ def test_an_mqtt_password_given_in_the_url_is_never_shown_and_still_authenticate
     camera.save()
     endpoint.rules.create(camera=camera, on_clear=False)
     with django_capture_on_commit_callbacks(execute=True):
-        stored_count(camera, timezone.now() - datetime.timedelta(minutes=5), 80)
+        frame_counted_by_worker(camera, timezone.now() - datetime.timedelta(minutes=5), 80)
     notification = Notification.objects.get()
     assert (notification.status, notification.attempts) == ("delivered", 1), notification.last_error
 

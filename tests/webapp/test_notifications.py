@@ -21,8 +21,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from tests.factories import frame_counted_by_worker
 from tests.loopback import free_port
-from tests.webapp.conftest import stored_count
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Site, Zone
 from webapp.ingest.models import Frame
@@ -145,7 +145,7 @@ START = timezone.now() - timedelta(hours=1)
 
 
 def stored(camera: Camera, minute: int, count: float, zones: dict[Zone, float] | None = None) -> Frame:
-    return stored_count(camera, START + timedelta(minutes=minute), count, zones)
+    return frame_counted_by_worker(camera, START + timedelta(minutes=minute), count, zones)
 
 
 def webhook(url: str, **rule) -> Endpoint:

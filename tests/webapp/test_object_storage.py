@@ -23,9 +23,10 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from counting.models import default_weights
-from tests.conftest import REPO, S3Server
-from tests.loopback import free_port
-from tests.webapp.conftest import FRAMES_URL, image_file, store_frame, stored_files
+from tests import REPO
+from tests.factories import FRAMES_URL, image_upload, queued_frame
+from tests.loopback import S3Server, free_port
+from tests.stored_media import stored_files
 from webapp.calibration.models import WeightsVersion
 from webapp.ingest import storage as media_storage
 from webapp.ingest.models import Frame, Result
@@ -114,7 +115,7 @@ def full_bucket(settings, s3_server, bucket_folder, request) -> Iterator[Refusin
 
 
 def upload(api, camera, data: bytes):
-    return api.post(FRAMES_URL, {"camera": camera.pk, "image": image_file(data)}, format="multipart")
+    return api.post(FRAMES_URL, {"camera": camera.pk, "image": image_upload(data)}, format="multipart")
 
 
 def test_an_upload_is_a_private_object_in_the_bucket_streamed_by_the_api(
@@ -139,7 +140,7 @@ def test_an_upload_is_a_private_object_in_the_bucket_streamed_by_the_api(
 def test_a_frame_is_counted_from_the_bucket_and_its_results_stored_there(
     camera, small_jpeg_bytes, s3_server, bucket_folder
 ):
-    frame = store_frame(camera, small_jpeg_bytes)
+    frame = queued_frame(camera, small_jpeg_bytes)
     count_frame.apply(args=[frame.pk]).get()
 
     result = Result.objects.get(frame=frame)
@@ -151,7 +152,7 @@ def test_a_frame_is_counted_from_the_bucket_and_its_results_stored_there(
 def test_reading_a_file_while_the_bucket_is_unreachable_is_a_503_to_retry(
     api, camera, small_jpeg_bytes, settings, s3_server, bucket_folder
 ):
-    frame = store_frame(camera, small_jpeg_bytes)
+    frame = queued_frame(camera, small_jpeg_bytes)
     count_frame.apply(args=[frame.pk]).get()
     through(settings, s3_server, bucket_folder, f"http://127.0.0.1:{free_port()}")  # nothing listens there
 
@@ -167,7 +168,7 @@ def test_retention_deletes_the_objects_from_the_bucket(camera, small_jpeg_bytes,
     settings.CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS = settings.CROWDSCOPE_KEEP_HEATMAPS_DAYS = 30
     settings.CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS = 0
     old, recent = (
-        store_frame(camera, small_jpeg_bytes, captured_at=timezone.now() - timedelta(days=days)) for days in (45, 5)
+        queued_frame(camera, small_jpeg_bytes, captured_at=timezone.now() - timedelta(days=days)) for days in (45, 5)
     )
     for frame in (old, recent):
         count_frame.apply(args=[frame.pk]).get()
@@ -222,7 +223,7 @@ def test_an_unreachable_bucket_makes_uploads_wait(api, camera, small_jpeg_bytes,
 def test_a_worker_leaves_the_frame_queued_while_the_bucket_refuses_and_counts_it_once_after(
     camera, small_jpeg_bytes, full_bucket, caplog
 ):
-    frame = store_frame(camera, small_jpeg_bytes)  # stored while the bucket took writes
+    frame = queued_frame(camera, small_jpeg_bytes)  # stored while the bucket took writes
     full_bucket.refuse = 2  # the density maps of two tries (507 is not one of boto3's own retries)
 
     count_frame.apply(args=[frame.pk]).get()  # in this process the retries follow at once, each after the last
@@ -239,7 +240,7 @@ def test_a_worker_leaves_the_frame_queued_while_the_bucket_refuses_and_counts_it
 def test_a_worker_that_loses_the_bucket_retries_and_counts_the_frame_once_it_is_back(
     camera, small_jpeg_bytes, full_bucket, caplog
 ):
-    frame = store_frame(camera, small_jpeg_bytes)
+    frame = queued_frame(camera, small_jpeg_bytes)
     full_bucket.drop = 4  # reading the frame, boto3's own retry included, twice
 
     count_frame.apply(args=[frame.pk]).get()
@@ -322,7 +323,7 @@ def test_no_code_reads_a_stored_file_by_its_local_path():
 
 
 def test_the_media_helpers_list_the_bucket_as_they_list_the_disk(small_jpeg_bytes, camera, bucket_folder):
-    frame = store_frame(camera, small_jpeg_bytes)
+    frame = queued_frame(camera, small_jpeg_bytes)
     assert stored_files() == [frame.image.name]
     assert stored_files("frames") == [frame.image.name] and stored_files("results") == []
 

@@ -13,9 +13,9 @@ import pytest
 from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 
-from tests.conftest import REPO
+from tests import REPO
+from tests.factories import user_with_role
 from tests.oidc_provider import CALLBACK_PATH, LoopbackProvider, running_provider, sign_in_without_a_browser
-from tests.webapp.conftest import user_with_role
 from tests.webapp.test_settings import clean_environment, read_settings
 from webapp.accounts.oidc import SignInRefused, account_for_claims
 from webapp.accounts.roles import Role, role_of

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.webapp.conftest import ago, counted_frame, counted_frames
+from tests.factories import ago, count_history, frame_with_result
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Camera, Site
 from webapp.ingest.models import Frame
@@ -34,8 +34,8 @@ def test_a_user_without_a_role_sees_nothing(sign_in, camera):
 
 
 def test_each_camera_has_a_card_with_its_latest_count(viewer, camera, other_camera):
-    counted_frame(camera, ago(minutes=20), 12.0)
-    latest = counted_frame(camera, ago(minutes=2), 37.4)
+    frame_with_result(camera, ago(minutes=20), 12.0)
+    latest = frame_with_result(camera, ago(minutes=2), 37.4)
 
     response = viewer.get("/")
 
@@ -50,8 +50,8 @@ def test_each_camera_has_a_card_with_its_latest_count(viewer, camera, other_came
 
 def test_the_sparkline_follows_the_last_hours(viewer, camera):
     for minutes, count in [(300, 10.0), (200, 40.0), (100, 20.0), (5, 30.0)]:
-        counted_frame(camera, ago(minutes=minutes), count)
-    counted_frame(camera, ago(hours=8), 99.0)  # before the sparkline's six hours
+        frame_with_result(camera, ago(minutes=minutes), count)
+    frame_with_result(camera, ago(hours=8), 99.0)  # before the sparkline's six hours
 
     card = viewer.get("/").context["cards"][0]
 
@@ -66,11 +66,11 @@ def test_the_sparkline_follows_the_last_hours(viewer, camera):
 
 def test_cards_show_live_stale_failing_and_new_cameras(viewer, site):
     live = Camera.objects.create(site=site, name="live")
-    counted_frame(live, ago(minutes=1), 5.0)
+    frame_with_result(live, ago(minutes=1), 5.0)
     stale = Camera.objects.create(site=site, name="stale", stale_after_minutes=10)
-    Frame.objects.filter(pk=counted_frame(stale, ago(minutes=30), 5.0).pk).update(received_at=ago(minutes=30))
+    Frame.objects.filter(pk=frame_with_result(stale, ago(minutes=30), 5.0).pk).update(received_at=ago(minutes=30))
     failing = Camera.objects.create(site=site, name="failing")
-    counted_frame(failing, ago(minutes=5), 5.0)
+    frame_with_result(failing, ago(minutes=5), 5.0)
     Frame.objects.create(
         camera=failing,
         captured_at=ago(minutes=1),
@@ -83,7 +83,7 @@ def test_cards_show_live_stale_failing_and_new_cameras(viewer, site):
     new = Camera.objects.create(site=site, name="new")
     # Back-filling: yesterday's frames arrive and are counted now; nothing of the present is counted yet.
     behind = Camera.objects.create(site=site, name="behind")
-    counted_frame(behind, ago(days=1), 5.0)
+    frame_with_result(behind, ago(days=1), 5.0)
 
     cards = {card.camera.pk: card.state for card in viewer.get("/").context["cards"]}
 
@@ -93,9 +93,9 @@ def test_cards_show_live_stale_failing_and_new_cameras(viewer, site):
 
 def test_a_stale_camera_is_live_again_with_a_new_frame(camera):
     camera.stale_after_minutes = 5
-    Frame.objects.filter(pk=counted_frame(camera, ago(minutes=6), 1.0).pk).update(received_at=ago(minutes=6))
+    Frame.objects.filter(pk=frame_with_result(camera, ago(minutes=6), 1.0).pk).update(received_at=ago(minutes=6))
     assert camera.state() == "stale"
-    counted_frame(camera, ago(seconds=10), 1.0)
+    frame_with_result(camera, ago(seconds=10), 1.0)
     assert camera.state() == "live"
 
 
@@ -111,7 +111,7 @@ def fleet(db):
         ("D unknown", south, None, 500.0),
     ]:
         made[name] = Camera.objects.create(site=site, name=name, alert_threshold=threshold)
-        counted_frame(made[name], ago(minutes=1), count)
+        frame_with_result(made[name], ago(minutes=1), count)
     return {"north": north, "south": south, **made}
 
 
@@ -147,7 +147,7 @@ def test_the_cards_fragment_keeps_the_filters_and_shows_new_counts(viewer, fleet
     page = viewer.get("/", {"site": fleet["north"].pk}).content.decode()
     assert f'data-live-url="/?site={fleet["north"].pk}&fragment=cards"' in page
 
-    counted_frame(fleet["B high"], timezone.now() - timedelta(seconds=5), 123.0)
+    frame_with_result(fleet["B high"], timezone.now() - timedelta(seconds=5), 123.0)
     fragment = viewer.get("/", {"site": fleet["north"].pk, "fragment": "cards"})
 
     body = fragment.content.decode()
@@ -188,10 +188,12 @@ def test_the_overview_costs_the_same_queries_for_many_cameras(viewer, site):
         return len(captured)
 
     for index in range(2):
-        counted_frame(Camera.objects.create(site=site, name=f"few {index}", alert_threshold=10), ago(minutes=1), 5.0)
+        frame_with_result(
+            Camera.objects.create(site=site, name=f"few {index}", alert_threshold=10), ago(minutes=1), 5.0
+        )
     few = queries_for_cards()
     for index in range(10):
-        counted_frame(Camera.objects.create(site=site, name=f"many {index}"), ago(minutes=1), 5.0)
+        frame_with_result(Camera.objects.create(site=site, name=f"many {index}"), ago(minutes=1), 5.0)
     assert queries_for_cards() == few
 
 
@@ -200,16 +202,18 @@ def needy(db):
     """Cameras on two sites, one of each kind of attention, made so that their names sort against their urgency."""
     quiet, busy = Site.objects.create(name="A quiet site"), Site.objects.create(name="B busy site")
     made = {name: Camera.objects.create(site=busy, name=name, alert_threshold=100) for name in ("1 fine", "2 over")}
-    counted_frame(made["1 fine"], ago(minutes=1), 10.0)
-    counted_frame(made["2 over"], ago(minutes=1), 150.0)
+    frame_with_result(made["1 fine"], ago(minutes=1), 10.0)
+    frame_with_result(made["2 over"], ago(minutes=1), 150.0)
     for name in ("3 alert", "4 stale", "5 behind", "6 near", "7 new", "8 fine"):
         made[name] = Camera.objects.create(site=quiet, name=name, alert_threshold=100)
-    alerted = counted_frame(made["3 alert"], ago(minutes=1), 50.0)
+    alerted = frame_with_result(made["3 alert"], ago(minutes=1), 50.0)
     Alert.objects.create(
         camera=made["3 alert"], threshold=100, value=120, peak=120, frame=alerted, raised_at=ago(hours=1)
     )
-    Frame.objects.filter(pk=counted_frame(made["4 stale"], ago(minutes=30), 5.0).pk).update(received_at=ago(minutes=30))
-    counted_frame(made["5 behind"], ago(minutes=3), 5.0)
+    Frame.objects.filter(pk=frame_with_result(made["4 stale"], ago(minutes=30), 5.0).pk).update(
+        received_at=ago(minutes=30)
+    )
+    frame_with_result(made["5 behind"], ago(minutes=3), 5.0)
     Frame.objects.create(  # waiting for a worker for half an hour
         camera=made["5 behind"],
         captured_at=ago(minutes=30),
@@ -218,8 +222,8 @@ def needy(db):
         width=8,
         height=8,
     )
-    counted_frame(made["6 near"], ago(minutes=1), 80.0)
-    counted_frame(made["8 fine"], ago(minutes=1), 30.0)
+    frame_with_result(made["6 near"], ago(minutes=1), 80.0)
+    frame_with_result(made["8 fine"], ago(minutes=1), 30.0)
     return made
 
 
@@ -286,7 +290,7 @@ def test_a_page_of_cards_costs_the_same_queries_for_a_longer_history(viewer, sit
     from django.test.utils import CaptureQueriesContext
 
     camera = Camera.objects.create(site=site, name="kept", alert_threshold=10)
-    counted_frame(camera, ago(minutes=1), 5.0)
+    frame_with_result(camera, ago(minutes=1), 5.0)
 
     def queries_for_cards() -> int:
         with CaptureQueriesContext(connection) as captured:
@@ -294,5 +298,5 @@ def test_a_page_of_cards_costs_the_same_queries_for_a_longer_history(viewer, sit
         return len(captured)
 
     short = queries_for_cards()
-    counted_frames(camera, [ago(minutes=5 * step) for step in range(2, 2000)], lambda moment: 7.0)
+    count_history(camera, [ago(minutes=5 * step) for step in range(2, 2000)], lambda moment: 7.0)
     assert queries_for_cards() == short

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.webapp.conftest import counted_frame
+from tests.factories import frame_with_result
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Zone
 from webapp.ingest import partitions
@@ -32,13 +32,15 @@ def partition_of(model, pk: int) -> str:
 
 def test_rows_land_in_their_days_partition_and_late_days_take_theirs_from_the_default(camera):
     today = timezone.now().astimezone(UTC).date()
-    now_frame = counted_frame(camera, timezone.now(), 4.0, {"gate": 1.0})
+    now_frame = frame_with_result(camera, timezone.now(), 4.0, {"gate": 1.0})
     assert partition_of(Frame, now_frame.pk) == partitions.partition_name("ingest_frame", today)
     assert partition_of(Result, now_frame.result.pk) == partitions.partition_name("ingest_result", today)
     assert partition_of(ZoneCount, now_frame.result.zone_counts.get().pk) == f"ingest_zonecount_p{today:%Y%m%d}"
 
     old_day = today - timedelta(days=40)
-    old = counted_frame(camera, datetime(old_day.year, old_day.month, old_day.day, 13, tzinfo=UTC), 7.0, {"gate": 2.0})
+    old = frame_with_result(
+        camera, datetime(old_day.year, old_day.month, old_day.day, 13, tzinfo=UTC), 7.0, {"gate": 2.0}
+    )
     assert partition_of(Frame, old.pk) == "ingest_frame_default"
     made = partitions.create_day_partitions([old_day])
     assert made == [partitions.partition_name(table, old_day) for table in partitions.PARTITIONED_TABLES]
@@ -61,8 +63,8 @@ def test_retention_drops_whole_days_and_lets_go_of_what_pointed_at_their_frames(
     old_day = (timezone.now() - timedelta(days=100)).astimezone(UTC).date()
     partitions.create_day_partitions([old_day])
     start, _ = partitions.day_bounds(old_day)
-    old = [counted_frame(camera, start + timedelta(minutes=10 * n), float(n), {gate: 1.0}) for n in range(12)]
-    kept = counted_frame(camera, timezone.now() - timedelta(days=89), 3.0)
+    old = [frame_with_result(camera, start + timedelta(minutes=10 * n), float(n), {gate: 1.0}) for n in range(12)]
+    kept = frame_with_result(camera, timezone.now() - timedelta(days=89), 3.0)
     alert = Alert.objects.create(camera=camera, threshold=5, value=6, peak=9, frame=old[6], raised_at=start)
     quarter_hours = list(QuarterHourCount.objects.filter(camera=camera).values_list("start", "zone_name", "total"))
 
@@ -86,7 +88,7 @@ def test_retention_drops_whole_days_and_lets_go_of_what_pointed_at_their_frames(
 
 def test_a_camera_whose_latest_frame_expires_has_no_latest_count(settings, camera):
     settings.CROWDSCOPE_KEEP_FRAME_ROWS_DAYS = 90
-    counted_frame(camera, timezone.now() - timedelta(days=95), 3.0)
+    frame_with_result(camera, timezone.now() - timedelta(days=95), 3.0)
     assert LatestCount.objects.filter(camera=camera).exists()
     expire_rows(timezone.now())
     assert not LatestCount.objects.filter(camera=camera).exists()

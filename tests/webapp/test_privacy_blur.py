@@ -15,7 +15,8 @@ from PIL import Image
 
 from counting.images import load_rgb
 from counting.privacy import blur_dense_regions, dense_mask
-from tests.webapp.conftest import FRAMES_URL, image_file, store_frame, stored_bytes, stored_files, token_client
+from tests.factories import FRAMES_URL, image_upload, queued_frame, token_client
+from tests.stored_media import stored_bytes, stored_files
 from webapp.calibration.adaptation import stored_frames
 from webapp.calibration.jobs import run_recount
 from webapp.calibration.models import RecountJob
@@ -61,7 +62,7 @@ def body_of(response) -> bytes:
 
 def counted_unblurred(camera, data: bytes, count: float = 40.0) -> Frame:
     """A frame counted while its camera did not blur (a made-up map: no model run), its upload kept as it was."""
-    frame = store_frame(camera, data, captured_at=timezone.now() - timedelta(minutes=5))
+    frame = queued_frame(camera, data, captured_at=timezone.now() - timedelta(minutes=5))
     density = np.full((-(-frame.height // 8), -(-frame.width // 8)), count / 1200, dtype=np.float32)
     density *= count / density.sum()
     store_result(frame, Counted(count, density, {}, {}, "csrnet-lite", "made-up.pt@0", 1.0))
@@ -72,10 +73,10 @@ def counted_unblurred(camera, data: bytes, count: float = 40.0) -> Frame:
 def test_the_worker_stores_the_frame_blurred_where_people_are_and_counts_it_as_uploaded(
     blurring, other_camera, jpeg_path, jpeg_bytes, run_task
 ):
-    frame = store_frame(blurring, jpeg_bytes)
+    frame = queued_frame(blurring, jpeg_bytes)
     upload = frame.image.name
     frame = run_task(frame)
-    plain = run_task(store_frame(other_camera, jpeg_bytes))  # the same file, on a camera that does not blur
+    plain = run_task(queued_frame(other_camera, jpeg_bytes))  # the same file, on a camera that does not blur
 
     # The count, the zones' source and the heatmap are the unblurred frame's.
     assert frame.result.count == plain.result.count
@@ -113,7 +114,7 @@ def test_the_frame_is_not_served_before_it_is_blurred(
     gateway.cameras.add(other_camera)
     uploaded = {}
     for camera in (blurring, other_camera):
-        response = api.post(FRAMES_URL, {"camera": camera.pk, "image": image_file(jpeg_bytes)}, format="multipart")
+        response = api.post(FRAMES_URL, {"camera": camera.pk, "image": image_upload(jpeg_bytes)}, format="multipart")
         assert response.status_code == 202, response.content
         uploaded[camera] = Frame.objects.get(pk=response.json()["id"])
     frame = uploaded[blurring]
@@ -165,7 +166,7 @@ def test_a_downscaled_copy_of_a_blurred_frame_is_made_of_the_blurred_pixels(
     settings.CROWDSCOPE_FRAME_RETENTION = "downscale"
     settings.CROWDSCOPE_RETAINED_FRAME_MAX_SIDE = 256
 
-    frame = run_task(store_frame(blurring, jpeg_bytes))
+    frame = run_task(queued_frame(blurring, jpeg_bytes))
 
     assert is_blurred(frame.image) and stored_files(f"frames/{blurring.pk}") == [frame.image.name]
     kept = load_rgb(stored_bytes(frame.image.name)).astype(np.int16)
@@ -187,7 +188,7 @@ def test_a_downscaled_copy_of_a_blurred_frame_is_made_of_the_blurred_pixels(
 
 
 def test_a_result_stored_twice_leaves_no_blurred_copy_behind(blurring, small_jpeg_bytes, run_task):
-    frame = run_task(store_frame(blurring, small_jpeg_bytes))
+    frame = run_task(queued_frame(blurring, small_jpeg_bytes))
     again = Frame.objects.select_related("camera").get(pk=frame.pk)
     rgb = load_rgb(stored_bytes(again.image.name))
     density = stored_density(frame.result)
@@ -203,7 +204,7 @@ def test_a_result_stored_twice_leaves_no_blurred_copy_behind(blurring, small_jpe
 
 def test_a_result_that_fails_to_store_leaves_the_upload_as_the_frames_image(blurring, small_jpeg_bytes, monkeypatch):
     """The switch to the blurred copy is in the result's transaction: a failure there keeps the upload."""
-    frame = store_frame(blurring, small_jpeg_bytes)
+    frame = queued_frame(blurring, small_jpeg_bytes)
     upload = frame.image.name
     density = np.zeros((30, 40), np.float32)
     copy = write_blurred_copy(frame, load_rgb(small_jpeg_bytes), density)
@@ -222,10 +223,10 @@ def test_a_result_that_fails_to_store_leaves_the_upload_as_the_frames_image(blur
 
 def test_a_recount_keeps_the_counts_of_blurred_frames(camera, small_jpeg_bytes, run_task):
     """Counting the blurred pixels would undercount the people there: such frames keep their result."""
-    before = run_task(store_frame(camera, small_jpeg_bytes, captured_at=timezone.now() - timedelta(hours=2)))
+    before = run_task(queued_frame(camera, small_jpeg_bytes, captured_at=timezone.now() - timedelta(hours=2)))
     camera.blur_heads = True
     camera.save()
-    blurred = run_task(store_frame(camera, small_jpeg_bytes, captured_at=timezone.now() - timedelta(hours=1)))
+    blurred = run_task(queued_frame(camera, small_jpeg_bytes, captured_at=timezone.now() - timedelta(hours=1)))
     Result.objects.filter(pk__in=[before.result.pk, blurred.result.pk]).update(count=999.0)
     job = RecountJob.objects.create(
         camera=camera, period_from=timezone.now() - timedelta(days=1), period_to=timezone.now(), message=""
@@ -240,10 +241,10 @@ def test_a_recount_keeps_the_counts_of_blurred_frames(camera, small_jpeg_bytes, 
 
 
 def test_blurred_frames_are_neither_marked_nor_suggested_nor_adapted_on(camera, operator, small_jpeg_bytes, run_task):
-    before = run_task(store_frame(camera, small_jpeg_bytes, captured_at=timezone.now() - timedelta(hours=2)))
+    before = run_task(queued_frame(camera, small_jpeg_bytes, captured_at=timezone.now() - timedelta(hours=2)))
     camera.blur_heads = True
     camera.save()
-    blurred = run_task(store_frame(camera, small_jpeg_bytes, captured_at=timezone.now() - timedelta(hours=1)))
+    blurred = run_task(queued_frame(camera, small_jpeg_bytes, captured_at=timezone.now() - timedelta(hours=1)))
     marked_frames = f"/api/v1/cameras/{camera.pk}/marked-frames/"
     suggestions = f"/api/v1/cameras/{camera.pk}/calibration-frames/"
 
@@ -268,7 +269,7 @@ def test_the_blurred_copy_keeps_the_uploads_format(blurring, small_jpeg_bytes, i
     rgb = load_rgb(small_jpeg_bytes)
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format=image_format)
-    frame = store_frame(blurring, buffer.getvalue(), extension=extension)
+    frame = queued_frame(blurring, buffer.getvalue(), extension=extension)
     density = np.zeros((30, 40), np.float32)
     density[10:20, 10:20] = 0.05  # people in the middle of the frame
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from llm_reports.history import Bucket
-from tests.webapp.conftest import counted_frame
+from tests.factories import frame_with_result
 from webapp.cameras.models import Camera, Site, Zone
 from webapp.ingest.models import Frame
 from webapp.reports.history import LOOKBACK_DAYS, build_history, day_period
@@ -32,7 +32,7 @@ def buckets_of(history, camera: str, zone: str | None = None) -> list[Bucket]:
 
 def counted_in_zones(camera: Camera, captured_at: datetime, count: float, zones: dict[str, float]) -> Frame:
     """A counted frame whose zone counts go by name only, as they stay once a zone is deleted."""
-    return counted_frame(camera, captured_at, count, dict(zones))
+    return frame_with_result(camera, captured_at, count, dict(zones))
 
 
 @pytest.fixture
@@ -73,21 +73,21 @@ def stored(cameras, zones, period):
     north, south = cameras["north"], cameras["south"]
     start, end = period
     # Three frames in local 09:00-10:00: counts 10, 20, 36 (mean 22, peak 36); Left 4, 8, 12; Right 6, 12, 24.
-    counted_frame(north, report_day(9, 5), 10.0, {left: 4.0, right: 6.0})
-    counted_frame(north, report_day(9, 20), 20.0, {left: 8.0, right: 12.0})
-    counted_frame(north, report_day(9, 59, 59), 36.0, {left: 12.0, right: 24.0})
-    counted_frame(north, report_day(10), 50.0, {left: 30.0, right: 20.0})
-    counted_frame(north, report_day(7, 30), 9.0)  # 23:30 UTC on the day before
-    counted_frame(north, start, 5.0)  # the period's first instant
-    counted_frame(north, end - timedelta(seconds=1), 7.0)  # its last second, 23:59:59 local
-    counted_frame(north, end, 999.0)  # the next day: outside the period
-    counted_frame(north, local(REPORT_DAY - timedelta(days=7), 9, 30), 15.0)  # a week before
-    counted_frame(north, start - timedelta(days=LOOKBACK_DAYS), 3.0)  # the first instant of the lookback
-    counted_frame(north, start - timedelta(days=LOOKBACK_DAYS, seconds=1), 888.0)  # just before it
+    frame_with_result(north, report_day(9, 5), 10.0, {left: 4.0, right: 6.0})
+    frame_with_result(north, report_day(9, 20), 20.0, {left: 8.0, right: 12.0})
+    frame_with_result(north, report_day(9, 59, 59), 36.0, {left: 12.0, right: 24.0})
+    frame_with_result(north, report_day(10), 50.0, {left: 30.0, right: 20.0})
+    frame_with_result(north, report_day(7, 30), 9.0)  # 23:30 UTC on the day before
+    frame_with_result(north, start, 5.0)  # the period's first instant
+    frame_with_result(north, end - timedelta(seconds=1), 7.0)  # its last second, 23:59:59 local
+    frame_with_result(north, end, 999.0)  # the next day: outside the period
+    frame_with_result(north, local(REPORT_DAY - timedelta(days=7), 9, 30), 15.0)  # a week before
+    frame_with_result(north, start - timedelta(days=LOOKBACK_DAYS), 3.0)  # the first instant of the lookback
+    frame_with_result(north, start - timedelta(days=LOOKBACK_DAYS, seconds=1), 888.0)  # just before it
     counted_in_zones(north, report_day(11), 40.0, {"Stairs": 6.0})  # a zone deleted since
     # A frame received but never counted in the same hour as the three above.
     Frame.objects.create(camera=north, captured_at=report_day(9, 30), content_hash="1" * 64, width=1024, height=768)
-    counted_frame(south, report_day(9, 10), 100.0)
+    frame_with_result(south, report_day(9, 10), 100.0)
 
 
 def test_a_day_period_is_the_local_calendar_day(period):
@@ -236,8 +236,8 @@ def test_an_hour_is_a_local_hour_where_the_offset_is_not_a_whole_hour(sites):
     """In Kolkata (UTC+05:30) 09:10 and 09:40 are one local hour, but 03:40 and 04:10 UTC: one bucket, not two."""
     kolkata = ZoneInfo("Asia/Kolkata")
     camera = Camera.objects.create(site=sites[0], name="Ghat")
-    counted_frame(camera, local(REPORT_DAY, 9, 10, zone=kolkata), 10.0)
-    counted_frame(camera, local(REPORT_DAY, 9, 40, zone=kolkata), 30.0)
+    frame_with_result(camera, local(REPORT_DAY, 9, 10, zone=kolkata), 10.0)
+    frame_with_result(camera, local(REPORT_DAY, 9, 40, zone=kolkata), 30.0)
 
     history = build_history([camera], *day_period(REPORT_DAY, "Asia/Kolkata"), "Asia/Kolkata")
 
@@ -250,7 +250,7 @@ def hourly_frames(camera: Camera, day: date, timezone: str) -> list[datetime]:
     moments = []
     while start < end:
         moments.append(start + timedelta(minutes=1))
-        counted_frame(camera, moments[-1], float(len(moments)))
+        frame_with_result(camera, moments[-1], float(len(moments)))
         start += timedelta(hours=1)
     return moments
 
@@ -288,7 +288,7 @@ def test_the_periods_people_alerts_come_with_the_history(cameras, zones, period)
     start, end = period
 
     def alert(at: datetime, **fields) -> Alert:
-        frame = counted_frame(north, at, 60.0)
+        frame = frame_with_result(north, at, 60.0)
         defaults = {"threshold": 50, "value": 60, "peak": 70}
         return Alert.objects.create(camera=north, frame=frame, raised_at=at, **{**defaults, **fields})
 

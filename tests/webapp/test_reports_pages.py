@@ -14,9 +14,10 @@ from django.utils.html import escape
 
 from llm_reports.events import MUST_TELL
 from llm_reports.llm import LocalLLM
-from llm_reports.report import write_report
+from llm_reports.report import NO_FACT, write_report
+from tests.factories import frame_with_result, user_with_role
 from tests.llm_reports import sample_history
-from tests.webapp.conftest import counted_frame, user_with_role
+from tests.llm_reports.stubbed_model import model_replies
 from webapp.accounts.roles import Role
 from webapp.cameras.models import Camera, Site
 from webapp.ingest.models import Frame
@@ -45,8 +46,8 @@ def store_history() -> list[Camera]:
         day = REPORT_DAY - timedelta(days=days_before)
         for hour in range(17, 21):
             for minute, step in ((5, 0), (35, 6)):
-                counted_frame(quay, local(day, hour, minute), 40 + 2 * hour + step - 10 * days_before)
-                counted_frame(bridge, local(day, hour, minute), 15 + step)
+                frame_with_result(quay, local(day, hour, minute), 40 + 2 * hour + step - 10 * days_before)
+                frame_with_result(bridge, local(day, hour, minute), 15 + step)
     return [quay, bridge]
 
 
@@ -267,8 +268,13 @@ def test_a_question_is_answered_from_the_kept_history_cache_and_the_stored_event
     operator, written, eager, monkeypatch
 ):
     """The answer continues the stored compressed cache: the history prompt is never run through the model again,
-    and the facts are the stored events, never recomputed from the counts."""
+    and the facts are the stored events, never recomputed from the counts. The model's reply is pinned to one of
+    them (tests/llm_reports/stubbed_model.py), so the answer must be that fact's sentence."""
     report = written.report
+    events = {event["id"]: event for event in report.events}
+    about_the_busiest = [fact_id for fact_id, event in events.items() if event["kind"] in ("busiest_hour", "ranking")]
+    named = about_the_busiest[-1]
+    offered = model_replies(monkeypatch, named)
     extended, prefilled = [], []
     extend, prefill = LocalLLM.extend, LocalLLM.prefill
 
@@ -293,12 +299,8 @@ def test_a_question_is_answered_from_the_kept_history_cache_and_the_stored_event
     question = Question.objects.get(report=report, text="Which camera was the busiest?")
     assert question.asked_by.username == "operator"
     assert extended == [(report.prompt_tokens, report.kept_tokens)] and prefilled == []
-    events = {event["id"]: event for event in report.events}
-    if question.fact_ids:  # the sentences of the facts the model named
-        assert question.answer == " ".join(events[fact_id]["sentence"] for fact_id in question.fact_ids)
-        assert {events[fact_id]["kind"] for fact_id in question.fact_ids} <= {"busiest_hour", "ranking"}
-    else:  # or, when it named none, a refusal
-        assert question.answer.startswith(REFUSAL)
+    assert [constraint.options for constraint in offered] == [{NO_FACT, *about_the_busiest}]
+    assert question.fact_ids == [named] and question.answer == events[named]["sentence"]
     page = operator.get(f"/reports/{report.pk}/").content.decode()
     assert "Which camera was the busiest?" in page and escape(question.answer) in page
 

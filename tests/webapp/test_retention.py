@@ -8,7 +8,8 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
 
-from tests.webapp.conftest import store_frame, stored_files
+from tests.factories import queued_frame
+from tests.stored_media import stored_files
 from webapp.ingest.models import Frame
 from workers.tasks import count_frame, expire_by_age
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def counted_frame(camera, data: bytes, days_ago: float) -> Frame:
-    frame = store_frame(camera, data, captured_at=timezone.now() - timedelta(days=days_ago))
+    frame = queued_frame(camera, data, captured_at=timezone.now() - timedelta(days=days_ago))
     count_frame.apply(args=[frame.pk]).get()
     frame.refresh_from_db()
     assert frame.status == Frame.Status.DONE

@@ -8,7 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from tests.webapp.conftest import counted_frame, store_frame, stored_files
+from tests.factories import frame_with_result, queued_frame
+from tests.stored_media import stored_files
 from webapp.alerts.models import Alert
 from webapp.cameras.models import Zone
 from webapp.ingest.models import Frame, QuarterHourCount
@@ -41,7 +42,7 @@ def fill_day(camera, gate: Zone, day: date) -> list[Frame]:
     """Frames every 7 minutes over a day, with counts and zone counts that vary within each quarter hour."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return [
-        counted_frame(camera, start + timedelta(minutes=7 * n), float(n % 11 * 3 + n % 4), {gate: float(n % 5)})
+        frame_with_result(camera, start + timedelta(minutes=7 * n), float(n % 11 * 3 + n % 4), {gate: float(n % 5)})
         for n in range(24 * 60 // 7)
     ]
 
@@ -70,7 +71,7 @@ def test_old_frames_go_and_longer_series_read_the_same(keep_rows_90_days, camera
     alert = Alert.objects.create(
         camera=camera, threshold=30, value=31, peak=33, frame=old[40], raised_at=old[40].captured_at
     )
-    queued = store_frame(camera, small_jpeg_bytes, captured_at=old[0].captured_at + timedelta(seconds=30))
+    queued = queued_frame(camera, small_jpeg_bytes, captured_at=old[0].captured_at + timedelta(seconds=30))
     start, end = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=1), timezone.now()
     before = {bucket: counts(api, camera, start, end, bucket).json()["points"] for bucket in ("15m", "1h", "1d")}
     csv_before = counts(api, camera, start, end, "1h", format="csv").content
@@ -123,10 +124,10 @@ def test_old_frames_go_and_longer_series_read_the_same(keep_rows_90_days, camera
 
 def test_a_frame_late_into_an_expired_quarter_hour_adds_to_it(keep_rows_90_days, camera, gate):
     quarter = datetime.combine(old_day(), datetime.min.time(), tzinfo=UTC) + timedelta(hours=9)
-    counted_frame(camera, quarter + timedelta(minutes=1), 10.0, {gate: 2.0})
+    frame_with_result(camera, quarter + timedelta(minutes=1), 10.0, {gate: 2.0})
     assert expire_by_age.apply().get()[0].startswith("frame rows older than 90 days: 1 frames deleted ")
-    counted_frame(camera, quarter + timedelta(minutes=14), 30.0, {gate: 1.0})
-    counted_frame(camera, quarter + timedelta(minutes=15), 5.0)  # the next quarter hour
+    frame_with_result(camera, quarter + timedelta(minutes=14), 30.0, {gate: 1.0})
+    frame_with_result(camera, quarter + timedelta(minutes=15), 5.0)  # the next quarter hour
     expire_by_age.apply().get()
     rows = QuarterHourCount.objects.filter(camera=camera).values_list("zone_name", "start", "frames", "total", "peak")
     assert sorted(rows) == [
@@ -140,7 +141,7 @@ def test_a_frame_late_into_an_expired_quarter_hour_adds_to_it(keep_rows_90_days,
 
 def test_a_dry_run_counts_and_deletes_nothing(keep_rows_90_days, camera, gate, capsys):
     quarter = datetime.combine(old_day(), datetime.min.time(), tzinfo=UTC)
-    frames = [counted_frame(camera, quarter + timedelta(minutes=m), 3.0, {gate: 1.0}) for m in (0, 5, 20)]
+    frames = [frame_with_result(camera, quarter + timedelta(minutes=m), 3.0, {gate: 1.0}) for m in (0, 5, 20)]
     call_command("expire_by_age", "--dry-run")
     said = capsys.readouterr().out
     assert "would free: frame rows older than 90 days: 3 frames deleted (0 whole days dropped), 0 files" in said
@@ -152,7 +153,7 @@ def test_rows_kept_for_ever_are_not_touched(settings, camera, capsys):
     settings.CROWDSCOPE_KEEP_FRAME_ROWS_DAYS = 0
     settings.CROWDSCOPE_KEEP_FRAME_IMAGES_DAYS = settings.CROWDSCOPE_KEEP_HEATMAPS_DAYS = 0
     settings.CROWDSCOPE_KEEP_DENSITY_MAPS_DAYS = 0
-    frame = counted_frame(camera, timezone.now() - timedelta(days=4000), 3.0)
+    frame = frame_with_result(camera, timezone.now() - timedelta(days=4000), 3.0)
     call_command("expire_by_age")
     assert "nothing expires" in capsys.readouterr().out
     assert Frame.objects.filter(pk=frame.pk).exists()

@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from tests.webapp.conftest import user_with_role
+from tests.factories import user_with_role
 from webapp.accounts.roles import Role, role_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pages")]

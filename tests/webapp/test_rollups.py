@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from tests.webapp.conftest import stored_count
+from tests.factories import frame_counted_by_worker
 from webapp.cameras.models import Zone
 from webapp.ingest.models import Frame, LatestCount, QuarterHourCount
 from webapp.ingest.results import Counted, replace_result
@@ -28,10 +28,12 @@ def quarter_hours(camera) -> list[tuple]:
 
 
 def test_each_count_adds_to_its_quarter_hour_and_the_newest_is_the_latest(camera, gate):
-    stored_count(camera, QUARTER + timedelta(minutes=1), 10.0, {gate: 2.0})
-    newest = stored_count(camera, QUARTER + timedelta(minutes=14), 30.0, {gate: 5.0})
-    stored_count(camera, QUARTER + timedelta(minutes=15), 4.0)
-    stored_count(camera, QUARTER + timedelta(minutes=3), 50.0, {gate: 1.0})  # late, and older than the newest
+    frame_counted_by_worker(camera, QUARTER + timedelta(minutes=1), 10.0, {gate: 2.0})
+    newest = frame_counted_by_worker(camera, QUARTER + timedelta(minutes=14), 30.0, {gate: 5.0})
+    frame_counted_by_worker(camera, QUARTER + timedelta(minutes=15), 4.0)
+    frame_counted_by_worker(
+        camera, QUARTER + timedelta(minutes=3), 50.0, {gate: 1.0}
+    )  # late, and older than the newest
     assert quarter_hours(camera) == [
         ("", QUARTER, 3, 90.0, 50.0),
         ("", QUARTER + timedelta(minutes=15), 1, 4.0, 4.0),
@@ -43,8 +45,8 @@ def test_each_count_adds_to_its_quarter_hour_and_the_newest_is_the_latest(camera
 
 
 def test_a_recount_rebuilds_its_quarter_hour_and_the_latest_count(camera, gate):
-    first = stored_count(camera, QUARTER + timedelta(minutes=1), 10.0, {gate: 2.0})
-    peak = stored_count(camera, QUARTER + timedelta(minutes=5), 40.0, {gate: 9.0})
+    first = frame_counted_by_worker(camera, QUARTER + timedelta(minutes=1), 10.0, {gate: 2.0})
+    peak = frame_counted_by_worker(camera, QUARTER + timedelta(minutes=5), 40.0, {gate: 9.0})
     recounted = Counted(
         12.0, np.full((8, 8), 12.0 / 64, dtype=np.float32), {gate.pk: 3.0}, {gate.pk: "gate"}, "m", "v", 1.0
     )

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests import REPO
 
 # A secret key that `check --deploy` accepts (50 characters, varied).
 SECRET_KEY = "k3J9-q_Lz8vX2mN7pR4tY6wB1cF5hD0sG-aE8uI3oP9lK2jH7gV"

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import F
 from django.test import Client
 
-from tests.webapp.conftest import user_with_role
+from tests.factories import user_with_role
 from webapp.accounts.roles import Role
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pages")]

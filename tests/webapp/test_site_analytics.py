@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tests.webapp.conftest import counted_frames
+from tests.factories import count_history
 from webapp import queues
 from webapp.cameras.models import Camera, Site
 from webapp.celery_app import app
@@ -52,8 +52,8 @@ def site_camera(site) -> Camera:
         for step in range(35 * 24)
         if start + timedelta(hours=step) < NOW - timedelta(hours=1)
     ]
-    counted_frames(camera, [hour + timedelta(minutes=10) for hour in hours], lambda moment: weekly(moment) - 2)
-    counted_frames(camera, [hour + timedelta(minutes=40) for hour in hours], lambda moment: weekly(moment) + 2)
+    count_history(camera, [hour + timedelta(minutes=10) for hour in hours], lambda moment: weekly(moment) - 2)
+    count_history(camera, [hour + timedelta(minutes=40) for hour in hours], lambda moment: weekly(moment) + 2)
     return camera
 
 
@@ -90,7 +90,7 @@ def test_folded_quarter_hours_count_like_the_frames_they_replaced(site):
     camera = Camera.objects.create(site=site, name="Old")
     hour = datetime(2026, 11, 2, 8, tzinfo=ZoneInfo("UTC"))
     QuarterHourCount.objects.create(camera=camera, start=hour, frames=3, total=30.0, peak=12.0)
-    counted_frames(camera, [hour + timedelta(minutes=50)], lambda moment: 50.0)
+    count_history(camera, [hour + timedelta(minutes=50)], lambda moment: 50.0)
     means = hourly_means([camera], hour - timedelta(hours=1), hour + timedelta(hours=2), ZoneInfo("UTC"))
     assert means == {camera.pk: {hour: 20.0}}  # (30 + 50) / 4 frames
 
@@ -109,7 +109,7 @@ def test_kept_figures_are_the_fresh_ones_all_the_hour(site_camera):
     site, cameras = site_camera.site, [site_camera]
     kept = {days: site_figures(site, cameras, NOW, days) for days in analytics.COMPARE_DAYS}
     # A frame of the hour under way changes nothing until the hour completes; later in the hour, the cache alone.
-    counted_frames(site_camera, [NOW + timedelta(minutes=5)], lambda moment: 500.0)
+    count_history(site_camera, [NOW + timedelta(minutes=5)], lambda moment: 500.0)
     later = NOW + timedelta(minutes=35)
     with CaptureQueriesContext(connection) as queries:
         again = {days: site_figures(site, cameras, later, days) for days in analytics.COMPARE_DAYS}
@@ -123,7 +123,7 @@ def test_kept_figures_are_the_fresh_ones_all_the_hour(site_camera):
 def test_a_new_hour_recomputes_with_the_hour_just_completed(site_camera):
     site, cameras = site_camera.site, [site_camera]
     site_figures(site, cameras, NOW, 7)
-    counted_frames(site_camera, [NOW + timedelta(minutes=5)], lambda moment: 500.0)  # 12:25, the only one of 12:00
+    count_history(site_camera, [NOW + timedelta(minutes=5)], lambda moment: 500.0)  # 12:25, the only one of 12:00
     next_hour = NOW + timedelta(minutes=45)
     fresh = site_figures(site, cameras, next_hour, 7)
     compare = fresh.figures["cameras"][0]["compare"]

@@ -20,7 +20,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.webapp.conftest import store_frame, user_with_role
+from tests.factories import queued_frame, user_with_role
 from webapp.accounts.models import ApiKey
 from webapp.accounts.roles import Role
 from webapp.accounts.scope import set_site_scope, visible_site_ids
@@ -149,7 +149,7 @@ def site_objects(name: str, jpeg: bytes, first_id: int) -> SiteObjects:
     )
     zone = Zone.objects.create(pk=next(ids), camera=camera, name=f"{name} zone", polygon=[[0, 0], [60, 0], [60, 60]])
     now = timezone.now().replace(microsecond=0)
-    frame = store_frame(camera, jpeg, captured_at=now - timedelta(minutes=1), pk=next(ids))
+    frame = queued_frame(camera, jpeg, captured_at=now - timedelta(minutes=1), pk=next(ids))
     counted = Counted(  # over the threshold: an alert
         count=5.0,
         density=np.full((30, 40), 5.0 / 1200, dtype=np.float32),
@@ -291,7 +291,7 @@ def test_lists_show_the_persons_own_sites(client, pages, two_sites):
 def test_api_keys_carry_a_scope(two_sites):
     seen, hidden = two_sites
     key = ApiKey(name="north-dashboard", all_sites=False)
-    secret = key.issue_key()
+    secret = key.issue_secret()
     key.save()
     key.sites.set([seen.site])
     api = APIClient()

@@ -3,7 +3,7 @@
 import pytest
 from django.core.cache import cache
 
-from tests.webapp.conftest import make_gateway, token_client
+from tests.factories import gateway_with_token, token_client
 from webapp.accounts.roles import Role
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ def test_a_gateway_past_its_rate_gets_429_with_retry_after_and_others_go_on(sett
     assert refused.status_code == 429
     assert 0 < int(refused["Retry-After"]) <= 60
     assert "throttled" in refused.json()["detail"].lower()
-    other = token_client(make_gateway("other-gateway", camera).token)
+    other = token_client(gateway_with_token("other-gateway", camera).token)
     assert other.get(url).status_code == 200
 
 

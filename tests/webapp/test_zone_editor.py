@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.webapp.conftest import ago, counted_frame, store_frame
+from tests.factories import ago, frame_with_result, queued_frame
 from webapp.cameras.models import Zone
 from webapp.ingest.models import ZoneCount
 from workers.tasks import count_frame
@@ -20,7 +20,7 @@ def zone_form(**fields) -> dict:
 
 
 def test_operators_get_the_editor_over_the_latest_frame(operator, camera, small_jpeg_bytes):
-    frame = store_frame(camera, small_jpeg_bytes, status="done")
+    frame = queued_frame(camera, small_jpeg_bytes, status="done")
     page = operator.get(f"/cameras/{camera.pk}/zones/new/").content.decode()
     assert f'href="/api/v1/frames/{frame.pk}/image"' in page
     assert 'viewBox="0 0 320 240"' in page and 'id="zone-form"' in page
@@ -55,7 +55,7 @@ def test_an_operator_edits_a_zone(operator, camera):
 
 def test_an_operator_deletes_a_zone_and_its_history_keeps_the_name(operator, camera):
     zone = Zone.objects.create(camera=camera, name="gate", polygon=TRIANGLE)
-    counted_frame(camera, ago(minutes=1), 10.0, {zone: 4.0})
+    frame_with_result(camera, ago(minutes=1), 10.0, {zone: 4.0})
     assert operator.post(f"/cameras/{camera.pk}/zones/{zone.pk}/delete/").status_code == 302
     assert not Zone.objects.filter(pk=zone.pk).exists()
     assert ZoneCount.objects.get().zone_name == "gate"
@@ -106,7 +106,7 @@ def test_viewers_see_zones_but_cannot_change_them(viewer, camera):
 def test_new_frames_are_counted_in_a_zone_drawn_in_the_editor(operator, camera, small_jpeg_bytes):
     whole_frame = [[0, 0], [320, 0], [320, 240], [0, 240]]
     operator.post(f"/cameras/{camera.pk}/zones/new/", zone_form(name="all", polygon=json.dumps(whole_frame)))
-    frame = store_frame(camera, small_jpeg_bytes)
+    frame = queued_frame(camera, small_jpeg_bytes)
 
     count_frame.apply(args=[frame.pk]).get()
 

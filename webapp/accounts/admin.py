@@ -48,7 +48,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
         if not change:
-            key = obj.issue_key()
+            key = obj.issue_secret()
             messages.warning(request, f"Key for {obj.name} (shown once, store it where it is used): {key}")
         super().save_model(request, obj, form, change)
 

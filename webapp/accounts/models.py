@@ -3,12 +3,10 @@ a hash, created in the admin or by `manage.py create_api_key`) and the sites tha
 
 from __future__ import annotations
 
-import secrets
-
 from django.conf import settings
 from django.db import models
 
-from webapp.cameras.models import Site, hash_token
+from webapp.cameras.models import HashedSecretPrincipal, Site
 
 
 class SiteAccess(models.Model):
@@ -34,16 +32,16 @@ class SiteScope(SiteAccess):
         return f"sites of {self.user}"
 
 
-class ApiKey(SiteAccess):
+class ApiKey(SiteAccess, HashedSecretPrincipal):
     """A service's key (`Authorization: Bearer <key>`): reads what a viewer reads; writes nothing."""
 
-    PREFIX_LENGTH = 8
+    SECRET_HASH_FIELD, SECRET_PREFIX_FIELD, LAST_USED_FIELD = "key_hash", "key_prefix", "last_used_at"
 
     name = models.CharField(max_length=100, unique=True, help_text="who uses it, e.g. home-assistant")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    key_prefix = models.CharField(max_length=PREFIX_LENGTH, editable=False, help_text="to recognise a key")
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    key_prefix = models.CharField(
+        max_length=HashedSecretPrincipal.SECRET_PREFIX_LENGTH, editable=False, help_text="to recognise a key"
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -52,17 +50,3 @@ class ApiKey(SiteAccess):
 
     def __str__(self) -> str:
         return self.name
-
-    # DRF treats whatever authentication returns as request.user; a key is an authenticated principal.
-    is_authenticated = True
-
-    def issue_key(self) -> str:
-        """A new key replaces the old one; the caller shows it once, since only its hash is kept."""
-        key = secrets.token_urlsafe(32)
-        self.key_hash = hash_token(key)
-        self.key_prefix = key[: self.PREFIX_LENGTH]
-        return key
-
-    @classmethod
-    def from_key(cls, key: str) -> ApiKey | None:
-        return cls.objects.filter(key_hash=hash_token(key), is_active=True).first()

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from webapp.audit.records import log_queryset_update
+from webapp.accounts.scope import scoped
+from webapp.audit_records import log_queryset_update
 from webapp.cameras.models import Camera, Zone
 from webapp.ingest.models import Frame
 
@@ -92,3 +93,18 @@ class Crossing(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["camera", "zone_name", "kind"], name="one_crossing_per_subject")]
+
+
+# The states a list of alerts shows (the page's tabs, the API's `state`), and the most a page or an API page holds.
+STATES = ("open", "acknowledged", "all")
+MAX_LISTED = 500
+
+
+def filtered_alerts(principal, state: str, camera: int | None):
+    """The alerts of the cameras `principal` sees, in `state`, of one camera or all."""
+    alerts = scoped(Alert.objects.select_related("camera__site", "acknowledged_by"), principal)
+    if state in (Alert.State.OPEN, Alert.State.ACKNOWLEDGED):
+        alerts = alerts.filter(state=state)
+    if camera:
+        alerts = alerts.filter(camera_id=camera)
+    return alerts

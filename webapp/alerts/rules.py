@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from webapp.alerts.events import alerts_changed
 from webapp.alerts.models import Alert, Crossing
 from webapp.cameras.models import Camera, Zone
 from webapp.ingest.models import Frame
@@ -90,6 +91,15 @@ def raise_alerts(frame: Frame, count: float, zone_counts: dict[int, float]) -> A
                 )
             )
     return changes
+
+
+def raise_alerts_on_count(
+    sender, frame: Frame, count: float, zone_counts: dict[int, float], recount: bool, **_
+) -> None:
+    """webapp.ingest.events.frame_counted's receiver: the frame's alerts, and who is told of a first count's."""
+    changes = raise_alerts(frame, count, zone_counts)
+    if not recount:
+        alerts_changed.send(sender=Alert, changes=changes)
 
 
 def clear_level(camera: Camera, threshold: float) -> float:

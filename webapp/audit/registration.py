@@ -5,7 +5,7 @@ scopes, API keys), and each acknowledgement of an alert.
 
 django-auditlog hears saves, deletions and many-to-many changes through model signals. A queryset's `update()` sends
 none: the places that switch a camera's weights or acknowledge an alert that way call
-`webapp.audit.records.log_queryset_update`.
+`webapp.audit_records.log_queryset_update`.
 
 Left out: secrets (password hashes, token and key hashes, an endpoint's secret and the password inside an MQTT URL),
 and what software rather than a person writes: a gateway's or key's last use, a user's last sign-in, and alerts as the

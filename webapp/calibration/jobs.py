@@ -25,7 +25,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from counting.images import ImageError
-from webapp.audit.records import log_queryset_update
+from webapp.audit_records import log_queryset_update
 from webapp.calibration.models import (
     MIN_MARKED_FRAMES,
     AdaptationJob,

@@ -30,6 +30,6 @@ class GatewayAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Gateway, form, change: bool) -> None:
         if not change:
-            token = obj.issue_token()
+            token = obj.issue_secret()
             messages.warning(request, f"Token for {obj.name} (shown once, store it on the gateway): {token}")
         super().save_model(request, obj, form, change)

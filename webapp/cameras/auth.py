@@ -1,4 +1,4 @@
-"""Gateway tokens for the REST API (`Authorization: Token ...`), and who may read a camera's data."""
+"""Gateway tokens for the REST API (`Authorization: Token ...`). Who may call what: `webapp.accounts.permissions`."""
 
 from __future__ import annotations
 
@@ -6,28 +6,24 @@ from datetime import timedelta
 
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions
 
-from webapp.accounts.roles import role_of
-from webapp.accounts.scope import sees_camera
-from webapp.cameras.models import Camera, Gateway
+from webapp.cameras.models import Gateway, HashedSecretPrincipal
 
 # A gateway's last contact is written at most this often: a write on every upload cost each one a commit of its own.
 LAST_SEEN_RESOLUTION = timedelta(seconds=10)
 
 
 class HashedSecretAuthentication(authentication.BaseAuthentication):
-    """`Authorization: <keyword> <secret>` for principals kept by the hash of their secret (gateways, API keys):
-    authenticates as the active principal holding it, and writes when it was last used (at most every
-    LAST_SEEN_RESOLUTION)."""
+    """`Authorization: <keyword> <secret>` for a HashedSecretPrincipal `model` (gateways, API keys): authenticates as
+    the active principal holding the secret, and writes when it was last used (at most every LAST_SEEN_RESOLUTION).
+    The API's description names it `scheme_name`, as `security_scheme` (HashedSecretScheme)."""
 
+    model: type[HashedSecretPrincipal]
     keyword: str
     credential: str  # what the secret is called in the errors
-    last_used_field: str
-
-    def principal(self, secret: str):
-        """The active principal whose secret this is, or None."""
-        raise NotImplementedError
+    scheme_name: str
+    security_scheme: dict[str, str]
 
     def authenticate(self, request) -> tuple | None:
         header = authentication.get_authorization_header(request).decode("latin-1").split()
@@ -37,43 +33,38 @@ class HashedSecretAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 f"the Authorization header must be '{self.keyword} <{self.credential}>'"
             )
-        principal = self.principal(header[1])
+        principal = self.model.holding(header[1])
         if principal is None:
             raise exceptions.AuthenticationFailed(f"unknown or revoked {self.credential}")
-        now, last = timezone.now(), getattr(principal, self.last_used_field)
+        now, last = timezone.now(), getattr(principal, principal.LAST_USED_FIELD)
         if last is None or now - last >= LAST_SEEN_RESOLUTION:
-            type(principal).objects.filter(pk=principal.pk).update(**{self.last_used_field: now})
+            type(principal).objects.filter(pk=principal.pk).update(**{principal.LAST_USED_FIELD: now})
         return principal, principal
 
     def authenticate_header(self, request) -> str:
         return self.keyword
 
 
+class HashedSecretScheme(OpenApiAuthenticationExtension):
+    """The API description's security scheme of each HashedSecretAuthentication."""
+
+    target_class = HashedSecretAuthentication
+    match_subclasses = True
+
+    @property
+    def name(self) -> str:
+        return self.target.scheme_name
+
+    def get_security_definition(self, auto_schema) -> dict[str, str]:
+        return self.target.security_scheme
+
+
 class GatewayTokenAuthentication(HashedSecretAuthentication):
-    keyword, credential, last_used_field = "Token", "gateway token", "last_seen_at"
-
-    def principal(self, secret: str) -> Gateway | None:
-        return Gateway.from_token(secret)
-
-
-class GatewayTokenScheme(OpenApiAuthenticationExtension):
-    target_class = GatewayTokenAuthentication
-    name = "gatewayToken"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Token <gateway token>"}
-
-
-class IsGateway(permissions.BasePermission):
-    message = "only a gateway (Authorization: Token ...) can upload frames"
-
-    def has_permission(self, request, view) -> bool:
-        return isinstance(request.user, Gateway)
-
-
-def can_read_camera(principal, camera: Camera) -> bool:
-    """A gateway reads its own cameras; a signed-in person with a role (viewer or above), or an API key, reads the
-    cameras of the sites it sees (`webapp.accounts.scope`)."""
-    if isinstance(principal, Gateway):
-        return principal.owns(camera)
-    return role_of(principal) is not None and sees_camera(principal, camera)
+    model, keyword, credential = Gateway, "Token", "gateway token"
+    scheme_name = "gatewayToken"
+    security_scheme = {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "Token <gateway token>",
+    }

@@ -204,17 +204,50 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Gateway(models.Model):
-    """A site's CCTV gateway: it uploads frames of its own cameras with an API token, stored only as a hash."""
+class HashedSecretPrincipal(models.Model):
+    """Who calls the REST API with a secret of its own (`webapp.cameras.auth.HashedSecretAuthentication`): gateways
+    and API keys. Only the secret's hash is kept, with its first characters to recognise it by. Each model names its
+    own columns for them (SECRET_HASH_FIELD, SECRET_PREFIX_FIELD, LAST_USED_FIELD), as its table already has them."""
 
-    TOKEN_PREFIX_LENGTH = 8
+    SECRET_PREFIX_LENGTH = 8
+    SECRET_HASH_FIELD: str
+    SECRET_PREFIX_FIELD: str
+    LAST_USED_FIELD: str
+
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+    # DRF treats whatever authentication returns as request.user; a principal is authenticated.
+    is_authenticated = True
+
+    def issue_secret(self) -> str:
+        """A new secret replaces the old one; the caller saves the principal and shows the secret once, since only its
+        hash is kept."""
+        secret = secrets.token_urlsafe(32)
+        setattr(self, self.SECRET_HASH_FIELD, hash_token(secret))
+        setattr(self, self.SECRET_PREFIX_FIELD, secret[: self.SECRET_PREFIX_LENGTH])
+        return secret
+
+    @classmethod
+    def holding(cls, secret: str):
+        """The active principal whose secret this is, or None."""
+        return cls.objects.filter(**{cls.SECRET_HASH_FIELD: hash_token(secret)}, is_active=True).first()
+
+
+class Gateway(HashedSecretPrincipal):
+    """A site's CCTV gateway: it uploads frames of its own cameras with its API token."""
+
+    SECRET_HASH_FIELD, SECRET_PREFIX_FIELD, LAST_USED_FIELD = "token_hash", "token_prefix", "last_seen_at"
 
     name = models.CharField(max_length=100, unique=True)
     cameras = models.ManyToManyField(Camera, related_name="gateways", blank=True)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    token_prefix = models.CharField(max_length=TOKEN_PREFIX_LENGTH, editable=False, help_text="to recognise a token")
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    token_prefix = models.CharField(
+        max_length=HashedSecretPrincipal.SECRET_PREFIX_LENGTH, editable=False, help_text="to recognise a token"
+    )
     last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -222,20 +255,6 @@ class Gateway(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    # DRF treats whatever authentication returns as request.user; a gateway is an authenticated principal.
-    is_authenticated = True
-
-    def issue_token(self) -> str:
-        """A new token replaces the old one; the caller shows it once, since only its hash is kept."""
-        token = secrets.token_urlsafe(32)
-        self.token_hash = hash_token(token)
-        self.token_prefix = token[: self.TOKEN_PREFIX_LENGTH]
-        return token
-
-    @classmethod
-    def from_token(cls, token: str) -> Gateway | None:
-        return cls.objects.filter(token_hash=hash_token(token), is_active=True).first()
 
     def owns(self, camera: Camera) -> bool:
         return self.cameras.filter(pk=camera.pk).exists()

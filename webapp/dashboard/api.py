@@ -6,22 +6,14 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
-from webapp.accounts.roles import Role, has_role
+from webapp.accounts.permissions import IsReader
 from webapp.accounts.scope import visible_cameras, visible_sites
 from webapp.cameras.models import Camera, Site
 from webapp.dashboard.overview import attach_results, camera_cards, with_latest
 from webapp.ingest.models import Result
 from webapp.pagination import ListPagination
-
-
-class IsReader(BasePermission):
-    message = "this needs the viewer role, or an API key"
-
-    def has_permission(self, request, view) -> bool:
-        return has_role(request.user, Role.VIEWER)
 
 
 class SiteRow(serializers.Serializer):

@@ -31,7 +31,8 @@ from webapp.ingest.rollups import add_to_quarter_hours, tally_counts
 CAMERAS_PER_SITE = 100
 NAME_PREFIX = "fleet-"
 SITE_PREFIX = "Fleet site "
-TIME_ZONES = ("Europe/Paris", "America/New_York", "Asia/Kolkata", "Asia/Shanghai", "UTC")
+# Sites around the world, each on its own clock (two of them change it for summer, one on another date).
+TIME_ZONES = ("Europe/Paris", "America/New_York", "Asia/Kolkata", "Asia/Shanghai", "Europe/London")
 ZONE_SQUARE = [[0, 0], [960, 0], [960, 540], [0, 540]]
 MODEL_VERSION = "csrnet-lite-mix3.pt@simulated000"
 CONTENT_HASH = "0" * 64  # every frame has one; its length is what matters for the database's size

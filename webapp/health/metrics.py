@@ -2,7 +2,7 @@
 address as `client_address` sees it, through trusted proxies) and for scrapers bearing CROWDSCOPE_METRICS_TOKEN.
 
 Events (frames received, counted and failed, latencies, email deliveries) are the totals every process adds to the
-broker (`webapp.health.events`); state (latest counts, gateways' last contact, calibration jobs, queue lengths) is
+broker (`webapp.metric_events`); state (latest counts, gateways' last contact, calibration jobs, queue lengths) is
 read where it lives, at scrape time. Cameras are labelled by id, which never changes; `crowdscope_camera_info` maps
 ids to names and sites.
 """
@@ -29,8 +29,8 @@ from counting.specs import ARCHITECTURE_NAMES
 from webapp.accounts.addresses import client_address
 from webapp.calibration.models import CalibrationJob
 from webapp.cameras.models import Camera, Gateway
-from webapp.health.events import COUNTERS, EVENTS_KEY, HISTOGRAMS, LATENCY_BUCKETS, events_store
 from webapp.ingest.models import LatestCount, ZoneCount
+from webapp.metric_events import COUNTERS, EVENTS_KEY, HISTOGRAMS, LATENCY_BUCKETS, events_store
 from webapp.queues import CALIBRATE_QUEUE, DEFAULT_QUEUE, REPORTS_QUEUE, count_queue
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from webapp.cameras.models import Camera, Gateway, Zone
-from webapp.health.events import count_event
+from webapp.metric_events import count_event
 
 # Stored names carry a random part: no two writes ever meet at one name (the same image sent twice, a recount's new
 # maps beside the old ones), so a bucket takes each file in one PUT, without asking first whether the name is free.

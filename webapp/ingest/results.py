@@ -17,16 +17,14 @@ from PIL import Image
 from counting.density_files import density_npz
 from counting.overlay import heatmap_png
 from counting.zones import zone_counts
-from webapp.alerts.rules import raise_alerts
 from webapp.cameras.models import Camera
-from webapp.health.events import count_event, observe_seconds
+from webapp.ingest.events import count_committed, frame_counted
 from webapp.ingest.models import Frame, LatestCount, Result, ZoneCount
 from webapp.ingest.privacy import BlurredFrame, blurred_filename, is_blurred
 from webapp.ingest.rollups import add_to_quarter_hours, record_latest, recount_quarter_hour, tally_counts
 from webapp.ingest.series import QUARTER_HOUR, bucket_start
 from webapp.ingest.storage import StorageUnavailable, write_media_file
-from webapp.notifications.dispatch import notify_alert_changes
-from webapp.notifications.mqtt import publish_counts
+from webapp.metric_events import count_event, observe_seconds
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +133,7 @@ def _save_result(
             locked.image.name = blurred.name
             changed.append("image")
         locked.save(update_fields=changed)
-        notify_alert_changes(raise_alerts(frame, counted.count, counted.zone_counts))
+        frame_counted.send(Frame, frame=frame, count=counted.count, zone_counts=counted.zone_counts, recount=False)
     except Exception:
         result.density.delete(save=False)
         result.heatmap.delete(save=False)
@@ -145,7 +143,7 @@ def _save_result(
 
 def _record_counted(frame: Frame, counted: Counted) -> None:
     count_event("crowdscope_frames_counted", camera_id=frame.camera_id)
-    publish_counts(frame, counted.count, counted.zone_counts)
+    count_committed.send(Frame, frame=frame, count=counted.count, zone_counts=counted.zone_counts)
     observe_seconds("crowdscope_inference_seconds", counted.inference_ms / 1000, model=counted.model_name)
     if not frame.counted_on_gateway:
         latency = (timezone.now() - frame.received_at).total_seconds()
@@ -170,7 +168,7 @@ def replace_result(frame: Frame, counted: Counted) -> Result:
             ZoneCount.objects.bulk_create(_zone_rows(result, counted))
             recount_quarter_hour(locked.camera_id, bucket_start(locked.captured_at, QUARTER_HOUR))
             LatestCount.objects.filter(camera_id=locked.camera_id, frame_id=locked.pk).update(count=counted.count)
-            raise_alerts(locked, counted.count, counted.zone_counts)  # a recount of the past pages nobody
+            frame_counted.send(Frame, frame=locked, count=counted.count, zone_counts=counted.zone_counts, recount=True)
         except Exception:
             result.density.delete(save=False)
             result.heatmap.delete(save=False)

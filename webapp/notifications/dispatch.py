@@ -62,6 +62,11 @@ def notify(alert: Alert, event: str) -> list[int]:
     return made
 
 
+def notify_on_alert_changes(sender, changes: AlertChanges, **_) -> None:
+    """webapp.alerts.events.alerts_changed's receiver."""
+    notify_alert_changes(changes)
+
+
 def notify_alert_changes(changes: AlertChanges) -> None:
     for alert in changes.raised:
         notify(alert, Notification.Event.RAISE)

@@ -245,6 +245,11 @@ class _MqttEndpoints:
 mqtt_endpoints = _MqttEndpoints()
 
 
+def publish_on_count(sender, frame: Frame, count: float, zone_counts: dict[int, float], **_) -> None:
+    """webapp.ingest.events.count_committed's receiver."""
+    publish_counts(frame, count, zone_counts)
+
+
 def publish_counts(frame: Frame, count: float, zone_counts: dict[int, float]) -> None:
     """After a result is stored: the camera's and its zones' latest counts to every enabled MQTT endpoint. Never
     raises: a broker that is away loses nothing the next count does not replace."""

@@ -20,7 +20,7 @@ from django.utils import timezone
 from llm_reports.llm import LocalLLM
 from webapp.accounts.roles import role_of
 from webapp.cameras.models import Camera
-from webapp.health.events import count_event
+from webapp.metric_events import count_event
 from webapp.reports.emails import report_email
 from webapp.reports.generation import generate
 from webapp.reports.history import day_period

@@ -53,6 +53,14 @@ def build_history(
     timezone: str,
     lookback_days: int = LOOKBACK_DAYS,
 ) -> History:
+    """The report input for `cameras` over [period_start, period_end), with `lookback_days` before it.
+
+    Hourly buckets (on the hours of the zone's standard time, see `standard_time`) from the quarter-hour counts: per
+    camera, in the order given, a series for its whole view (its alert threshold; empty when it counted nothing)
+    and then one for each zone that has counts, by name, with that zone's threshold (None for a zone since deleted).
+    Cameras go by `camera_names`; the people-count alerts raised in the period (`period_alerts`) and each camera's
+    site come with them. Outages are left empty: the report finds silent hours in the counts themselves.
+    """
     zone = ZoneInfo(timezone)
     since = period_start - timedelta(days=lookback_days)
     names = camera_names(cameras)

@@ -22,7 +22,7 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(f"no site named {', '.join(map(repr, unknown))}")
         api_key = ApiKey(name=name, all_sites=not options["sites"])
-        key = api_key.issue_key()
+        key = api_key.issue_secret()
         api_key.save()
         api_key.sites.set(sites)
         self.stdout.write(key)

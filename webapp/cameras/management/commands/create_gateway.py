@@ -27,7 +27,7 @@ class Command(BaseCommand):
             raise CommandError(f"a gateway named {name!r} exists already")
         with transaction.atomic():
             gateway = Gateway(name=name)
-            token = gateway.issue_token()
+            token = gateway.issue_secret()
             gateway.save()
             gateway.cameras.set(cameras)
         self.stdout.write(token)

@@ -2,10 +2,10 @@
 
 from django.urls import path
 
-from webapp.calibration import pages
+from webapp.calibration import views
 
 app_name = "calibration"
 
 urlpatterns = [
-    path("cameras/<int:pk>/calibrate/", pages.calibration_page, name="calibrate"),
+    path("cameras/<int:pk>/calibrate/", views.calibration_page, name="calibrate"),
 ]
