@@ -75,11 +75,11 @@ $(OIDC_PROVIDER): tests/oidc_provider/package-lock.json
 	npm ci --prefix tests/oidc_provider --no-audit --no-fund
 test: $(OIDC_PROVIDER)
 
-# The quick run while working: every test but the browser and end-to-end ones (marked by tests/conftest.py), with no
+# The quick run while working: every test but the browser, end-to-end and slow ones (marked by tests/conftest.py), no
 # lint or audit, media on the local disk; it says how long it took. PYTEST_ARGS adds to it (`-x`, `--durations=30`).
 test-fast: setup services $(OIDC_PROVIDER)
 	@started=$$(date +%s); \
-	CROWDSCOPE_TEST_STORAGE=local DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not e2e and not browser" \
+	CROWDSCOPE_TEST_STORAGE=local DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not e2e and not browser and not slow" \
 	  $(PYTEST_ARGS); \
 	status=$$?; echo "make test-fast: $$(( $$(date +%s) - started )) s"; exit $$status
 

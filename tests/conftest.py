@@ -1,6 +1,6 @@
 """Fixtures of every test (the shared data, the session's S3 server) and the markers each test gets from where it is
-and what it reads: `e2e` (tests/e2e), `browser` (tests/browser) and `needs_data` (reads ../shared/data), so that
-`make test-fast` can leave the slow ones out."""
+and what it reads: `e2e` (tests/e2e), `browser` (tests/browser), `slow` (runs the real models at length) and
+`needs_data` (reads ../shared/data), so that `make test-fast` can leave the slow ones out."""
 
 import os
 import subprocess
@@ -19,6 +19,21 @@ from tests.loopback import S3Server
 
 TESTS = Path(__file__).resolve().parent
 MARKED_FOLDERS = {TESTS / "e2e": "e2e", TESTS / "browser": "browser"}
+# Modules whose tests run the real models at length (training, benchmarks, the local LLM, batches of frames through
+# the engine, adaptation through the product): 4 minutes of 9 on 2 cores (2026-12-07), left out of `make test-fast`.
+SLOW_MODULES = {
+    TESTS / "counting" / "test_bench.py",
+    TESTS / "counting" / "test_count_scale.py",
+    TESTS / "counting" / "test_engine_batch.py",
+    TESTS / "counting" / "test_onnx_export.py",
+    TESTS / "counting" / "test_train.py",
+    TESTS / "llm_reports" / "test_evaluation.py",
+    TESTS / "llm_reports" / "test_llm.py",
+    TESTS / "llm_reports" / "test_report.py",
+    TESTS / "webapp" / "test_adaptation.py",
+    TESTS / "webapp" / "test_generate_report_command.py",
+    TESTS / "webapp" / "test_object_storage.py",
+}
 # The fixtures that read ../shared/data; a test that uses one, however indirectly, needs the data.
 SHARED_DATA_FIXTURES = {"shared_data", "pypa_advisories"}
 
@@ -28,6 +43,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for folder, marker in MARKED_FOLDERS.items():
             if item.path.is_relative_to(folder):
                 item.add_marker(marker)
+        if item.path in SLOW_MODULES:
+            item.add_marker("slow")
         if SHARED_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker("needs_data")
 

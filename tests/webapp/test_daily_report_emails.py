@@ -144,6 +144,7 @@ def test_four_cameras_email_stays_small_and_frames_can_be_blurred_or_left_out(jp
     assert abs(float(np.median(pictures["none"])) - 34) < 6 < abs(float(np.median(pictures["frame"])) - 34)
 
 
+@pytest.mark.slow  # the local LLM writes the report
 def test_the_job_writes_the_report_with_the_local_model_when_none_exists(inbox, quay, settings):
     settings.REPORT_SNAPKV_BUDGET = 256
     subscriber("ana", quay)

@@ -40,6 +40,7 @@ def test_a_fleet_gets_a_counted_history_and_a_longer_one_adds_the_older_days(cap
 
     oldest = Frame.objects.order_by("captured_at").first().captured_at
     more = simulate(capsys, "--cameras", "120", "--days", "0.5", "--every", "600")
-    assert more["frames"] == 120 * 36 and Result.objects.count() == first["frames"] + more["frames"]
+    # 6 more hours per camera, give or take the one frame the seconds between the two runs move across each grid.
+    assert abs(more["frames"] - 120 * 36) <= 120 and Result.objects.count() == first["frames"] + more["frames"]
     assert Frame.objects.filter(captured_at__gte=oldest).count() == first["frames"] + 10
     assert LatestCount.objects.get(camera=crowded).captured_at > oldest + timedelta(hours=5)
