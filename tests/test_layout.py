@@ -170,18 +170,18 @@ print(json.dumps({"view_modules": modules, "loaded": sorted(sys.modules)}))
 """
 
 
-def test_the_web_process_never_loads_torch_or_transformers():
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings"}
+def run_in_a_fresh_process(script: str, **environment: str) -> dict:
+    """What `script`, run by a new Python with the project's settings, printed as JSON on its last line."""
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", **environment}
     result = subprocess.run(
-        [sys.executable, "-c", WEB_PROCESS_IMPORTS],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-c", script], cwd=REPO, env=environment, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    web_process = json.loads(result.stdout.splitlines()[-1])
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_the_web_process_never_loads_torch_or_transformers():
+    web_process = run_in_a_fresh_process(WEB_PROCESS_IMPORTS)
     assert "webapp.reports.views" in web_process["view_modules"], "the URL configuration was not walked"
     loaded = set(web_process["loaded"])
     assert [library for library in HEAVY_LIBRARIES if library in loaded] == []
@@ -249,17 +249,7 @@ print(json.dumps({"count": counted.count, "loaded": sorted(sys.modules)}))
 
 
 def test_a_counting_worker_never_loads_the_training_code():
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "COUNTING_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", COUNTING_WORKER_IMPORTS],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    worker = json.loads(result.stdout.splitlines()[-1])
+    worker = run_in_a_fresh_process(COUNTING_WORKER_IMPORTS, COUNTING_THREADS="1")
     loaded = set(worker["loaded"])
     assert {"workers.tasks", "counting.engine", "torch"} <= loaded, "the worker's path was not taken"
     assert sorted(module for module in loaded if outside_the_library(module)) == []

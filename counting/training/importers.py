@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.io
@@ -79,11 +80,8 @@ def voc_head_points(xml_path: str | Path, labels: Iterable[str] = ("head",)) -> 
     return np.asarray(points, dtype=np.float64).reshape(-1, 2)
 
 
-def mat_points(mat_path: str | Path, variable: str = "loc") -> np.ndarray:
-    """An N x 2 array of (x, y) head points stored as `variable` in a MATLAB `.mat` file (Beijing-BRT's `loc`).
-
-    Coordinates are taken as continuous pixel coordinates, as they are for ShanghaiTech's `.mat` files.
-    """
+def _mat_variable(mat_path: str | Path, variable: str) -> Any:
+    """The variable `variable` of a MATLAB `.mat` file; AnnotationFormatError naming what is wrong otherwise."""
     try:
         data = scipy.io.loadmat(mat_path)
     except (OSError, ValueError, TypeError, scipy.io.matlab.MatReadError) as error:
@@ -91,7 +89,15 @@ def mat_points(mat_path: str | Path, variable: str = "loc") -> np.ndarray:
     if variable not in data:
         found = ", ".join(name for name in data if not name.startswith("__")) or "none"
         raise AnnotationFormatError(f"{mat_path}: no variable {variable!r} (found: {found})")
-    points = np.asarray(data[variable], dtype=np.float64)
+    return data[variable]
+
+
+def mat_points(mat_path: str | Path, variable: str = "loc") -> np.ndarray:
+    """An N x 2 array of (x, y) head points stored as `variable` in a MATLAB `.mat` file (Beijing-BRT's `loc`).
+
+    Coordinates are taken as continuous pixel coordinates, as they are for ShanghaiTech's `.mat` files.
+    """
+    points = np.asarray(_mat_variable(mat_path, variable), dtype=np.float64)
     if points.size == 0:
         return points.reshape(0, 2)
     if points.ndim != 2 or points.shape[1] != 2:
@@ -202,15 +208,8 @@ def mat_frame_points(mat_path: str | Path, cells: str = "frame", field: str = "l
 
     Coordinates are taken as continuous pixel coordinates as they are, as for ShanghaiTech's `.mat` files.
     """
-    try:
-        data = scipy.io.loadmat(mat_path)
-    except (OSError, ValueError, TypeError, scipy.io.matlab.MatReadError) as error:
-        raise AnnotationFormatError(f"{mat_path}: not a MATLAB .mat file ({error})") from error
-    if cells not in data:
-        found = ", ".join(name for name in data if not name.startswith("__")) or "none"
-        raise AnnotationFormatError(f"{mat_path}: no variable {cells!r} (found: {found})")
     frames = []
-    for index, cell in enumerate(np.asarray(data[cells]).ravel(), start=1):
+    for index, cell in enumerate(np.asarray(_mat_variable(mat_path, cells)).ravel(), start=1):
         names = getattr(getattr(cell, "dtype", None), "names", None) or ()
         if field not in names:
             raise AnnotationFormatError(f"{mat_path}: {cells}{{{index}}} has no field {field!r}")
