@@ -18,7 +18,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from webapp.accounts.models import ApiKey, SiteAccess, SiteScope
+from webapp.accounts.models import ApiKey, SiteScope
 from webapp.accounts.roles import Role, role_of
 from webapp.cameras.models import Camera, Site
 
@@ -30,28 +30,22 @@ def visible_site_ids(principal) -> frozenset[int] | None:
     cached = getattr(principal, "_crowdscope_sites", False)
     if cached is not False:
         return cached
-    access = _site_access(principal)
-    if access is False:
-        seen: frozenset[int] | None = frozenset()
-    elif access is None or access.all_sites:
-        seen = EVERY_SITE
-    else:
-        seen = frozenset(access.sites.values_list("pk", flat=True))
+    seen = _seen_site_ids(principal)
     if isinstance(principal, Model):  # cached for the request: the principal is loaded once per request
         principal._crowdscope_sites = seen
     return seen
 
 
-def _site_access(principal) -> SiteAccess | bool | None:
-    """The principal's SiteAccess; None when it sees every site without one; False when it sees nothing."""
-    role = role_of(principal)
+def _seen_site_ids(principal) -> frozenset[int] | None:
+    role = role_of(principal)  # None for anonymous visitors and gateways: no site
     if role is None:
-        return False
-    if isinstance(principal, ApiKey):
-        return principal
-    if role == Role.ADMIN or not isinstance(principal, AbstractBaseUser):
-        return None
-    return SiteScope.objects.filter(user=principal).first()
+        return frozenset()
+    if role == Role.ADMIN:
+        return EVERY_SITE
+    access = principal if isinstance(principal, ApiKey) else SiteScope.objects.filter(user=principal).first()
+    if access is None or access.all_sites:
+        return EVERY_SITE
+    return frozenset(access.sites.values_list("pk", flat=True))
 
 
 def sees_every_site(principal) -> bool:
