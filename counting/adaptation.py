@@ -47,6 +47,7 @@ from torch import nn
 from counting.engine import configure_threads, frame_density, predict_density
 from counting.images import ImageError, load_rgb, to_working_size
 from counting.models import WeightsError, load_model, save_weights_atomically
+from counting.progress import WorkProgress
 
 # Beside a weights file NAME.pt: NAME.references.npz, the statistics of each set the weights trained on.
 REFERENCE_SUFFIX = ".references.npz"
@@ -338,25 +339,8 @@ def read_frames(images: list[Path], rule: AdaptationRule, one_size: bool = True)
     return frames
 
 
-class FrameProgress:
-    """Reports the fraction of frames done over all passes to `callback(fraction, message)`, when there is one."""
-
-    def __init__(self, total: int, callback: Callable[[float, str], None] | None) -> None:
-        self.total, self.done, self.callback = total, 0, callback
-
-    def advance(self, message: str) -> None:
-        self.done += 1
-        if self.callback is not None:
-            self.callback(min(self.done / self.total, 1.0), message)
-
-    def finish(self, message: str) -> None:
-        self.done = self.total
-        if self.callback is not None:
-            self.callback(1.0, message)
-
-
 def _count_all(
-    model: nn.Module, frames: list[np.ndarray], precision: str, device: str, progress: FrameProgress, label: str
+    model: nn.Module, frames: list[np.ndarray], precision: str, device: str, progress: WorkProgress, label: str
 ) -> list[float]:
     counts = []
     for index, rgb in enumerate(frames, start=1):
@@ -366,7 +350,7 @@ def _count_all(
 
 
 def measure(
-    model: nn.Module, frames: list[np.ndarray], precision: str, device: str, progress: FrameProgress, label: str
+    model: nn.Module, frames: list[np.ndarray], precision: str, device: str, progress: WorkProgress, label: str
 ) -> tuple[list[float], Statistics]:
     """Counts of `frames` by `model` as it is, and its batch-norm layers' input statistics over them."""
     with recording(model) as accumulators:
@@ -387,7 +371,7 @@ def camera_statistics(
     frames: list[np.ndarray],
     precision: str,
     device: str,
-    progress: FrameProgress,
+    progress: WorkProgress,
     layers: int | None = None,
 ) -> Statistics:
     """The statistics pass of the module docstring: each layer's input statistics over `frames` (each at the working
@@ -439,7 +423,7 @@ def adapt(
     model = model.to(device)
     references = reference_statistics(model, base_path)
     # Three passes when the camera is novel; when it is not, the progress jumps to the end after the first.
-    tracker = FrameProgress(len(frames) + 2 * min(len(frames), rule.counted_frames), progress)
+    tracker = WorkProgress(len(frames) + 2 * min(len(frames), rule.counted_frames), progress)
     counted = thin_evenly(frames, rule.counted_frames)
     before, seen = measure(model, counted, precision, device, tracker, "counting with the current weights")
     distances = {name: novelty(seen, statistics) for name, statistics in references.items()}
@@ -507,5 +491,5 @@ def set_references(
     references = {}
     for name, images in sets.items():
         frames = [load_rgb(path) for path in images]
-        _, references[name] = measure(model, frames, precision, device, FrameProgress(len(frames), None), name)
+        _, references[name] = measure(model, frames, precision, device, WorkProgress(len(frames), None), name)
     return references

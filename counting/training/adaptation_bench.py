@@ -31,7 +31,6 @@ from torch import nn
 from counting.adaptation import (
     OWN_STATISTICS,
     AdaptationRule,
-    FrameProgress,
     camera_statistics,
     measure,
     mixed,
@@ -45,6 +44,7 @@ from counting.adaptation import (
 from counting.engine import frame_density
 from counting.images import load_rgb
 from counting.models import load_model
+from counting.progress import WorkProgress
 from counting.training.datasets import AnnotatedImage, load_annotated, point_folder
 from counting.training.evaluate import CountErrors, PairedChange
 from counting.training.importers import region_of_interest_path
@@ -177,7 +177,7 @@ def run_camera(
     own = own_statistics(model)
     frames = read_frames(thin_evenly(camera.adapt_images, rule.max_frames), rule, one_size=False)
     counted = thin_evenly(frames, rule.counted_frames)
-    before, seen = measure(model, counted, precision, "cpu", FrameProgress(len(counted), None), "measuring")
+    before, seen = measure(model, counted, precision, "cpu", WorkProgress(len(counted), None), "measuring")
     distances = {name: novelty(seen, stats) for name, stats in reference_statistics(model, weights).items()}
     nearest = min(distances, key=lambda name: distances[name])
     annotated = [float(s.count) for s in camera.evaluated]
@@ -187,7 +187,7 @@ def run_camera(
     result.annotated = annotated
     result.counts["0"] = _counts(model, camera, precision).tolist()
     result.decision_mean["0"] = float(np.mean(before))
-    progress = FrameProgress(len(frames), None)
+    progress = WorkProgress(len(frames), None)
     statistics = camera_statistics(model, frames, precision, "cpu", progress, rule.layers or None)
     for strength in strengths:
         set_statistics(model, mixed(own, statistics, strength, rule.layers or None))

@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from counting.engine import configure_threads, frame_density, training_autocast
 from counting.images import load_rgb
 from counting.models import load_model, save_weights_atomically
+from counting.progress import WorkProgress
 from counting.training.config import TrainConfig
 from counting.training.count_scale import fold_count_scale
 from counting.training.datasets import AnnotatedImage, Augmentation, CrowdCrops, GroundTruthCache, collate_crops
@@ -115,29 +116,13 @@ def _check(samples: list[AnnotatedImage], config: CalibrationConfig) -> None:
         raise CalibrationError("no heads marked on any frame: mark the people on the frames first")
 
 
-class _Progress:
-    """Fractions of the whole job from units of work done: a training step weighs 2, counting a frame 1."""
-
-    def __init__(self, total: int, callback: Callable[[float, str], None] | None) -> None:
-        self.total, self.done, self.callback = total, 0, callback
-
-    def advance(self, units: int, message: str) -> None:
-        self.done += units
-        if self.callback is not None:
-            self.callback(min(self.done / self.total, 1.0), message)
-
-    def finish(self, message: str) -> None:
-        self.done = self.total
-        if self.callback is not None:
-            self.callback(1.0, message)
-
-
 def _steps_per_epoch(frames: int, config: CalibrationConfig) -> int:
     return math.ceil(frames / config.batch_size)
 
 
 def _work_units(frames: int, folds: list[list[int]], config: CalibrationConfig) -> int:
-    """The whole job in `_Progress` units: every fine-tune's training steps and every frame counted."""
+    """The whole job in `WorkProgress` units: every fine-tune's training steps (a step weighs 2) and every frame
+    counted (1)."""
     fold_steps = sum(_steps_per_epoch(frames - len(fold), config) for fold in folds) * config.epochs
     final_steps = _steps_per_epoch(frames, config) * config.epochs
     # Counting: every frame before, each fold's held-out frames, and with the count scale every fine-tune's
@@ -156,7 +141,7 @@ class _Job:
     images: list[np.ndarray]  # each sample's frame, decoded once for all the counting
     cache: GroundTruthCache
     config: CalibrationConfig
-    progress: _Progress
+    progress: WorkProgress
 
 
 @contextmanager
@@ -216,7 +201,7 @@ def _fine_tune(job: _Job, samples: list[AnnotatedImage], label: str) -> nn.Modul
             nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             optimizer.step()
             step += 1
-            job.progress.advance(2, f"{label}: epoch {epoch + 1}/{config.epochs}, loss {loss.item():.3f}")
+            job.progress.advance(f"{label}: epoch {epoch + 1}/{config.epochs}, loss {loss.item():.3f}", units=2)
     return model.eval()
 
 
@@ -225,7 +210,7 @@ def _counts(
     indices: list[int],
     images: list[np.ndarray],
     config: CalibrationConfig,
-    progress: _Progress,
+    progress: WorkProgress,
     label: str,
 ) -> dict[int, float]:
     """Each of the frames `indices` counted whole by `model`, as inference counts; raises CalibrationError on a count
@@ -236,7 +221,7 @@ def _counts(
         counts[index] = float(density.sum(dtype=np.float64))
         if not math.isfinite(counts[index]):
             raise CalibrationError(f"diverged: {label} counted {counts[index]} people on a frame")
-        progress.advance(1, f"{label}: counted frame {index + 1}")
+        progress.advance(f"{label}: counted frame {index + 1}")
     return counts
 
 
@@ -307,7 +292,7 @@ def calibrate(
     with _out_of_memory_is_a_calibration_error(len(samples)):
         base, arch, base_path = load_model(arch, base_weights)
         folds = fold_indices(len(samples), config.folds, config.seed)
-        tracker = _Progress(_work_units(len(samples), folds, config), progress)
+        tracker = WorkProgress(_work_units(len(samples), folds, config), progress)
         images = [load_rgb(sample.image_path) for sample in samples]
         job = _Job(base.to(config.device), arch, samples, images, GroundTruthCache(), config, tracker)
         before = _counts(job.base, list(range(len(samples))), images, config, tracker, "current weights")

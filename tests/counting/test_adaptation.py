@@ -26,6 +26,7 @@ from counting.cli import main
 from counting.engine import frame_density
 from counting.images import normalise
 from counting.models import WEIGHTS_DIR, build, load_model, read_checkpoint, save_weights
+from counting.progress import WorkProgress
 from counting.training import adaptation_bench
 from counting.training.datasets import AnnotatedImage
 from tests.counting.part_b_crops import write_part_b_crops
@@ -276,8 +277,8 @@ def test_only_the_rules_first_layers_adapt_and_their_statistics_are_those_of_a_f
     assert changed == names[:2]
     # The pass that stops after the second layer measures what a whole pass measures there.
     frames = [np.asarray(Image.open(path).convert("RGB")) for path in dim_camera]
-    early = adaptation.camera_statistics(base, frames, "fp32", "cpu", adaptation.FrameProgress(8, None), layers=2)
-    whole = adaptation.camera_statistics(base, frames, "fp32", "cpu", adaptation.FrameProgress(8, None))
+    early = adaptation.camera_statistics(base, frames, "fp32", "cpu", WorkProgress(8, None), layers=2)
+    whole = adaptation.camera_statistics(base, frames, "fp32", "cpu", WorkProgress(8, None))
     assert list(early) == names[:2]
     for name in early:
         np.testing.assert_allclose(early[name][0], whole[name][0], rtol=1e-6)
