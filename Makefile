@@ -14,7 +14,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crowdscope
 # loopback) or local (MEDIA_ROOT on disk): `make test TEST_STORAGE=local`.
 TEST_STORAGE ?= s3
 
-.PHONY: setup lock services audit test test-fast lint demo bench
+.PHONY: setup lock services audit advisories test test-fast lint demo bench
 
 setup: $(STAMP)
 
@@ -61,10 +61,19 @@ lint: setup $(NODE_PACKAGES)
 services:
 	scripts/ensure-services.sh
 
-# The locked packages against PyPI's advisory database (its archive in the shared data, served on loopback): fails on a
-# known vulnerability that a release fixes.
+# The locked packages against PyPI's advisory database (its archive outside the repo, served on loopback): fails on a
+# known vulnerability that a release fixes. Without the archive it asks PyPI's per-release JSON (docs/development.md).
+# The tests of real advisories read the same archive.
+export CROWDSCOPE_ADVISORIES ?= $(abspath $(IMPORTED)/advisories/pypa-advisory-database.tar.gz)
 audit: setup
-	$(PY) scripts/audit_dependencies.py --advisories $(DATA)/advisories/pypa-advisory-database.tar.gz
+	$(PY) scripts/audit_dependencies.py --advisories $(CROWDSCOPE_ADVISORIES)
+
+# That archive, from a clone of github.com/pypa/advisory-database: `make advisories ADVISORY_REPO=PATH` (its .git, or a
+# bare mirror). `git archive` records the commit, which the audit prints with the data's age.
+advisories:
+	test -n "$(ADVISORY_REPO)" || { echo "name the clone: make advisories ADVISORY_REPO=PATH"; exit 2; }
+	mkdir -p $(dir $(CROWDSCOPE_ADVISORIES))
+	git --git-dir=$(ADVISORY_REPO) archive --format=tar.gz --prefix=advisory-database/ -o $(CROWDSCOPE_ADVISORIES) HEAD
 
 test: lint services audit
 	CROWDSCOPE_TEST_STORAGE=$(TEST_STORAGE) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest

@@ -1,7 +1,7 @@
 """PyPI's advisory database (github.com/pypa/advisory-database) served on loopback with the OSV query API, which
 pip-audit speaks (`--vulnerability-service osv --osv-url URL`), so that the dependency audit needs no internet.
 
-The data is one archive of the repository (`git archive`, as ../shared/data/advisories/README.md says): a YAML file
+The data is one archive of the repository (`git archive`, which `make advisories` writes outside the repo): a YAML file
 per advisory in the OSV schema under `*/vulns/<package>/`. `AdvisoryData.load` reads it; `serving` answers
 `POST /v1/query` with `{"package": {"name", "ecosystem": "PyPI"}, "version"}` as api.osv.dev does: `{"vulns": [...]}`
 with every advisory that affects that release, `{}` when none does.
@@ -27,11 +27,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 REPO = Path(__file__).resolve().parent.parent
-# Beside the other shared data, found as the tests find it (CROWDSCOPE_DATA, default ../shared/data).
-ARCHIVE = (
-    Path(os.environ.get("CROWDSCOPE_DATA", REPO.parent / "shared" / "data"))
-    / "advisories"
-    / "pypa-advisory-database.tar.gz"
+# Outside the repo, beside the imported data sets (../data, `make advisories`), or where CROWDSCOPE_ADVISORIES says.
+ARCHIVE = Path(
+    os.environ.get("CROWDSCOPE_ADVISORIES", REPO.parent / "data" / "advisories" / "pypa-advisory-database.tar.gz")
 )
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 # OSV's introduced "0": every release, down to the earliest PEP 440 can spell (below 0a1 and 0.dev1, which "0" is not).

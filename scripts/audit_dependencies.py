@@ -4,11 +4,12 @@ fixes.
 pip-audit itself fails on any known vulnerability, fixed or not; one with no fixed release cannot be acted on by
 upgrading, so it is printed as a warning instead of failing every build until upstream ships a fix.
 
-The advisories: PyPI's advisory database (pypa/advisory-database), from its archive in the shared data
-(../shared/data/advisories/, or `--advisories PATH`), served on loopback with the OSV API (scripts/advisory_server.py),
-so the audit needs no internet; a package it holds no advisory for is audited clean. Without that archive, pip-audit
-asks PyPI's JSON API, which may answer for no release at all (a registry proxy): packages the service has no record
-of are then listed as not audited, and do not fail the audit. A service that cannot be reached does.
+The advisories: PyPI's advisory database (pypa/advisory-database), from its archive outside the repo
+(../data/advisories/, written by `make advisories`; or `--advisories PATH`), served on loopback with the OSV API
+(scripts/advisory_server.py), so the audit needs no internet; a package it holds no advisory for is audited clean.
+Without that archive, pip-audit asks PyPI's JSON API, which may answer for no release at all (a registry proxy):
+packages the service has no record of are then listed as not audited, and do not fail the audit. A service that cannot
+be reached does.
 
 Arguments not known here go to pip-audit as they are; naming a service (`--vulnerability-service osv --osv-url URL`,
 or `pypi`) leaves the archive aside.

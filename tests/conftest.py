@@ -35,7 +35,7 @@ SLOW_MODULES = {
     TESTS / "webapp" / "test_object_storage.py",
 }
 # The fixtures that read ../shared/data; a test that uses one, however indirectly, needs the data.
-SHARED_DATA_FIXTURES = {"shared_data", "pypa_advisories"}
+SHARED_DATA_FIXTURES = {"shared_data"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
