@@ -1,7 +1,7 @@
 """The repository's shape: the libraries stay free of the web stack, dependencies point one way (workers -> webapp
 -> {counting, llm_reports}; edge -> counting; counting.training -> counting) with no import cycle, the web apps import
-each other one way (APP_ORDER) and share one layout, the web process never loads torch, a counting worker never loads
-the training code, and the Django project starts."""
+each other one way (APP_ORDER), share one layout and define no Celery task, the web process never loads torch, a
+counting worker never loads the training code, and the Django project starts."""
 
 import ast
 import json
@@ -337,6 +337,45 @@ def test_imports_against_the_order_are_found():
         "webapp.high.api -> webapp.urls",
         "webapp.low.rules -> webapp.high.views",
     ]
+
+
+def celery_tasks_defined(source: str) -> list[str]:
+    """The functions `source` makes Celery tasks of: decorated with `shared_task` or an app's `task`, called or not."""
+
+    def makes_a_task(decorator: ast.expr) -> bool:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if isinstance(target, ast.Name):
+            return target.id == "shared_task"
+        return isinstance(target, ast.Attribute) and target.attr in {"task", "shared_task"}
+
+    return [
+        node.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(map(makes_a_task, node.decorator_list))
+    ]
+
+
+def test_the_web_apps_define_no_celery_task():
+    """Every task is in workers/ (workers -> webapp); the web side sends them by name (webapp.queues)."""
+    offenders = [str(path.relative_to(REPO)) for path in (REPO / "webapp").rglob("tasks.py")]
+    for path in (REPO / "webapp").rglob("*.py"):
+        offenders += [f"{path.relative_to(REPO)}: {name}" for name in celery_tasks_defined(path.read_text())]
+    assert offenders == [], "Celery tasks outside workers/:\n" + "\n".join(offenders)
+    assert celery_tasks_defined((REPO / "workers" / "tasks.py").read_text()), "the finder finds none in workers/"
+
+
+def test_a_celery_task_is_found_however_it_is_declared():
+    source = """
+@shared_task
+def one(): ...
+@app.task(bind=True)
+def two(self): ...
+@celery.shared_task()
+async def three(): ...
+@functools.cache
+def plain(): ...
+"""
+    assert celery_tasks_defined(source) == ["one", "two", "three"]
 
 
 # One layout for every app: pages in views.py, routed by urls.py; the REST API in api.py, routed by api_urls.py under
