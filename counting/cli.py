@@ -1,4 +1,5 @@
-"""`python -m counting COMMAND`: the counting library's command line, one subcommand each.
+"""`python -m counting COMMAND`: the counting library's command line, one subcommand each (its `cmd_*` function, with
+`_declare_*` just above it declaring its arguments).
 
 - count: count people in images (a line each, or JSON), with --overlay writing each frame with its heatmap.
 - evaluate: MAE, MSE and GAME on an annotated split (a ShanghaiTech part or a point folder), per image to --csv.
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from counting.adaptation import AdaptationRule
 
 
+# What add_subparsers returns: each command's `_declare_*` adds its parser there (argparse names the class privately).
+Subcommands = argparse._SubParsersAction
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -62,9 +67,23 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
 
 
+def _add_rule_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strength", type=float, help="share of the camera's statistics (default: the rule's)")
+    parser.add_argument("--novelty-threshold", type=float, help="adapt only past this novelty (default: the rule's)")
+
+
 def _engine(args: argparse.Namespace) -> CountingEngine:
     configure_threads(args.threads)
     return CountingEngine(args.arch, args.weights, args.precision, args.device)
+
+
+def _declare_count(commands: Subcommands) -> None:
+    count = commands.add_parser("count", help="count people in images")
+    count.add_argument("images", nargs="+", metavar="IMAGE")
+    _add_model_options(count)
+    count.add_argument("--overlay", metavar="OUT_DIR", help="write each frame with its density heatmap here")
+    count.add_argument("--json", action="store_true", help="one JSON object a line")
+    count.set_defaults(run=cmd_count)
 
 
 def cmd_count(args: argparse.Namespace) -> int:
@@ -103,6 +122,17 @@ def cmd_count(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _declare_evaluate(commands: Subcommands) -> None:
+    evaluate = commands.add_parser("evaluate", help="MAE, MSE and GAME on an annotated split")
+    evaluate.add_argument("--data", required=True, help="ShanghaiTech part folder or a labelled point folder")
+    evaluate.add_argument("--split", default="test")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--limit", type=positive_int, help="only the first N images")
+    evaluate.add_argument("--csv", help="write per-image results here")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from counting.training.datasets import load_annotated
     from counting.training.evaluate import evaluate_images, summarise, write_csv
@@ -129,6 +159,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             + "  ".join(f"GAME({level}) {summary[f'game{level}']:.2f}" for level in range(4))
         )
     return 0
+
+
+def _declare_compare(commands: Subcommands) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="the shipping rule on a run's validation slices: each set's MAE for old and new weights, fp32, frames "
+        "whole, the paired standard error, and whether the new weights are better overall and worse on no set",
+    )
+    compare.add_argument(
+        "run_folder", metavar="RUN", help="a training run's folder (its last.pt names the sets and the slices)"
+    )
+    compare.add_argument("--old", required=True, help="the weights now shipped")
+    compare.add_argument("--new", required=True, help="the candidate weights")
+    compare.add_argument("--threads", type=positive_int)
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(run=cmd_compare)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -180,6 +226,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _declare_train(commands: Subcommands) -> None:
+    train_cmd = commands.add_parser("train", help="train on the train split (a validation slice is held out)")
+    _add_train_options(train_cmd)
+    train_cmd.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train_cmd.add_argument("--stop-after-epochs", type=int, help="end this invocation after N epochs (then --resume)")
+    train_cmd.set_defaults(run=cmd_train)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     given = {item.name: getattr(args, item.name) for item in _train_settings() if getattr(args, item.name) is not None}
     out = given.setdefault("out", f"runs/{args.arch}-{'+'.join(Path(data).name for data in args.data)}")
@@ -229,6 +283,25 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{item.name.replace('_', '-')}", **(option | item.metadata["option"]))
 
 
+def _declare_export(commands: Subcommands) -> None:
+    export = commands.add_parser("export", help="write shipping weights (or an ONNX graph) from a checkpoint")
+    export.add_argument("checkpoint")
+    export.add_argument("out")
+    export.add_argument("--arch", choices=sorted(ARCHITECTURES))
+    export.add_argument("--half", action="store_true", help="store float16")
+    export.add_argument(
+        "--fit-count-scale",
+        action="store_true",
+        help="scale the counts to the training frames of the run whose folder holds the checkpoint (not its "
+        "validation slice), folded into the density head",
+    )
+    export.add_argument("--onnx", action="store_true", help="write an ONNX graph for onnxruntime instead")
+    export.add_argument("--int8", action="store_true", help="with --onnx: quantise to int8 (needs --calibrate)")
+    export.add_argument("--calibrate", help="frames for int8 calibration: a folder of images or a ShanghaiTech part")
+    export.add_argument("--calibration-frames", type=positive_int, default=16)
+    export.set_defaults(run=cmd_export)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from counting.models import load_model, read_checkpoint, save_weights
     from counting.training.count_scale import scale_counts_to_run
@@ -257,6 +330,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     size_mb = Path(args.out).stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.2f} MB, {arch}, {'float16' if args.half else 'float32'})")
     return 0
+
+
+def _declare_widen(commands: Subcommands) -> None:
+    widen = commands.add_parser(
+        "widen",
+        help="start a wider CSRNet from trained weights: the same density map, with room to learn more (Net2Net)",
+    )
+    widen.add_argument("weights", help="trained weights of a narrower CSRNet (csrnet-lite)")
+    widen.add_argument("out")
+    widen.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES), help="the wider architecture")
+    widen.add_argument("--noise", type=float, default=0.01, help="noise on the copied channels, relative to each layer")
+    widen.add_argument("--seed", type=int, default=0)
+    widen.set_defaults(run=cmd_widen)
 
 
 def cmd_widen(args: argparse.Namespace) -> int:
@@ -300,6 +386,24 @@ def _export_int8(model: nn.Module, metadata: dict[str, str], args: argparse.Name
     return 0
 
 
+def _declare_import(commands: Subcommands) -> None:
+    import_cmd = commands.add_parser(
+        "import",
+        help="copy a head-annotated set into point folders (IMAGE beside NAME.json) that train and evaluate read",
+        description="scut-head SOURCE OUT and beijing-brt SOURCE OUT read those sets' public layouts and write "
+        "OUT/<set>/{train,test}; mall SOURCE OUT (frames/ and mall_gt.mat) writes one point folder; voc and mat "
+        "read a folder of images (SOURCE) with Pascal VOC head boxes or .mat point files of the same names "
+        "(--annotations, default SOURCE) and write the point folder OUT.",
+    )
+    import_cmd.add_argument("format", choices=("scut-head", "beijing-brt", "mall", "voc", "mat"))
+    import_cmd.add_argument("source")
+    import_cmd.add_argument("out")
+    import_cmd.add_argument("--annotations", help="voc, mat: the folder of NAME.xml or NAME.mat (default: SOURCE)")
+    import_cmd.add_argument("--labels", nargs="+", default=["head"], help="voc: the box names that are heads")
+    import_cmd.add_argument("--variable", default="loc", help="mat: the variable holding the N x 2 points")
+    import_cmd.set_defaults(run=cmd_import)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from counting.training import importers
 
@@ -326,6 +430,21 @@ def _rule(args: argparse.Namespace) -> AdaptationRule:
     return replace(AdaptationRule(), **given)
 
 
+def _declare_adapt(commands: Subcommands) -> None:
+    adapt = commands.add_parser(
+        "adapt",
+        help="adapt weights to one camera from its unlabeled frames (batch-norm statistics), when it needs it",
+        description="Reads every image of --frames (one camera, one size; at least the rule's minimum) and writes "
+        "--out when the rule adapts; nothing is written when the weights already fit the camera.",
+    )
+    adapt.add_argument("--frames", required=True, metavar="DIR", help="unlabeled images of one camera")
+    adapt.add_argument("--out", required=True, metavar="OUT.pt")
+    _add_model_options(adapt)
+    _add_rule_options(adapt)
+    adapt.add_argument("--json", action="store_true")
+    adapt.set_defaults(run=cmd_adapt)
+
+
 def cmd_adapt(args: argparse.Namespace) -> int:
     from counting.adaptation import adapt
 
@@ -349,6 +468,20 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _declare_adapt_references(commands: Subcommands) -> None:
+    references = commands.add_parser(
+        "adapt-references",
+        help="write beside weights the statistics of each set they trained on (adaptation's references)",
+    )
+    references.add_argument("--weights", required=True)
+    references.add_argument("--set", action="append", required=True, metavar="NAME=DATA", help="a set and its data")
+    references.add_argument("--split", default="train")
+    references.add_argument("--frames", type=positive_int, default=100, help="frames of each set, evenly thinned")
+    references.add_argument("--precision", choices=PRECISIONS, default="auto")
+    references.add_argument("--threads", type=positive_int)
+    references.set_defaults(run=cmd_adapt_references)
+
+
 def cmd_adapt_references(args: argparse.Namespace) -> int:
     from counting.adaptation import references_path, save_references, set_references, thin_evenly
     from counting.models import load_model
@@ -367,6 +500,24 @@ def cmd_adapt_references(args: argparse.Namespace) -> int:
     save_references(set_references(model, sets, args.precision), out)
     print(json.dumps({"weights": str(weights), "references": str(out), "sets": {n: len(i) for n, i in sets.items()}}))
     return 0
+
+
+def _declare_adapt_bench(commands: Subcommands) -> None:
+    adapt_bench = commands.add_parser(
+        "adapt-bench", help="the leave-out benchmark of adaptation: per camera, MAE and bias before and after"
+    )
+    adapt_bench.add_argument(
+        "--data", required=True, help="the folder of imported sets: beijing-brt, scut-head-a, mall (`import`)"
+    )
+    adapt_bench.add_argument("--shanghaitech", required=True)
+    adapt_bench.add_argument("--split", choices=("validation", "test"), default="test")
+    adapt_bench.add_argument("--weights", nargs="+", required=True)
+    adapt_bench.add_argument("--strengths", type=float, nargs="*", default=[], help="further strengths to measure")
+    _add_rule_options(adapt_bench)
+    adapt_bench.add_argument("--precision", choices=PRECISIONS, default="auto")
+    adapt_bench.add_argument("--threads", type=positive_int)
+    adapt_bench.add_argument("--out", help="write every camera's counts here, a JSON object a line")
+    adapt_bench.set_defaults(run=cmd_adapt_bench)
 
 
 def cmd_adapt_bench(args: argparse.Namespace) -> int:
@@ -390,6 +541,26 @@ def cmd_adapt_bench(args: argparse.Namespace) -> int:
         Path(args.out).write_text("".join(json.dumps(result) + "\n" for result in results))
     print(adaptation_bench.format_table(results, rule, strengths))
     return 0
+
+
+def _declare_bench(commands: Subcommands) -> None:
+    bench = commands.add_parser("bench", help="images/s at 1024x768 and test MAE per architecture and precision")
+    bench.add_argument("--arch", action="append", choices=sorted(ARCHITECTURES))
+    bench.add_argument("--image", help="a frame to time (default: the first test image of --data, else random pixels)")
+    bench.add_argument("--data", help="a ShanghaiTech part: test MAE on its test split, int8 calibrated on train")
+    bench.add_argument("--mae-images", type=positive_int, help="only the first N test images (default: all)")
+    bench.add_argument("--repeats", type=positive_int, default=5)
+    bench.add_argument("--threads", type=positive_int)
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument(
+        "--calibration-frames",
+        type=positive_int,
+        help="also time a calibration job (k-fold fine-tune) on N frames of --data's train split, with its MAE",
+    )
+    bench.add_argument(
+        "--calibration-epochs", type=positive_int, help="the calibration job's epochs (default: its own)"
+    )
+    bench.set_defaults(run=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -423,151 +594,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m counting", description="CrowdScope crowd counting")
     commands = root.add_subparsers(dest="command", required=True)
-
-    count = commands.add_parser("count", help="count people in images")
-    count.add_argument("images", nargs="+", metavar="IMAGE")
-    _add_model_options(count)
-    count.add_argument("--overlay", metavar="OUT_DIR", help="write each frame with its density heatmap here")
-    count.add_argument("--json", action="store_true", help="one JSON object a line")
-    count.set_defaults(run=cmd_count)
-
-    evaluate = commands.add_parser("evaluate", help="MAE, MSE and GAME on an annotated split")
-    evaluate.add_argument("--data", required=True, help="ShanghaiTech part folder or a labelled point folder")
-    evaluate.add_argument("--split", default="test")
-    _add_model_options(evaluate)
-    evaluate.add_argument("--limit", type=positive_int, help="only the first N images")
-    evaluate.add_argument("--csv", help="write per-image results here")
-    evaluate.add_argument("--json", action="store_true")
-    evaluate.set_defaults(run=cmd_evaluate)
-
-    train_cmd = commands.add_parser("train", help="train on the train split (a validation slice is held out)")
-    _add_train_options(train_cmd)
-    train_cmd.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    train_cmd.add_argument("--stop-after-epochs", type=int, help="end this invocation after N epochs (then --resume)")
-    train_cmd.set_defaults(run=cmd_train)
-
-    compare = commands.add_parser(
-        "compare",
-        help="the shipping rule on a run's validation slices: each set's MAE for old and new weights, fp32, frames "
-        "whole, the paired standard error, and whether the new weights are better overall and worse on no set",
-    )
-    compare.add_argument(
-        "run_folder", metavar="RUN", help="a training run's folder (its last.pt names the sets and the slices)"
-    )
-    compare.add_argument("--old", required=True, help="the weights now shipped")
-    compare.add_argument("--new", required=True, help="the candidate weights")
-    compare.add_argument("--threads", type=positive_int)
-    compare.add_argument("--json", action="store_true")
-    compare.set_defaults(run=cmd_compare)
-
-    export = commands.add_parser("export", help="write shipping weights (or an ONNX graph) from a checkpoint")
-    export.add_argument("checkpoint")
-    export.add_argument("out")
-    export.add_argument("--arch", choices=sorted(ARCHITECTURES))
-    export.add_argument("--half", action="store_true", help="store float16")
-    export.add_argument(
-        "--fit-count-scale",
-        action="store_true",
-        help="scale the counts to the training frames of the run whose folder holds the checkpoint (not its "
-        "validation slice), folded into the density head",
-    )
-    export.add_argument("--onnx", action="store_true", help="write an ONNX graph for onnxruntime instead")
-    export.add_argument("--int8", action="store_true", help="with --onnx: quantise to int8 (needs --calibrate)")
-    export.add_argument("--calibrate", help="frames for int8 calibration: a folder of images or a ShanghaiTech part")
-    export.add_argument("--calibration-frames", type=positive_int, default=16)
-    export.set_defaults(run=cmd_export)
-
-    widen = commands.add_parser(
-        "widen",
-        help="start a wider CSRNet from trained weights: the same density map, with room to learn more (Net2Net)",
-    )
-    widen.add_argument("weights", help="trained weights of a narrower CSRNet (csrnet-lite)")
-    widen.add_argument("out")
-    widen.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES), help="the wider architecture")
-    widen.add_argument("--noise", type=float, default=0.01, help="noise on the copied channels, relative to each layer")
-    widen.add_argument("--seed", type=int, default=0)
-    widen.set_defaults(run=cmd_widen)
-
-    import_cmd = commands.add_parser(
-        "import",
-        help="copy a head-annotated set into point folders (IMAGE beside NAME.json) that train and evaluate read",
-        description="scut-head SOURCE OUT and beijing-brt SOURCE OUT read those sets' public layouts and write "
-        "OUT/<set>/{train,test}; mall SOURCE OUT (frames/ and mall_gt.mat) writes one point folder; voc and mat "
-        "read a folder of images (SOURCE) with Pascal VOC head boxes or .mat point files of the same names "
-        "(--annotations, default SOURCE) and write the point folder OUT.",
-    )
-    import_cmd.add_argument("format", choices=("scut-head", "beijing-brt", "mall", "voc", "mat"))
-    import_cmd.add_argument("source")
-    import_cmd.add_argument("out")
-    import_cmd.add_argument("--annotations", help="voc, mat: the folder of NAME.xml or NAME.mat (default: SOURCE)")
-    import_cmd.add_argument("--labels", nargs="+", default=["head"], help="voc: the box names that are heads")
-    import_cmd.add_argument("--variable", default="loc", help="mat: the variable holding the N x 2 points")
-    import_cmd.set_defaults(run=cmd_import)
-
-    bench = commands.add_parser("bench", help="images/s at 1024x768 and test MAE per architecture and precision")
-    bench.add_argument("--arch", action="append", choices=sorted(ARCHITECTURES))
-    bench.add_argument("--image", help="a frame to time (default: the first test image of --data, else random pixels)")
-    bench.add_argument("--data", help="a ShanghaiTech part: test MAE on its test split, int8 calibrated on train")
-    bench.add_argument("--mae-images", type=positive_int, help="only the first N test images (default: all)")
-    bench.add_argument("--repeats", type=positive_int, default=5)
-    bench.add_argument("--threads", type=positive_int)
-    bench.add_argument("--json", action="store_true")
-    bench.add_argument(
-        "--calibration-frames",
-        type=positive_int,
-        help="also time a calibration job (k-fold fine-tune) on N frames of --data's train split, with its MAE",
-    )
-    bench.add_argument(
-        "--calibration-epochs", type=positive_int, help="the calibration job's epochs (default: its own)"
-    )
-    bench.set_defaults(run=cmd_bench)
-
-    adapt = commands.add_parser(
-        "adapt",
-        help="adapt weights to one camera from its unlabeled frames (batch-norm statistics), when it needs it",
-        description="Reads every image of --frames (one camera, one size; at least the rule's minimum) and writes "
-        "--out when the rule adapts; nothing is written when the weights already fit the camera.",
-    )
-    adapt.add_argument("--frames", required=True, metavar="DIR", help="unlabeled images of one camera")
-    adapt.add_argument("--out", required=True, metavar="OUT.pt")
-    _add_model_options(adapt)
-    _add_rule_options(adapt)
-    adapt.add_argument("--json", action="store_true")
-    adapt.set_defaults(run=cmd_adapt)
-
-    references = commands.add_parser(
-        "adapt-references",
-        help="write beside weights the statistics of each set they trained on (adaptation's references)",
-    )
-    references.add_argument("--weights", required=True)
-    references.add_argument("--set", action="append", required=True, metavar="NAME=DATA", help="a set and its data")
-    references.add_argument("--split", default="train")
-    references.add_argument("--frames", type=positive_int, default=100, help="frames of each set, evenly thinned")
-    references.add_argument("--precision", choices=PRECISIONS, default="auto")
-    references.add_argument("--threads", type=positive_int)
-    references.set_defaults(run=cmd_adapt_references)
-
-    adapt_bench = commands.add_parser(
-        "adapt-bench", help="the leave-out benchmark of adaptation: per camera, MAE and bias before and after"
-    )
-    adapt_bench.add_argument(
-        "--data", required=True, help="the folder of imported sets: beijing-brt, scut-head-a, mall (`import`)"
-    )
-    adapt_bench.add_argument("--shanghaitech", required=True)
-    adapt_bench.add_argument("--split", choices=("validation", "test"), default="test")
-    adapt_bench.add_argument("--weights", nargs="+", required=True)
-    adapt_bench.add_argument("--strengths", type=float, nargs="*", default=[], help="further strengths to measure")
-    _add_rule_options(adapt_bench)
-    adapt_bench.add_argument("--precision", choices=PRECISIONS, default="auto")
-    adapt_bench.add_argument("--threads", type=positive_int)
-    adapt_bench.add_argument("--out", help="write every camera's counts here, a JSON object a line")
-    adapt_bench.set_defaults(run=cmd_adapt_bench)
+    for declare in (
+        _declare_count,
+        _declare_evaluate,
+        _declare_train,
+        _declare_compare,
+        _declare_export,
+        _declare_widen,
+        _declare_import,
+        _declare_bench,
+        _declare_adapt,
+        _declare_adapt_references,
+        _declare_adapt_bench,
+    ):
+        declare(commands)
     return root
-
-
-def _add_rule_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--strength", type=float, help="share of the camera's statistics (default: the rule's)")
-    parser.add_argument("--novelty-threshold", type=float, help="adapt only past this novelty (default: the rule's)")
 
 
 def main(argv: list[str] | None = None) -> int:
