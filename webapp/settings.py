@@ -20,6 +20,7 @@ from webapp.queues import (
     CALIBRATE_QUEUE,
     CHECK_UNUSUAL_LEVELS,
     DEFAULT_QUEUE,
+    DELETE_REPLACED_UPLOADS,
     EXPIRE_BY_AGE,
     GENERATE_REPORT,
     RECOUNT_PERIOD,
@@ -493,6 +494,8 @@ CELERY_BEAT_SCHEDULE = {
     # Which reports go to whom and when lives in the database (subscriptions); this only looks every minute.
     "send-due-reports": {"task": SEND_DUE_REPORTS, "schedule": 60.0},
     "expire-by-age": {"task": EXPIRE_BY_AGE, "schedule": crontab(hour=3, minute=17)},
+    # Unblurred uploads whose worker died before deleting them (webapp.ingest.privacy): not kept longer than this.
+    "delete-replaced-uploads": {"task": DELETE_REPLACED_UPLOADS, "schedule": 300.0},
     # Escalations of alerts left unacknowledged, and notifications whose task was lost.
     "sweep-notifications": {"task": SWEEP_NOTIFICATIONS, "schedule": 60.0},
     # Each hour's mean against the camera's usual level (webapp.alerts.unusual), once the hour's frames are in.

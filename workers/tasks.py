@@ -9,7 +9,8 @@ name); each is a thin wrapper over the webapp module that does the work.
   recounts a camera's period with the weights it uses now.
 - Notifications (the default queue): `deliver_notification`, retried with back-off.
 - Run by the beat (CELERY_BEAT_SCHEDULE, on the default queue): `requeue_stale_frames`, `expire_by_age`,
-  `send_due_reports`, `adapt_new_cameras`, `sweep_notifications`, `check_unusual_levels`, `warm_site_analytics`.
+  `send_due_reports`, `adapt_new_cameras`, `sweep_notifications`, `check_unusual_levels`, `warm_site_analytics`,
+  `delete_replaced_uploads`.
 
 The report and calibration jobs are imported inside their tasks, so a counting worker never loads the LLM code.
 """
@@ -34,7 +35,7 @@ from webapp.calibration.models import TIME_LIMIT as CALIBRATION_TIME_LIMIT
 from webapp.dashboard.site_figures import WARM_WITHIN, warm_site_figures
 from webapp.ingest import retention
 from webapp.ingest.models import Frame
-from webapp.ingest.privacy import write_blurred_copy
+from webapp.ingest.privacy import sweep_replaced_uploads, write_blurred_copy
 from webapp.ingest.queueing import enqueue_count
 from webapp.ingest.results import Counted, apply_retention, store_result
 from webapp.ingest.storage import StorageUnavailable, read_media_file
@@ -47,6 +48,7 @@ from webapp.queues import (
     CHECK_UNUSUAL_LEVELS,
     COUNT_FRAME,
     COUNT_FRAME_IN_BATCH,
+    DELETE_REPLACED_UPLOADS,
     DELIVER_NOTIFICATION,
     EXPIRE_BY_AGE,
     GENERATE_REPORT,
@@ -234,6 +236,13 @@ ATTEMPT_TIME_LIMIT = timedelta(minutes=15)
 def expire_by_age() -> list[str]:
     """Run by the beat daily: retention by age (webapp.ingest.retention); what each step freed."""
     return [str(freed) for freed in retention.expire_by_age(timezone.now())]
+
+
+@app.task(name=DELETE_REPLACED_UPLOADS)
+def delete_replaced_uploads() -> int:
+    """Every five minutes (the beat): unblurred uploads whose worker died before deleting them
+    (webapp.ingest.privacy); how many were deleted."""
+    return sweep_replaced_uploads(timezone.now())
 
 
 @app.task(name=SEND_DUE_REPORTS)

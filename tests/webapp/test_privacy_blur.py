@@ -20,11 +20,11 @@ from tests.stored_media import stored_bytes, stored_files
 from webapp.calibration.adaptation import stored_frames
 from webapp.calibration.jobs import run_recount
 from webapp.calibration.models import RecountJob
-from webapp.ingest.models import Frame, Result
+from webapp.ingest.models import Frame, ReplacedUpload, Result
 from webapp.ingest.privacy import is_blurred, write_blurred_copy
 from webapp.ingest.results import Counted, store_result
 from webapp.reports.charts import peak_heatmap
-from workers.tasks import count_frame, count_stored_frame
+from workers.tasks import count_frame, count_stored_frame, delete_replaced_uploads
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +85,7 @@ def test_the_worker_stores_the_frame_blurred_where_people_are_and_counts_it_as_u
 
     # The upload is gone; the frame's image is the blurred copy, in the upload's format and size.
     assert is_blurred(frame.image) and not is_blurred(plain.image)
-    assert not default_storage.exists(upload)
+    assert not default_storage.exists(upload) and not ReplacedUpload.objects.exists()
     assert stored_files(f"frames/{blurring.pk}") == [frame.image.name]
     with Image.open(io.BytesIO(stored_bytes(frame.image.name))) as kept:
         assert (kept.format, kept.size) == ("JPEG", (1024, 768))
@@ -185,6 +185,53 @@ def test_a_downscaled_copy_of_a_blurred_frame_is_made_of_the_blurred_pixels(
         return np.asarray(image).astype(np.int16)
 
     assert np.abs(kept - small(blurred)).mean() < np.abs(kept - small(original)).mean() / 3
+
+
+def test_an_upload_left_by_a_worker_that_died_after_the_commit_is_swept(
+    blurring, small_jpeg_bytes, django_capture_on_commit_callbacks
+):
+    """The worker stores the result, then dies before the upload's delete, which runs only after the commit: the
+    unblurred upload, named by no frame, is deleted by the beat's sweep once its worker's own chance has passed."""
+    frame = queued_frame(blurring, small_jpeg_bytes)
+    upload = frame.image.name
+    with django_capture_on_commit_callbacks(execute=False) as left_undone:
+        count_frame.apply(args=[frame.pk]).get()
+    assert left_undone, "the upload's delete runs after the commit"
+    frame.refresh_from_db()
+    assert is_blurred(frame.image) and default_storage.exists(upload)
+    assert list(ReplacedUpload.objects.values_list("name", flat=True)) == [upload]
+
+    assert delete_replaced_uploads.apply().get() == 0  # within the grace: its worker may be deleting it now
+    assert default_storage.exists(upload)
+
+    ReplacedUpload.objects.update(replaced_at=timezone.now() - timedelta(minutes=2))
+    assert delete_replaced_uploads.apply().get() == 1
+    assert not default_storage.exists(upload) and not ReplacedUpload.objects.exists()
+    assert stored_files(f"frames/{blurring.pk}") == [frame.image.name]
+    assert delete_replaced_uploads.apply().get() == 0
+
+
+def test_a_storage_that_refuses_the_uploads_delete_leaves_it_for_the_sweep(
+    blurring, small_jpeg_bytes, run_task, monkeypatch
+):
+    frame = queued_frame(blurring, small_jpeg_bytes)
+    upload = frame.image.name
+
+    def refuse(name: str) -> None:
+        raise OSError("the storage is away")
+
+    with monkeypatch.context() as storage_away:
+        storage_away.setattr(default_storage, "delete", refuse)
+        run_task(frame)  # on_commit(robust=True): the failed delete is logged, the result stays stored
+        assert default_storage.exists(upload) and ReplacedUpload.objects.filter(name=upload).exists()
+
+        ReplacedUpload.objects.update(replaced_at=timezone.now() - timedelta(minutes=2))
+        with pytest.raises(OSError, match="away"):
+            delete_replaced_uploads.apply().get()
+        assert ReplacedUpload.objects.filter(name=upload).exists()  # kept for the next sweep
+
+    assert delete_replaced_uploads.apply().get() == 1
+    assert not default_storage.exists(upload) and not ReplacedUpload.objects.exists()
 
 
 def test_a_result_stored_twice_leaves_no_blurred_copy_behind(blurring, small_jpeg_bytes, run_task):

@@ -189,3 +189,13 @@ class ZoneCount(models.Model):
         if self.captured_at is None:
             self.captured_at = self.result.captured_at
         super().save(*args, **kwargs)
+
+
+class ReplacedUpload(models.Model):
+    """An unblurred upload that its blurred copy replaced as its frame's image (webapp.ingest.privacy), until the
+    upload's file is deleted. Written in the transaction that switches the frame, so that a worker dying after the
+    commit, or a storage refusing the delete, leaves a row for the sweep (`sweep_replaced_uploads`) rather than an
+    unblurred frame kept for ever with nothing naming it."""
+
+    name = models.CharField(max_length=255, unique=True, help_text="the upload's name in the media storage")
+    replaced_at = models.DateTimeField(default=timezone.now)

@@ -6,6 +6,8 @@ content change together and nothing else must be kept in step: a frame counted b
 stays unblurred, and unshown, under its old name. The worker counts the frame as uploaded, writes the blurred copy
 under a new name, and switches the frame to it in the transaction that stores the result (store_result); the upload
 is deleted after the commit. Until then the frame's image is withheld from pages, the API and emails (`image_shown`).
+The same transaction records the upload as a ReplacedUpload: where its delete fails or never runs (the worker died
+just after the commit), the beat's sweep (`sweep_replaced_uploads`) deletes it within minutes.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 
 import numpy as np
 from django.conf import settings
+from django.core.files.storage import Storage
 from django.db.models.fields.files import FieldFile
 from PIL import Image
 
 from counting.privacy import blur_dense_regions
 from webapp.cameras.models import Camera
-from webapp.ingest.models import Frame
+from webapp.ingest.models import Frame, ReplacedUpload
 from webapp.ingest.storage import write_media_file
 from webapp.ingest.uploads import EXTENSIONS
 
@@ -31,6 +35,10 @@ BLURRED_MARK = "-blurred"
 # The formats frames are uploaded in, by their stored extension: a blurred frame keeps its own.
 PIL_FORMATS = {extension: image_format for image_format, extension in EXTENSIONS.items()}
 JPEG_QUALITY = 90
+# A replaced upload younger than this may still be deleted by its own worker, just after its commit.
+REPLACED_UPLOAD_GRACE = timedelta(minutes=1)
+# Each sweep at most: rows are left only by failed deletes, so a backlog means the storage is away.
+REPLACED_UPLOADS_A_SWEEP = 1000
 WITHHELD = (
     "frame {frame} is not shown: its camera keeps frames with heads blurred, and this one is not blurred (it is once "
     "counted; frames counted before blurring was turned on stay unshown)"
@@ -94,3 +102,22 @@ def write_blurred_copy(frame: Frame, rgb: np.ndarray, density: np.ndarray) -> Bl
     copy = FieldFile(frame, frame.image.field, frame.image.name)
     write_media_file(copy, blurred_filename(f"frame{uploaded.suffix}"), data)
     return BlurredFrame(copy.name, blurred, share, (time.perf_counter() - started) * 1000)
+
+
+def delete_replaced_upload(storage: Storage, name: str) -> None:
+    """Delete the replaced upload `name` from `storage` (a name already gone is no error), then its row."""
+    storage.delete(name)
+    ReplacedUpload.objects.filter(name=name).delete()
+
+
+def sweep_replaced_uploads(now: datetime) -> int:
+    """The sweep (the beat, every few minutes): delete the replaced uploads whose own delete failed or never ran,
+    recorded before `now` less REPLACED_UPLOAD_GRACE, with their rows; how many. A storage still refusing leaves the
+    rest for the next sweep."""
+    storage = Frame._meta.get_field("image").storage
+    names = ReplacedUpload.objects.filter(replaced_at__lt=now - REPLACED_UPLOAD_GRACE).order_by("replaced_at")
+    swept = 0
+    for name in names.values_list("name", flat=True)[:REPLACED_UPLOADS_A_SWEEP]:
+        delete_replaced_upload(storage, name)
+        swept += 1
+    return swept

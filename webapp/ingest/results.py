@@ -19,8 +19,8 @@ from counting.overlay import heatmap_png
 from counting.zones import zone_counts
 from webapp.cameras.models import Camera
 from webapp.ingest.events import count_committed, frame_counted
-from webapp.ingest.models import Frame, LatestCount, Result, ZoneCount
-from webapp.ingest.privacy import BlurredFrame, blurred_filename, is_blurred
+from webapp.ingest.models import Frame, LatestCount, ReplacedUpload, Result, ZoneCount
+from webapp.ingest.privacy import BlurredFrame, blurred_filename, delete_replaced_upload, is_blurred
 from webapp.ingest.rollups import add_to_quarter_hours, record_latest, recount_quarter_hour, tally_counts
 from webapp.ingest.series import QUARTER_HOUR, bucket_start
 from webapp.ingest.storage import StorageUnavailable, write_media_file
@@ -84,7 +84,8 @@ def store_result(frame: Frame, counted: Counted, blurred: BlurredFrame | None = 
     """Save the result and mark the frame done, unless another delivery of the task got there first (then None).
 
     With `blurred` (webapp.ingest.privacy), the frame's image becomes that stored copy in the same transaction, and
-    the upload is deleted once it commits; when the result is not stored, the copy is deleted instead."""
+    the upload is deleted once it commits (or later by the sweep, its ReplacedUpload row says); when the result is not
+    stored, the copy is deleted instead."""
     density_file, heatmap_file = _result_files(frame, counted)
     with transaction.atomic():
         try:
@@ -98,9 +99,10 @@ def store_result(frame: Frame, counted: Counted, blurred: BlurredFrame | None = 
                 frame.image.storage.delete(blurred.name)
             return None
         if blurred is not None:
-            # After the commit: until then the upload is the frame's image, and stays it on a rollback.
+            # After the commit: until then the upload is the frame's image, and stays it on a rollback. Its
+            # ReplacedUpload row, written with the switch, outlives a delete that fails or never runs.
             uploaded = frame.image.name
-            transaction.on_commit(lambda: frame.image.storage.delete(uploaded), robust=True)
+            transaction.on_commit(lambda: delete_replaced_upload(frame.image.storage, uploaded), robust=True)
         transaction.on_commit(lambda: _record_counted(result.frame, counted))
     if blurred is not None:
         frame.image.name = blurred.name
@@ -130,6 +132,7 @@ def _save_result(
         locked.status, locked.error = Frame.Status.DONE, ""
         changed = ["status", "error"]
         if blurred is not None:
+            ReplacedUpload.objects.create(name=locked.image.name)
             locked.image.name = blurred.name
             changed.append("image")
         locked.save(update_fields=changed)
