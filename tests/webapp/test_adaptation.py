@@ -19,7 +19,7 @@ from PIL import Image
 from counting.engine import CountingEngine, resolve_precision
 from counting.images import load_rgb
 from counting.models import default_weights, read_checkpoint
-from tests.factories import gateway_with_token, queued_frame, token_client
+from tests.factories import calibrated_weights, gateway_with_token, queued_frame, token_client
 from tests.stored_media import replace_stored, stored_bytes, stored_copy
 from tests.webapp.test_calibration_jobs import FRAMES, folder, mark_folder  # noqa: F401  (`folder` is a fixture)
 from webapp import queues
@@ -74,23 +74,6 @@ def counted_frames(camera, frames: int, hours: int, start: datetime | None = Non
         frame = queued_frame(camera, drawn_jpeg(first_seed + index), status=Frame.Status.DONE, captured_at=captured)
         Result.objects.create(frame=frame, count=3.0, model_name="csrnet-lite", model_version="t@0", inference_ms=1)
         made.append(frame)
-    return made
-
-
-def calibrated_version(camera, number: int, base=None, **fields) -> WeightsVersion:
-    made = WeightsVersion(
-        camera=camera,
-        number=number,
-        arch="csrnet-lite",
-        base=base,
-        held_out_mae_before=9.0,
-        held_out_mae_after=3.0,
-        held_out_frames=12,
-        folds=3,
-        **fields,
-    )
-    made.weights.save(f"v{number}.pt", ContentFile(b"not a checkpoint"), save=False)
-    made.save()
     return made
 
 
@@ -202,7 +185,7 @@ def test_the_camera_keeps_its_weights_when_the_library_finds_they_fit(camera, se
 
 
 def test_a_job_that_cannot_run_fails_and_the_camera_keeps_its_weights(camera):
-    kept = calibrated_version(camera, 1)
+    kept = calibrated_weights(camera, 1)
     use(camera, kept)
 
     def run() -> AdaptationJob:
@@ -240,7 +223,7 @@ def test_a_job_that_cannot_run_fails_and_the_camera_keeps_its_weights(camera):
 
 
 def test_roll_back_steps_to_the_previous_version_then_the_default(operator, sign_in, camera, other_camera):
-    v1 = calibrated_version(camera, 1)
+    v1 = calibrated_weights(camera, 1)
     v2 = adapted_version(camera, 2)
     use(camera, v2)
     url = f"/api/v1/cameras/{camera.pk}/weights/rollback/"
@@ -268,7 +251,7 @@ def test_roll_back_steps_to_the_previous_version_then_the_default(operator, sign
 def test_adapting_again_starts_from_the_default_weights_once_at_a_time(
     operator, camera, django_capture_on_commit_callbacks
 ):
-    calibrated = calibrated_version(camera, 1)  # not a checkpoint: adapting from it would fail
+    calibrated = calibrated_weights(camera, 1)  # not a checkpoint: adapting from it would fail
     use(camera, calibrated)
     counted_frames(camera, 6, hours=3)
     url = f"/api/v1/cameras/{camera.pk}/adaptations/"
@@ -309,7 +292,7 @@ def test_new_cameras_with_enough_frames_over_enough_hours_adapt_once(
     counted_frames(daytime, 8, hours=2)
     calibrated = Camera.objects.create(site=site, name="calibrated")
     counted_frames(calibrated, 6, hours=3)
-    calibrated_version(calibrated, 1)
+    calibrated_weights(calibrated, 1)
     tried = Camera.objects.create(site=site, name="tried before")
     counted_frames(tried, 6, hours=3)
     AdaptationJob.objects.create(camera=tried, status="failed", message="too few frames")
@@ -439,7 +422,7 @@ def test_the_command_adapts_on_a_folder(camera, tmp_path, capsys):
     ],
 )
 def test_the_command_refuses_a_bad_folder_and_the_camera_keeps_its_weights(camera, tmp_path, capsys, images, error):
-    kept = calibrated_version(camera, 1)
+    kept = calibrated_weights(camera, 1)
     use(camera, kept)
     for name, data in images.items():
         (tmp_path / name).write_bytes(data)
@@ -480,13 +463,13 @@ def test_the_camera_page_says_what_the_count_rests_on(sign_in, camera):
     adapted = adapted_version(camera, 1)
     use(camera, adapted)
     assert line() == "Adapted from 100 frames of 3 Dec-5 Dec (mean count 14.2 → 27.9), weights v1."
-    calibrated = calibrated_version(camera, 2, base=adapted, created_at=datetime(2026, 12, 6, 12, tzinfo=UTC))
+    calibrated = calibrated_weights(camera, 2, base=adapted, created_at=datetime(2026, 12, 6, 12, tzinfo=UTC))
     use(camera, calibrated)
     assert line() == (
         "Adapted, then calibrated: about ±3 people on frames like these, measured on 12 marked frames "
         "(weights v2, 6 Dec 2026)."
     )
-    use(camera, calibrated_version(camera, 3, created_at=datetime(2026, 12, 7, 12, tzinfo=UTC)))
+    use(camera, calibrated_weights(camera, 3, created_at=datetime(2026, 12, 7, 12, tzinfo=UTC)))
     assert line().startswith("Calibrated: about ±3 people on frames like these, measured on 12 marked frames")
 
 

@@ -14,11 +14,10 @@ from auditlog.models import LogEntry
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.files.base import ContentFile
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from tests.factories import ago, frame_counted_by_worker, frame_with_result, user_with_role
+from tests.factories import ago, calibrated_weights, frame_counted_by_worker, frame_with_result, user_with_role
 from webapp.accounts.models import ApiKey
 from webapp.accounts.roles import Role
 from webapp.alerts.models import Alert
@@ -304,22 +303,8 @@ def test_an_api_keys_sites_changed_in_the_admin_are_recorded(admin_client, admin
     assert key.key_hash not in json.dumps(changes)
 
 
-def weights_version(camera, number: int) -> WeightsVersion:
-    made = WeightsVersion(
-        camera=camera,
-        number=number,
-        arch="csrnet-lite",
-        held_out_mae_before=9.0,
-        held_out_mae_after=3.0,
-        held_out_frames=12,
-    )
-    made.weights.save(f"v{number}.pt", ContentFile(b"weights"), save=False)
-    made.save()
-    return made
-
-
 def test_the_weights_version_switched_through_the_api_is_recorded(operator_person, camera):
-    first, second = weights_version(camera, 1), weights_version(camera, 2)
+    first, second = calibrated_weights(camera, 1), calibrated_weights(camera, 2)
     mark = latest_pk()
     weights = f"/api/v1/cameras/{camera.pk}/weights/"
     activated = operator_person.client.post(
@@ -339,7 +324,7 @@ def test_the_weights_version_switched_through_the_api_is_recorded(operator_perso
 
 def test_a_person_the_rest_api_authenticates_in_the_view_is_the_actor(camera):
     person = user_with_role("olga", Role.OPERATOR)
-    version = weights_version(camera, 1)
+    version = calibrated_weights(camera, 1)
     api = APIClient()
     api.force_authenticate(person)  # no session: who it is is known inside the view only, after every middleware
     mark = latest_pk()

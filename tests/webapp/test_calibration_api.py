@@ -11,10 +11,10 @@ from django.utils import timezone
 from PIL import Image
 
 from counting.density_files import density_npz
-from tests.factories import gateway_with_token, queued_frame, token_client
+from tests.factories import calibrated_weights, gateway_with_token, queued_frame, token_client
 from tests.stored_media import stored_files
 from webapp.accounts.roles import Role
-from webapp.calibration.models import CalibrationJob, MarkedFrame, WeightsVersion
+from webapp.calibration.models import CalibrationJob, MarkedFrame
 from webapp.ingest.models import Frame, Result
 
 pytestmark = pytest.mark.django_db
@@ -39,22 +39,6 @@ def mark(camera, data: bytes, points: list, frame: Frame | None = None) -> Marke
     marked.image.save("marked.jpg", ContentFile(data), save=False)
     marked.save()
     return marked
-
-
-def version(camera, number: int, onnx: bytes = b"onnx-bytes") -> WeightsVersion:
-    made = WeightsVersion(
-        camera=camera,
-        number=number,
-        arch="csrnet-lite",
-        held_out_mae_before=9.0,
-        held_out_mae_after=3.0,
-        held_out_frames=12,
-        folds=3,
-    )
-    made.weights.save(f"v{number}.pt", ContentFile(b"weights"), save=False)
-    made.onnx.save(f"v{number}.onnx", ContentFile(onnx), save=False)
-    made.save()
-    return made
 
 
 def done_frame(camera, data: bytes, count: float, density: np.ndarray | None = None, **fields) -> Frame:
@@ -247,8 +231,8 @@ def test_a_job_whose_worker_was_lost_no_longer_blocks_a_new_one(operator, camera
 
 
 def test_activating_a_version_and_back_to_the_default(operator, camera, other_camera):
-    v1, v2 = version(camera, 1), version(camera, 2)
-    theirs = version(other_camera, 1)
+    v1, v2 = calibrated_weights(camera, 1, onnx=b"onnx-bytes"), calibrated_weights(camera, 2, onnx=b"onnx-bytes")
+    theirs = calibrated_weights(other_camera, 1, onnx=b"onnx-bytes")
 
     listed = post_json(operator, url(camera, "weights/activate/"), {"version": v2.pk}).json()
     assert listed["active"] == v2.pk and [v["number"] for v in listed["versions"]] == [1, 2]
@@ -263,7 +247,7 @@ def test_activating_a_version_and_back_to_the_default(operator, camera, other_ca
 def test_the_gateway_fetches_the_active_onnx_once(camera, other_camera, gateway):
     client = token_client(gateway.token)
     assert client.get(url(camera, "weights.onnx")).status_code == 404  # default weights
-    active = version(camera, 1, onnx=b"tuned-onnx")
+    active = calibrated_weights(camera, 1, onnx=b"tuned-onnx")
     camera.active_weights = active
     camera.save()
 
@@ -301,7 +285,7 @@ def test_the_camera_page_shows_the_measured_error_and_the_calibrate_link(sign_in
     assert "Default weights: not adapted or calibrated yet." in page
     assert f'href="/cameras/{camera.pk}/calibrate/"' in page
 
-    camera.active_weights = version(camera, 1)
+    camera.active_weights = calibrated_weights(camera, 1, onnx=b"onnx-bytes")
     camera.save()
     page = sign_in(Role.VIEWER).get(f"/cameras/{camera.pk}/").content.decode()
     assert "Calibrated: about ±3 people on frames like these, measured on 12 marked frames (weights v1, " in page
