@@ -5,11 +5,17 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from webapp.calibration.adaptation import queue_adaptation
-from webapp.calibration.api.common import PeopleView, absolute_url, camera_with_weights
+from webapp.calibration.api.common import (
+    PeopleView,
+    absolute_url,
+    camera_with_weights,
+    job_accepted,
+    job_already_active,
+)
 from webapp.calibration.models import (
     MIN_MARKED_FRAMES,
     AdaptationJob,
@@ -80,15 +86,8 @@ class CalibrationListView(PeopleView):
                 )
                 transaction.on_commit(lambda: enqueue_calibration(job))
         except IntegrityError:
-            active = CalibrationJob.objects.filter(camera=camera, status__in=CalibrationJob.ACTIVE).first()
-            state, active_id = (active.status, active.pk) if active else ("running", None)
-            return Response(
-                {"detail": f"a calibration of camera {camera.pk} is already {state}", "id": active_id},
-                status=status.HTTP_409_CONFLICT,
-            )
-        job.refresh_from_db()
-        body = CalibrationJobSerializer(job, context={"request": request}).data
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+            return job_already_active(CalibrationJob, camera, "a calibration")
+        return job_accepted(request, job, CalibrationJobSerializer)
 
 
 class CalibrationDetailView(PeopleView):
@@ -159,15 +158,8 @@ class AdaptationListView(PeopleView):
         try:
             job = queue_adaptation(camera, created_by=request.user)
         except IntegrityError:
-            active = AdaptationJob.objects.filter(camera=camera, status__in=AdaptationJob.ACTIVE).first()
-            state, active_id = (active.status, active.pk) if active else ("running", None)
-            return Response(
-                {"detail": f"an adaptation of camera {camera.pk} is already {state}", "id": active_id},
-                status=status.HTTP_409_CONFLICT,
-            )
-        job.refresh_from_db()
-        body = AdaptationJobSerializer(job, context={"request": request}).data
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+            return job_already_active(AdaptationJob, camera, "an adaptation")
+        return job_accepted(request, job, AdaptationJobSerializer)
 
 
 class AdaptationDetailView(PeopleView):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 
-from webapp.calibration.api.common import PeopleView, absolute_url, bad_field, camera_with_weights
+from webapp.calibration.api.common import PeopleView, absolute_url, bad_field, camera_with_weights, job_accepted
 from webapp.calibration.models import (
     RecountJob,
 )
@@ -54,9 +54,7 @@ class RecountListView(PeopleView):
         if start >= end:
             raise bad_field("from", "must be before `to`")
         job = queue_recount(camera, start, end, request.user, "waiting for a worker")
-        job.refresh_from_db()
-        body = RecountSerializer(job, context={"request": request}).data
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+        return job_accepted(request, job, RecountSerializer)
 
 
 class RecountDetailView(PeopleView):
